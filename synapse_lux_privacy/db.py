@@ -1,0 +1,32 @@
+"""How the module's stores reach a database.
+
+In Synapse the runner is ``ModuleApi.run_db_interaction``; unit tests pass a
+runner over a plain ``sqlite3`` connection. SQL is written with ``?``
+placeholders: Synapse converts them for PostgreSQL.
+"""
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, Protocol, TypeVar
+
+T = TypeVar("T")
+
+Dialect = Literal["sqlite", "postgres"]
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor (or Synapse's LoggingTransaction) the stores use."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
+
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+
+class DbRunner(Protocol):
+    """Runs ``func(cursor, *args)`` in one transaction and returns its result."""
+
+    def __call__(self, desc: str, func: Callable[..., T], *args: Any) -> Awaitable[T]: ...

@@ -1,0 +1,36 @@
+"""Prometheus metrics of the sweep, registered in Synapse's registry.
+
+Every metric carries Synapse's ``server_name`` label, as Synapse requires of
+metrics in its shared registry.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+SERVER_NAME_LABEL = "server_name"
+
+sweep_duration_seconds = Histogram(
+    "lux_privacy_sweep_duration_seconds",
+    "Wall time of a complete retention sweep (dry runs included).",
+    labelnames=[SERVER_NAME_LABEL, "dry_run"],
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600),
+)
+items_deleted_total = Counter(
+    "lux_privacy_items_deleted_total",
+    "Items deleted by each rule.",
+    labelnames=[SERVER_NAME_LABEL, "rule"],
+)
+bytes_deleted_total = Counter(
+    "lux_privacy_bytes_deleted_total",
+    "Bytes deleted by each rule, where the rule knows them.",
+    labelnames=[SERVER_NAME_LABEL, "rule"],
+)
+rule_errors_total = Counter(
+    "lux_privacy_rule_errors_total",
+    "Errors raised while a rule ran (the rule stops for that sweep; the others go on).",
+    labelnames=[SERVER_NAME_LABEL, "rule"],
+)
+last_successful_sweep_timestamp_seconds = Gauge(
+    "lux_privacy_last_successful_sweep_timestamp_seconds",
+    "When the last real sweep without errors finished (seconds since the epoch).",
+    labelnames=[SERVER_NAME_LABEL],
+)

@@ -1,0 +1,107 @@
+"""The module Synapse loads: ``synapse_lux_privacy.LuxPrivacyModule``.
+
+It parses the configuration (config.md), creates the module's tables, mounts
+the admin API (admin-api.md), schedules the periodic sweep on the one instance
+that runs background tasks, and warns about native Synapse settings that
+contradict the Luxchat policy (R1-R12).
+"""
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from synapse.module_api import ModuleApi
+
+from synapse_lux_privacy import synapse_adapter
+from synapse_lux_privacy.admin_api import ADMIN_API_PREFIX
+from synapse_lux_privacy.admin_api.audit_endpoint import AuditEndpoint
+from synapse_lux_privacy.admin_api.holds_endpoint import HoldsEndpoint
+from synapse_lux_privacy.admin_api.resource import AdminApiResource, route
+from synapse_lux_privacy.admin_api.sweep_endpoint import SweepEndpoint
+from synapse_lux_privacy.admin_api.users_endpoint import UsersEndpoint
+from synapse_lux_privacy.config import LuxPrivacyConfig, parse_config
+from synapse_lux_privacy.native_settings import find_contradictions
+from synapse_lux_privacy import metrics
+from synapse_lux_privacy.store.audit import AuditStore
+from synapse_lux_privacy.store.database import ModuleDatabase
+from synapse_lux_privacy.store.holds import HoldStore
+from synapse_lux_privacy.store.sweep_lock import SweepLockStore
+from synapse_lux_privacy.store.sweeps import SweepRunStore
+from synapse_lux_privacy.sweep.orchestrator import SweepAlreadyRunning, SweepOrchestrator
+
+logger = logging.getLogger(__name__)
+
+
+class LuxPrivacyModule:
+    """Enforces the Luxchat retention and privacy rules on one Synapse process."""
+
+    def __init__(self, config: LuxPrivacyConfig, api: ModuleApi) -> None:
+        self._config = config
+        self._api = api
+        self._db = ModuleDatabase(api, synapse_adapter.database_dialect(api))
+        self._holds = HoldStore(self._db)
+        self._audit = AuditStore(self._db)
+        self._runs = SweepRunStore(self._db)
+        self._orchestrator = SweepOrchestrator(
+            rules={},
+            holds=self._holds,
+            audit=self._audit,
+            lock=SweepLockStore(self._db),
+            runs=self._runs,
+            clock_ms=api.get_current_time_msec,
+            instance_name=api.worker_name or "master",
+            server_name=api.server_name,
+            batch_size=config.sweep_batch_size,
+        )
+        self._mount_admin_api()
+        api.looping_background_call(
+            self._periodic_sweep, config.sweep_interval_ms, desc="lux_privacy_sweep"
+        )
+        api.run_as_background_process("lux_privacy_startup", self._startup)
+
+    @staticmethod
+    def parse_config(config: Mapping[str, Any]) -> LuxPrivacyConfig:
+        """Validate the module block of homeserver.yaml (config.md); errors name the key."""
+        synapse_adapter.check_synapse_version()
+        return parse_config(config)
+
+    def _mount_admin_api(self) -> None:
+        clock = self._api.get_current_time_msec
+        sweep = SweepEndpoint(self._config, self._orchestrator, clock)
+        holds = HoldsEndpoint(self._holds, clock)
+        audit = AuditEndpoint(self._audit)
+        users = UsersEndpoint(self._api, self._holds)
+        routes = [
+            route("POST", "/sweep", sweep.post),
+            route("GET", "/audit", audit.get),
+            route("GET", "/holds", holds.list),
+            route("GET", "/holds/{hold_id}", holds.get),
+            route("PUT", "/holds/{hold_id}", holds.put),
+            route("DELETE", "/holds/{hold_id}", holds.delete),
+            route("GET", "/users/{user_id}", users.report),
+        ]
+        self._api.register_web_resource(ADMIN_API_PREFIX, AdminApiResource(self._api, routes))
+
+    async def _startup(self) -> None:
+        await self._db.ensure_schema()
+        last = await self._runs.last_finished_ts()
+        if last is not None:
+            metrics.last_successful_sweep_timestamp_seconds.labels(self._api.server_name).set(
+                last / 1000
+            )
+        self._warn_about_native_settings()
+
+    def _warn_about_native_settings(self) -> None:
+        try:
+            homeserver, config_dir = synapse_adapter.homeserver_config(self._api)
+        except Exception:
+            logger.warning("lux_privacy: could not read homeserver.yaml to check it", exc_info=True)
+            return
+        for finding in find_contradictions(homeserver, self._config, config_dir):
+            logger.warning("lux_privacy: native setting contradicts the policy: %s", finding)
+
+    async def _periodic_sweep(self) -> None:
+        try:
+            await self._orchestrator.run(as_of_ms=None, dry_run=self._config.dry_run)
+        except SweepAlreadyRunning:
+            logger.info("lux_privacy: a sweep is already running elsewhere; skipping this one")

@@ -1,0 +1,1 @@
+"""The module's own tables: schema, audit, legal holds, sweep lock and sweep runs."""

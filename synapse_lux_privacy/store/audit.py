@@ -1,0 +1,97 @@
+"""The audit trail: what each sweep deleted, as identifiers and counts, never content.
+
+A batch is written as ``started`` before the rule deletes anything and marked
+``done`` (with the count actually deleted) or ``failed`` afterwards, so a sweep
+killed half-way leaves an honest ``started`` row rather than no trace at all.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from synapse_lux_privacy.db import Cursor, DbRunner
+
+
+@attrs.frozen
+class AuditGroup:
+    """The part of a batch that concerns one user in one room."""
+
+    user_id: str | None
+    room_id: str | None
+    count: int
+    bytes: int
+
+
+@attrs.frozen
+class AuditEntry:
+    ts: int
+    rule: str
+    status: str
+    count: int
+    bytes: int
+    user_id: str | None
+    room_id: str | None
+    sweep_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+class AuditStore:
+    """Reads and writes ``lux_privacy_audit``."""
+
+    def __init__(self, run: DbRunner) -> None:
+        self._run = run
+
+    async def start_batch(
+        self, sweep_id: str, rule: str, ts: int, groups: Sequence[AuditGroup]
+    ) -> list[int]:
+        """Record a batch about to be deleted; return the row IDs, one per group."""
+
+        def txn(cur: Cursor) -> list[int]:
+            ids = []
+            for group in groups:
+                cur.execute(
+                    "INSERT INTO lux_privacy_audit (ts, sweep_id, rule, status, count, bytes,"
+                    " user_id, room_id) VALUES (?, ?, ?, 'started', ?, ?, ?, ?) RETURNING id",
+                    (ts, sweep_id, rule, group.count, group.bytes, group.user_id, group.room_id),
+                )
+                row = cur.fetchone()
+                assert row is not None
+                ids.append(int(row[0]))
+            return ids
+
+        return await self._run("lux_privacy_audit_start", txn)
+
+    async def finish_batch(
+        self, row_ids: Sequence[int], outcome: Sequence[AuditGroup | None], status: str, ts: int
+    ) -> None:
+        """Mark a batch ``done`` or ``failed`` with what was really deleted, group by group.
+
+        ``outcome[i]`` is what was deleted of the group recorded as ``row_ids[i]``
+        (None: nothing).
+        """
+
+        def txn(cur: Cursor) -> None:
+            for row_id, group in zip(row_ids, outcome, strict=True):
+                cur.execute(
+                    "UPDATE lux_privacy_audit SET status = ?, ts = ?, count = ?, bytes = ?"
+                    " WHERE id = ?",
+                    (status, ts, group.count if group else 0, group.bytes if group else 0, row_id),
+                )
+
+        await self._run("lux_privacy_audit_finish", txn)
+
+    async def list_entries(self, since_ts: int, limit: int) -> list[AuditEntry]:
+        """Entries at or after ``since_ts``, newest first."""
+
+        def txn(cur: Cursor) -> list[AuditEntry]:
+            cur.execute(
+                "SELECT ts, rule, status, count, bytes, user_id, room_id, sweep_id"
+                " FROM lux_privacy_audit WHERE ts >= ? ORDER BY ts DESC, id DESC LIMIT ?",
+                (since_ts, limit),
+            )
+            return [AuditEntry(*row) for row in cur.fetchall()]
+
+        return await self._run("lux_privacy_audit_list", txn)

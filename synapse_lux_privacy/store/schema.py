@@ -1,0 +1,133 @@
+"""Creation and migration of the module's own tables, on SQLite and PostgreSQL.
+
+Each component (the core, and any rule that needs tables of its own) owns an
+ordered list of migration steps. ``lux_privacy_schema_version`` records, per
+component, how many steps have run. Every step uses ``IF NOT EXISTS`` and the
+whole migration runs in one transaction (under an advisory lock on PostgreSQL),
+so a restart, a second worker starting at the same moment, or a crash half-way
+never leaves the schema broken: the next start simply finishes the work.
+"""
+
+from collections.abc import Mapping, Sequence
+
+from synapse_lux_privacy.db import Cursor, Dialect
+
+# Held for the duration of a migration on PostgreSQL, so that workers starting
+# together take turns. Any constant works; this one spells "luxp".
+_PG_ADVISORY_LOCK_KEY = 0x6C757870
+
+_ID_COLUMN = {
+    "sqlite": "id INTEGER PRIMARY KEY AUTOINCREMENT",
+    "postgres": "id BIGSERIAL PRIMARY KEY",
+}
+
+# The core tables (issue #2). Steps are append-only: never edit a released step.
+CORE_MIGRATIONS: Sequence[str] = (
+    # R13, R14 accountability: one row per deletion batch, identifiers and counts only.
+    """
+    CREATE TABLE IF NOT EXISTS lux_privacy_audit (
+        {id_column},
+        ts BIGINT NOT NULL,
+        sweep_id TEXT,
+        rule TEXT NOT NULL,
+        status TEXT NOT NULL,
+        count BIGINT NOT NULL,
+        bytes BIGINT NOT NULL,
+        user_id TEXT,
+        room_id TEXT
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS lux_privacy_audit_ts ON lux_privacy_audit (ts)",
+    "CREATE INDEX IF NOT EXISTS lux_privacy_audit_user ON lux_privacy_audit (user_id, ts)",
+    # R13: legal holds; a released hold keeps its row (released_ts set).
+    """
+    CREATE TABLE IF NOT EXISTS lux_privacy_holds (
+        hold_id TEXT PRIMARY KEY,
+        user_id TEXT,
+        room_id TEXT,
+        reason TEXT NOT NULL,
+        created_ts BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        released_ts BIGINT,
+        released_by TEXT
+    )
+    """,
+    # R13: "every hold is recorded": each placement, change and release.
+    """
+    CREATE TABLE IF NOT EXISTS lux_privacy_hold_log (
+        {id_column},
+        ts BIGINT NOT NULL,
+        hold_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        user_id TEXT,
+        room_id TEXT,
+        reason TEXT,
+        actor TEXT NOT NULL
+    )
+    """,
+    # The sweep lock: at most one sweep at a time across every worker.
+    """
+    CREATE TABLE IF NOT EXISTS lux_privacy_lock (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_ts BIGINT NOT NULL
+    )
+    """,
+    # One row per sweep: when, as of when, and its report once finished.
+    """
+    CREATE TABLE IF NOT EXISTS lux_privacy_sweeps (
+        sweep_id TEXT PRIMARY KEY,
+        instance TEXT NOT NULL,
+        started_ts BIGINT NOT NULL,
+        finished_ts BIGINT,
+        as_of_ts BIGINT NOT NULL,
+        dry_run BOOLEAN NOT NULL,
+        status TEXT NOT NULL,
+        report TEXT
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS lux_privacy_sweeps_started ON lux_privacy_sweeps (started_ts)",
+)
+
+MIGRATIONS: Mapping[str, Sequence[str]] = {"core": CORE_MIGRATIONS}
+
+
+def apply_migrations(
+    cursor: Cursor,
+    dialect: Dialect,
+    migrations: Mapping[str, Sequence[str]] = MIGRATIONS,
+) -> dict[str, int]:
+    """Bring every component's tables up to date; return the steps run per component."""
+    if dialect == "postgres":
+        cursor.execute("SELECT pg_advisory_xact_lock(?)", (_PG_ADVISORY_LOCK_KEY,))
+    cursor.execute(
+        "CREATE TABLE IF NOT EXISTS lux_privacy_schema_version ("
+        " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+    )
+    applied: dict[str, int] = {}
+    for component, steps in migrations.items():
+        cursor.execute(
+            "SELECT version FROM lux_privacy_schema_version WHERE component = ?",
+            (component,),
+        )
+        row = cursor.fetchone()
+        current = int(row[0]) if row else 0
+        if current > len(steps):
+            raise RuntimeError(
+                f"lux_privacy schema component {component!r} is at version {current}, newer"
+                f" than this module knows ({len(steps)}): was the module downgraded?"
+            )
+        for step in steps[current:]:
+            cursor.execute(step.format(id_column=_ID_COLUMN[dialect]))
+        if row is None:
+            cursor.execute(
+                "INSERT INTO lux_privacy_schema_version (component, version) VALUES (?, ?)",
+                (component, len(steps)),
+            )
+        elif current != len(steps):
+            cursor.execute(
+                "UPDATE lux_privacy_schema_version SET version = ? WHERE component = ?",
+                (len(steps), component),
+            )
+        applied[component] = len(steps) - current
+    return applied

@@ -1,0 +1,53 @@
+"""The sweep lock: a lease in the database, so two sweeps never run at once on any worker.
+
+The holder renews the lease while it works. A holder killed with SIGKILL never
+releases it; the lease then expires and the next sweep takes over.
+"""
+
+from synapse_lux_privacy.db import Cursor, DbRunner
+
+SWEEP_LOCK = "sweep"
+
+
+class SweepLockStore:
+    """Reads and writes ``lux_privacy_lock``."""
+
+    def __init__(self, run: DbRunner) -> None:
+        self._run = run
+
+    async def try_acquire(self, name: str, holder: str, now_ms: int, lease_ms: int) -> bool:
+        """Take the lock unless another holder's lease is still running."""
+
+        def txn(cur: Cursor) -> bool:
+            cur.execute(
+                "INSERT INTO lux_privacy_lock (name, holder, expires_ts) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " expires_ts = excluded.expires_ts"
+                " WHERE lux_privacy_lock.expires_ts < ?",
+                (name, holder, now_ms + lease_ms, now_ms),
+            )
+            cur.execute("SELECT holder FROM lux_privacy_lock WHERE name = ?", (name,))
+            row = cur.fetchone()
+            return row is not None and row[0] == holder
+
+        return await self._run("lux_privacy_lock_acquire", txn)
+
+    async def renew(self, name: str, holder: str, now_ms: int, lease_ms: int) -> bool:
+        """Extend the lease; False when it was lost (expired and taken by someone else)."""
+
+        def txn(cur: Cursor) -> bool:
+            cur.execute(
+                "UPDATE lux_privacy_lock SET expires_ts = ? WHERE name = ? AND holder = ?",
+                (now_ms + lease_ms, name, holder),
+            )
+            return cur.rowcount == 1
+
+        return await self._run("lux_privacy_lock_renew", txn)
+
+    async def release(self, name: str, holder: str) -> None:
+        def txn(cur: Cursor) -> None:
+            cur.execute(
+                "DELETE FROM lux_privacy_lock WHERE name = ? AND holder = ?", (name, holder)
+            )
+
+        await self._run("lux_privacy_lock_release", txn)

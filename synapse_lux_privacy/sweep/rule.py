@@ -1,0 +1,72 @@
+"""The rule interface every retention rule implements (R1-R12).
+
+A rule finds, as of a given time, the items that are past their limit, a page
+at a time, and deletes a batch of them through Synapse's own machinery. Rules
+hold no state between calls: what is due is recomputed from the database each
+time, so a sweep killed half-way is simply continued by the next one.
+"""
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+
+from synapse_lux_privacy.store.holds import HoldSet
+
+# The fixed order in which a sweep runs the rules, and the keys of its report.
+RULE_NAMES: tuple[str, ...] = (
+    "messages",  # R1, R3, R6
+    "attachments",  # R2, R6
+    "remote_media",  # R2, R6
+    "redacted_content",  # R5
+    "quota",  # R4
+    "sessions",  # R11
+    "accounts",  # R12, R7, R8
+    "ip_logs",  # R9
+    "directory",  # R10
+)
+
+
+@attrs.frozen
+class Candidate:
+    """One item a rule would delete: an event, a media file, a device, an account..."""
+
+    item_id: str
+    user_id: str | None
+    room_id: str | None
+    size_bytes: int = 0
+
+
+@attrs.frozen
+class CandidatePage:
+    """A page of candidates, and where the next page starts (None: no more)."""
+
+    items: Sequence[Candidate]
+    next_cursor: str | None
+
+
+@attrs.frozen
+class SweepContext:
+    """What every rule is told about the sweep it runs in."""
+
+    as_of_ms: int
+    dry_run: bool
+    batch_size: int
+
+
+class Rule(Protocol):
+    """A retention rule. ``name`` is one of RULE_NAMES."""
+
+    name: str
+
+    async def find_candidates(
+        self, ctx: SweepContext, holds: HoldSet, cursor: str | None
+    ) -> CandidatePage:
+        """Return up to ``ctx.batch_size`` items due as of ``ctx.as_of_ms``, after ``cursor``.
+
+        A rule may leave held items out itself (cheaper in SQL); the orchestrator
+        checks every candidate against the holds again before deleting.
+        """
+
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
+        """Delete these items; return those actually deleted (already gone: left out)."""
