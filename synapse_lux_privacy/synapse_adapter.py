@@ -5,6 +5,7 @@ goes through here, so that a Synapse upgrade is checked in one place. The
 supported range is pinned in pyproject.toml and checked again at start-up.
 """
 
+import importlib.metadata
 import os
 from typing import Any
 
@@ -23,9 +24,8 @@ SUPPORTED_SYNAPSE = SpecifierSet(">=1.163.0,<1.164.0")
 
 
 def synapse_version() -> str:
-    import synapse
-
-    return str(synapse.__version__)
+    """The installed Synapse release (``synapse.__version__`` may carry git details)."""
+    return importlib.metadata.version("matrix-synapse")
 
 
 def check_synapse_version(version: str | None = None) -> None:
