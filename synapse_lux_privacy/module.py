@@ -12,7 +12,7 @@ from typing import Any
 
 from synapse.module_api import ModuleApi
 
-from synapse_lux_privacy import synapse_adapter
+from synapse_lux_privacy import metrics, synapse_adapter
 from synapse_lux_privacy.admin_api import ADMIN_API_PREFIX
 from synapse_lux_privacy.admin_api.audit_endpoint import AuditEndpoint
 from synapse_lux_privacy.admin_api.holds_endpoint import HoldsEndpoint
@@ -20,14 +20,16 @@ from synapse_lux_privacy.admin_api.resource import AdminApiResource, route
 from synapse_lux_privacy.admin_api.sweep_endpoint import SweepEndpoint
 from synapse_lux_privacy.admin_api.users_endpoint import UsersEndpoint
 from synapse_lux_privacy.config import LuxPrivacyConfig, parse_config
+from synapse_lux_privacy.feature import ModuleContext
+from synapse_lux_privacy.features import build_features
 from synapse_lux_privacy.native_settings import find_contradictions
-from synapse_lux_privacy import metrics
 from synapse_lux_privacy.store.audit import AuditStore
 from synapse_lux_privacy.store.database import ModuleDatabase
 from synapse_lux_privacy.store.holds import HoldStore
 from synapse_lux_privacy.store.sweep_lock import SweepLockStore
 from synapse_lux_privacy.store.sweeps import SweepRunStore
 from synapse_lux_privacy.sweep.orchestrator import SweepAlreadyRunning, SweepOrchestrator
+from synapse_lux_privacy.sweep.rule import Rule
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +44,14 @@ class LuxPrivacyModule:
         self._holds = HoldStore(self._db)
         self._audit = AuditStore(self._db)
         self._runs = SweepRunStore(self._db)
+        self._features = build_features(ModuleContext(api, config, self._db, self._holds))
+        rules: dict[str, Rule] = {}
+        for feature in self._features:
+            self._db.add_migrations(feature.migrations)
+            rules.update(feature.rules())
+            feature.register_callbacks()
         self._orchestrator = SweepOrchestrator(
-            rules={},
+            rules=rules,
             holds=self._holds,
             audit=self._audit,
             lock=SweepLockStore(self._db),
@@ -70,7 +78,7 @@ class LuxPrivacyModule:
         sweep = SweepEndpoint(self._config, self._orchestrator, clock)
         holds = HoldsEndpoint(self._holds, clock)
         audit = AuditEndpoint(self._audit)
-        users = UsersEndpoint(self._api, self._holds)
+        users = UsersEndpoint(self._api, self._holds, [f.report for f in self._features])
         routes = [
             route("POST", "/sweep", sweep.post),
             route("GET", "/audit", audit.get),
@@ -80,6 +88,8 @@ class LuxPrivacyModule:
             route("DELETE", "/holds/{hold_id}", holds.delete),
             route("GET", "/users/{user_id}", users.report),
         ]
+        for feature in self._features:
+            routes.extend(feature.routes())
         self._api.register_web_resource(ADMIN_API_PREFIX, AdminApiResource(self._api, routes))
 
     async def _startup(self) -> None:
@@ -90,6 +100,8 @@ class LuxPrivacyModule:
                 last / 1000
             )
         self._warn_about_native_settings()
+        for feature in self._features:
+            await feature.start()
 
     def _warn_about_native_settings(self) -> None:
         try:

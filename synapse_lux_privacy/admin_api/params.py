@@ -4,7 +4,7 @@ import json
 import re
 from typing import Any
 
-from synapse.module_api import SynapseRequest, UserID
+from synapse.module_api import ModuleApi, SynapseRequest, UserID
 from synapse.module_api.errors import Codes, SynapseError
 
 _HOLD_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
@@ -36,7 +36,7 @@ def query_int(request: SynapseRequest, name: str, default: int, minimum: int, ma
     values = request.args.get(name.encode("ascii")) if request.args else None
     if not values:
         return default
-    text = values[0].decode("utf-8", errors="replace")
+    text: str = values[0].decode("utf-8", errors="replace")
     if not re.fullmatch(r"-?[0-9]{1,19}", text):
         raise invalid(f"query parameter {name}: {text!r} is not an integer")
     value = int(text)
@@ -49,7 +49,7 @@ def query_bool(request: SynapseRequest, name: str) -> bool:
     values = request.args.get(name.encode("ascii")) if request.args else None
     if not values:
         return False
-    text = values[0].decode("utf-8", errors="replace")
+    text: str = values[0].decode("utf-8", errors="replace")
     if text not in ("true", "false"):
         raise invalid(f"query parameter {name}: {text!r} must be true or false")
     return text == "true"
@@ -57,7 +57,9 @@ def query_bool(request: SynapseRequest, name: str) -> bool:
 
 def optional_bool(body: dict[str, Any], key: str) -> bool | None:
     value = body.get(key)
-    if value is not None and not isinstance(value, bool):
+    if value is None:
+        return None
+    if not isinstance(value, bool):
         raise invalid(f"{key} must be true, false or null")
     return value
 
@@ -103,4 +105,14 @@ def room_id(value: object) -> str:
 def hold_id(value: str) -> str:
     if not _HOLD_ID.fullmatch(value):
         raise invalid("hold_id must be 1 to 128 characters among A-Z a-z 0-9 . _ ~ -")
+    return value
+
+
+async def local_user(api: ModuleApi, raw: str) -> str:
+    """The ID of an existing local user: 400 for a malformed ID, 404 for any other."""
+    value = user_id(raw)
+    if not api.is_mine(value):
+        raise SynapseError(404, f"{value} is not a user of this server", Codes.NOT_FOUND)
+    if await api.get_userinfo_by_id(value) is None:
+        raise SynapseError(404, f"No such user {value}", Codes.NOT_FOUND)
     return value

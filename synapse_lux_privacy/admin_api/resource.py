@@ -24,8 +24,10 @@ class Route:
 
 def route(method: str, path: str, handler: Handler) -> Route:
     """``path`` uses ``{name}`` for one path segment, e.g. ``/holds/{hold_id}``."""
-    regex = re.sub(r"\{[a-z_]+\}", "([^/]+)", re.escape(path).replace(r"\{", "{").replace(r"\}", "}"))
-    return Route(method, re.compile(regex), handler)
+    segments = [
+        "([^/]+)" if re.fullmatch(r"\{[a-z_]+\}", s) else re.escape(s) for s in path.split("/")
+    ]
+    return Route(method, re.compile("/".join(segments)), handler)
 
 
 class AdminApiResource(DirectServeJsonResource):

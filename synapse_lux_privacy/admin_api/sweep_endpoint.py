@@ -55,7 +55,8 @@ class SweepEndpoint:
             report = await self._orchestrator.run(as_of, dry_run, rules)
         except SweepAlreadyRunning:
             raise SynapseError(
-                409, "A sweep is already running; try again when it has finished",
+                409,
+                "A sweep is already running; try again when it has finished",
                 Codes.LIMIT_EXCEEDED,
             ) from None
         return 200, report.to_json()
@@ -69,5 +70,7 @@ def _rule_names(value: object) -> list[str] | None:
         or not value
         or not all(isinstance(v, str) and v in RULE_NAMES for v in value)
     ):
-        raise invalid(f"rules must be null or a non-empty list of rule names among {list(RULE_NAMES)}")
+        raise invalid(
+            f"rules must be null or a non-empty list of rule names among {list(RULE_NAMES)}"
+        )
     return list(value)

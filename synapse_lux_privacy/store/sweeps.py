@@ -1,4 +1,4 @@
-"""One row per sweep: its parameters, status and report (for the last-sweep metric and operators)."""
+"""One row per sweep: its parameters, status and report (for operators and the metrics)."""
 
 import json
 from typing import Any

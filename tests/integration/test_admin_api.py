@@ -53,7 +53,9 @@ def test_sweep_reports_every_rule_of_the_contract(admin: MatrixClient) -> None:
 
 def test_sweep_honours_dry_run_as_of_and_the_rule_filter(admin: MatrixClient) -> None:
     status, report = admin.lux(
-        "POST", "/sweep", {"dry_run": True, "as_of": 1_700_000_000_000, "rules": ["sessions", "messages"]}
+        "POST",
+        "/sweep",
+        {"dry_run": True, "as_of": 1_700_000_000_000, "rules": ["sessions", "messages"]},
     )
     assert status == 200, report
     assert (report["dry_run"], report["as_of"]) == (True, 1_700_000_000_000)
@@ -86,7 +88,13 @@ BAD_REQUESTS: list[tuple[str, str, Any, int, str]] = [
     ("GET", "/audit?since=-1", None, 400, "M_INVALID_PARAM"),
     ("GET", "/holds?include_released=maybe", None, 400, "M_INVALID_PARAM"),
     ("PUT", "/holds/h-bad", {"reason": "no target"}, 400, "M_INVALID_PARAM"),
-    ("PUT", "/holds/h-bad", {"user_id": "@a:lux.test", "room_id": "!r:lux.test", "reason": "x"}, 400, "M_INVALID_PARAM"),
+    (
+        "PUT",
+        "/holds/h-bad",
+        {"user_id": "@a:lux.test", "room_id": "!r:lux.test", "reason": "x"},
+        400,
+        "M_INVALID_PARAM",
+    ),
     ("PUT", "/holds/h-bad", {"user_id": "alice", "reason": "x"}, 400, "M_INVALID_PARAM"),
     ("PUT", "/holds/h-bad", {"room_id": "room", "reason": "x"}, 400, "M_INVALID_PARAM"),
     ("PUT", "/holds/h-bad", {"user_id": "@a:lux.test"}, 400, "M_INVALID_PARAM"),
@@ -121,16 +129,25 @@ def test_r13_hold_lifecycle_is_recorded(
     synapse: SynapseServer, admin: MatrixClient, user: MatrixClient, unique: Any
 ) -> None:
     hold_id = unique("case")
-    status, hold = admin.lux("PUT", f"/holds/{hold_id}", {"user_id": user.user_id, "reason": "case 42"})
+    status, hold = admin.lux(
+        "PUT", f"/holds/{hold_id}", {"user_id": user.user_id, "reason": "case 42"}
+    )
     assert status == 201, hold
     assert (hold["user_id"], hold["room_id"], hold["reason"], hold["created_by"]) == (
-        user.user_id, None, "case 42", admin.user_id
+        user.user_id,
+        None,
+        "case 42",
+        admin.user_id,
     )
     # Same target again: an update of the reason, not a new hold.
-    status, hold = admin.lux("PUT", f"/holds/{hold_id}", {"user_id": user.user_id, "reason": "case 43"})
+    status, hold = admin.lux(
+        "PUT", f"/holds/{hold_id}", {"user_id": user.user_id, "reason": "case 43"}
+    )
     assert (status, hold["reason"]) == (200, "case 43")
     # A hold's target never changes.
-    status, body = admin.lux("PUT", f"/holds/{hold_id}", {"room_id": "!other:lux.test", "reason": "x"})
+    status, body = admin.lux(
+        "PUT", f"/holds/{hold_id}", {"room_id": "!other:lux.test", "reason": "x"}
+    )
     assert (status, body["errcode"]) == (409, "M_INVALID_PARAM")
 
     status, report = admin.lux("GET", f"/users/{user.user_id}")
@@ -142,7 +159,9 @@ def test_r13_hold_lifecycle_is_recorded(
     assert status == 200 and released["released_by"] == admin.user_id
     assert admin.lux("DELETE", f"/holds/{hold_id}")[0] == 200  # idempotent
     assert hold_id not in [h["hold_id"] for h in admin.lux("GET", "/holds")[1]["holds"]]
-    released_ids = [h["hold_id"] for h in admin.lux("GET", "/holds?include_released=true")[1]["holds"]]
+    released_ids = [
+        h["hold_id"] for h in admin.lux("GET", "/holds?include_released=true")[1]["holds"]
+    ]
     assert hold_id in released_ids
     status, report = admin.lux("GET", f"/users/{user.user_id}")
     assert report["legal_hold"] is False
@@ -152,10 +171,16 @@ def test_r13_hold_lifecycle_is_recorded(
     rows = synapse.db().query(
         "SELECT action, actor FROM lux_privacy_hold_log WHERE hold_id = ? ORDER BY id", (hold_id,)
     )
-    assert rows == [("placed", admin.user_id), ("updated", admin.user_id), ("released", admin.user_id)]
+    assert rows == [
+        ("placed", admin.user_id),
+        ("updated", admin.user_id),
+        ("released", admin.user_id),
+    ]
 
 
-def test_r13_room_hold_and_url_encoded_user_report(admin: MatrixClient, user: MatrixClient, unique: Any) -> None:
+def test_r13_room_hold_and_url_encoded_user_report(
+    admin: MatrixClient, user: MatrixClient, unique: Any
+) -> None:
     room_id = user.create_room(name="held room")
     hold_id = unique("room")
     status, hold = admin.lux("PUT", f"/holds/{hold_id}", {"room_id": room_id, "reason": "inquiry"})
@@ -167,7 +192,9 @@ def test_r13_room_hold_and_url_encoded_user_report(admin: MatrixClient, user: Ma
     admin.lux("DELETE", f"/holds/{hold_id}")
 
 
-def test_audit_lists_newest_first_with_since_and_limit(synapse: SynapseServer, admin: MatrixClient) -> None:
+def test_audit_lists_newest_first_with_since_and_limit(
+    synapse: SynapseServer, admin: MatrixClient
+) -> None:
     db = synapse.db()
     base = 4_000_000_000_000  # far future, so these rows are the newest in the shared server
     for i in range(3):
@@ -182,7 +209,16 @@ def test_audit_lists_newest_first_with_since_and_limit(synapse: SynapseServer, a
         (base + 2, 3, 30),
         (base + 1, 2, 20),
     ]
-    assert set(entries[0]) == {"ts", "rule", "status", "count", "bytes", "user_id", "room_id", "sweep_id"}
+    assert set(entries[0]) == {
+        "ts",
+        "rule",
+        "status",
+        "count",
+        "bytes",
+        "user_id",
+        "room_id",
+        "sweep_id",
+    }
     status, entries = admin.lux("GET", f"/audit?since={base}&limit=1")
     assert [e["ts"] for e in entries] == [base + 2]
     db.execute("DELETE FROM lux_privacy_audit WHERE ts >= ?", (base,))
@@ -194,7 +230,8 @@ def test_sweep_is_refused_while_another_worker_holds_the_lock(
     db = synapse.db()
     now = int(time.time() * 1000)
     db.execute(
-        "INSERT INTO lux_privacy_lock (name, holder, expires_ts) VALUES ('sweep', 'worker-2/1/x', ?)",
+        "INSERT INTO lux_privacy_lock (name, holder, expires_ts)"
+        " VALUES ('sweep', 'worker-2/1/x', ?)",
         (now + 600_000,),
     )
     try:
@@ -209,7 +246,9 @@ def test_sweep_is_refused_while_another_worker_holds_the_lock(
         db.execute("DELETE FROM lux_privacy_lock WHERE holder = 'worker-2/1/x'")
 
 
-def test_sweeps_are_recorded_and_exported_as_metrics(synapse: SynapseServer, admin: MatrixClient) -> None:
+def test_sweeps_are_recorded_and_exported_as_metrics(
+    synapse: SynapseServer, admin: MatrixClient
+) -> None:
     status, report = admin.lux("POST", "/sweep", {"dry_run": False})
     assert status == 200
     row = synapse.db().query_one(
@@ -218,9 +257,13 @@ def test_sweeps_are_recorded_and_exported_as_metrics(synapse: SynapseServer, adm
     )
     assert row is not None and row[0] == "completed" and row[1] == "master" and not row[2]
     metrics = admin.request("GET", "/_synapse/metrics").text
-    assert 'lux_privacy_sweep_duration_seconds_count{dry_run="false",server_name="lux.test"}' in metrics
+    assert (
+        'lux_privacy_sweep_duration_seconds_count{dry_run="false",server_name="lux.test"}'
+        in metrics
+    )
     last = [
-        line for line in metrics.splitlines()
+        line
+        for line in metrics.splitlines()
         if line.startswith("lux_privacy_last_successful_sweep_timestamp_seconds{")
     ]
     assert last and float(last[0].rsplit(" ", 1)[1]) * 1000 >= report["started_ts"] - 1000

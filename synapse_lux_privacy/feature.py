@@ -1,0 +1,53 @@
+"""What a rule family plugs into the module: tables, rules, admin routes, callbacks, report.
+
+Each rule family (content retention, quota, sessions and accounts, directory)
+is one Feature in its own sub-package. The module composes them; a feature
+never edits another's files.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from synapse.module_api import ModuleApi
+
+from synapse_lux_privacy.admin_api.resource import Route
+from synapse_lux_privacy.config import LuxPrivacyConfig
+from synapse_lux_privacy.db import DbRunner
+from synapse_lux_privacy.store.holds import HoldStore
+from synapse_lux_privacy.sweep.rule import Rule
+
+
+@attrs.frozen
+class ModuleContext:
+    """What every feature is built with."""
+
+    api: ModuleApi
+    config: LuxPrivacyConfig
+    db: DbRunner
+    holds: HoldStore
+
+
+class Feature:
+    """Base class: every hook is optional and empty by default."""
+
+    # component name -> ordered, append-only migration steps (see store/schema.py)
+    migrations: Mapping[str, Sequence[str]] = {}
+
+    def rules(self) -> Mapping[str, Rule]:
+        """The sweep rules this feature enforces, by name (one of RULE_NAMES)."""
+        return {}
+
+    def routes(self) -> Sequence[Route]:
+        """Admin API routes this feature adds."""
+        return ()
+
+    def register_callbacks(self) -> None:
+        """Register Synapse module callbacks (account validity, spam checker, ...)."""
+
+    async def report(self, user_id: str) -> Mapping[str, Any]:
+        """This feature's fields of the per-user report (R14)."""
+        return {}
+
+    async def start(self) -> None:
+        """Runs once in the background after the tables exist (on every instance)."""
