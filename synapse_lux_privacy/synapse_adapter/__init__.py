@@ -1,8 +1,10 @@
-"""The only file that touches Synapse's private APIs.
+"""The only package that touches Synapse's private APIs.
 
 Everything the module needs from Synapse beyond the stable ``synapse.module_api``
-goes through here, so that a Synapse upgrade is checked in one place. The
-supported range is pinned in pyproject.toml and checked again at start-up.
+goes through this package (one small file per area of Synapse), so that a
+Synapse upgrade is checked in one place. The supported range is pinned in
+pyproject.toml and checked again at start-up. Deletions of Synapse's data go
+through Synapse's own machinery here, never through SQL on Synapse's tables.
 """
 
 import importlib.metadata
@@ -40,13 +42,13 @@ def check_synapse_version(version: str | None = None) -> None:
 
 def database_dialect(api: ModuleApi) -> Dialect:
     """Which database the main data store runs on."""
-    engine = api._store.database_engine  # noqa: SLF001 - private, adapter only
+    engine = api._store.database_engine
     return "postgres" if isinstance(engine, PostgresEngine) else "sqlite"
 
 
 def homeserver_config(api: ModuleApi) -> tuple[dict[str, Any], str | None]:
     """The homeserver.yaml as written (merged like Synapse does), and its folder."""
-    files: list[str] = list(api._hs.config.config_files)  # noqa: SLF001 - adapter only
+    files: list[str] = list(api._hs.config.config_files)
     if not files:
         return {}, None
     return read_config_files(files), os.path.dirname(files[-1])
