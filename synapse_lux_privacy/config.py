@@ -1,0 +1,423 @@
+"""The module's configuration: the ``config:`` block of its ``modules:`` entry.
+
+``parse_config`` turns the raw YAML into frozen attrs classes with the Luxchat
+defaults (R1-R12) filled in. Every invalid value, and every unknown key, raises
+``ConfigError`` with the key path and a one-line message, so that Synapse stops
+at start-up instead of silently falling back to a default.
+"""
+
+import re
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from synapse_lux_privacy.units import (
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    MONTH_MS,
+    SECOND_MS,
+    YEAR_MS,
+    config_error,
+    describe,
+    parse_duration,
+    parse_size,
+)
+
+Path = tuple[str, ...]
+
+QUOTA_COUNTS = ("media", "events")
+
+# A Matrix user ID with nothing in it that a regex would read differently
+# (apart from ".", which then matches only itself).
+_PLAIN_USER_ID = re.compile(r"@[a-z0-9._=\-/]+:[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
+
+_UNIT_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week",
+               "M": "month", "y": "year"}  # fmt: skip
+
+
+@attrs.frozen
+class RetentionMatch:
+    """What a retention rule applies to: events by type/msgtype, media by content type."""
+
+    type: str | None = None
+    msgtype: str | None = None
+    media_type: str | None = None  # a glob such as "audio/*"
+
+    def matches_event(self, event_type: str, msgtype: str | None) -> bool:
+        """Whether an event matches; a match naming only ``media_type`` matches no event."""
+        if self.type is None and self.msgtype is None:
+            return False
+        return self.type in (None, event_type) and self.msgtype in (None, msgtype)
+
+    def matches_media(self, media_type: str) -> bool:
+        """Whether a media file matches; a match without ``media_type`` matches no media."""
+        if self.media_type is None:
+            return False
+        return fnmatchcase(media_type.lower(), self.media_type.lower())
+
+
+@attrs.frozen
+class RetentionRule:
+    """One entry of ``retention.rules`` (R1, R2): what it matches and how long that is kept."""
+
+    match: RetentionMatch
+    lifetime_ms: int
+
+
+@attrs.frozen
+class RetentionConfig:
+    """R1 (messages), R2 (attachments), R5 (redacted content), R6 (remote media)."""
+
+    messages_ms: int
+    attachments_ms: int
+    remote_media_ms: int
+    redacted_content_ms: int
+    rules: tuple[RetentionRule, ...]
+
+    def event_lifetime_ms(self, event_type: str, msgtype: str | None) -> int:
+        """The first matching rule's lifetime, else ``messages`` (R1)."""
+        for rule in self.rules:
+            if rule.match.matches_event(event_type, msgtype):
+                return rule.lifetime_ms
+        return self.messages_ms
+
+    def media_lifetime_ms(self, media_type: str) -> int:
+        """The first matching rule's lifetime, else ``attachments`` (R2)."""
+        for rule in self.rules:
+            if rule.match.matches_media(media_type):
+                return rule.lifetime_ms
+        return self.attachments_ms
+
+
+@attrs.frozen
+class QuotaConfig:
+    """R4: per-user storage quota; ``default_bytes`` None means no quota."""
+
+    default_bytes: int | None
+    counts: frozenset[str]
+
+
+@attrs.frozen
+class SessionsConfig:
+    """R11: devices inactive this long are deleted."""
+
+    inactive_logout_after_ms: int
+
+
+@attrs.frozen
+class AccountsConfig:
+    """R12: accounts inactive this long are deactivated and erased, unless exempt."""
+
+    inactive_delete_after_ms: int
+    exempt: tuple[str, ...]
+    _exact: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+    _patterns: tuple[re.Pattern[str], ...] = attrs.field(init=False, eq=False, repr=False)
+
+    @_exact.default
+    def _plain_user_ids(self) -> frozenset[str]:
+        return frozenset(entry for entry in self.exempt if _PLAIN_USER_ID.fullmatch(entry))
+
+    @_patterns.default
+    def _compile_patterns(self) -> tuple[re.Pattern[str], ...]:
+        patterns = []
+        for index, entry in enumerate(self.exempt):
+            if entry in self._exact:
+                continue
+            try:
+                patterns.append(re.compile(entry))
+            except (re.error, OverflowError, RecursionError) as e:
+                raise config_error(
+                    ("accounts", "exempt", str(index)),
+                    f"{describe(entry)} is neither a user ID nor a valid regular expression ({e})",
+                ) from None
+        return tuple(patterns)
+
+    def is_exempt(self, user_id: str) -> bool:
+        """Exact comparison for plain user IDs, ``re.fullmatch`` for the other entries."""
+        return user_id in self._exact or any(p.fullmatch(user_id) for p in self._patterns)
+
+
+@attrs.frozen
+class LogsConfig:
+    """R9: client IP addresses and user agents are kept this long."""
+
+    ip_retention_ms: int
+
+
+@attrs.frozen
+class NationalDirectoryConfig:
+    """R10: the shared national directory kept in step with consent."""
+
+    url: str
+    token_path: str
+    removal_deadline_ms: int
+
+
+@attrs.frozen
+class DirectoryConfig:
+    """R10: user directory searches return only consenting users."""
+
+    require_consent: bool
+    national: NationalDirectoryConfig | None
+
+
+@attrs.frozen
+class LuxPrivacyConfig:
+    """The whole ``config:`` block, defaults filled in."""
+
+    dry_run: bool
+    sweep_interval_ms: int
+    allow_future_sweeps: bool
+    allow_short_periods: bool
+    sweep_batch_size: int
+    retention: RetentionConfig
+    quota: QuotaConfig
+    sessions: SessionsConfig
+    accounts: AccountsConfig
+    logs: LogsConfig
+    directory: DirectoryConfig
+
+
+class _Section:
+    """One mapping of the raw configuration, checked for unknown keys and read key by key."""
+
+    def __init__(self, raw: object, path: Path, allowed: tuple[str, ...]) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise config_error(
+                path, f"{describe(raw)} is not a mapping; expected keys: {', '.join(allowed)}"
+            )
+        for key in raw:
+            if key not in allowed:
+                raise config_error(
+                    (*path, str(key)), f"unknown key; allowed keys: {', '.join(allowed)}"
+                )
+        self._raw = raw
+        self.path = path
+
+    def has(self, key: str) -> bool:
+        return key in self._raw
+
+    def value(self, key: str, default: object = None) -> object:
+        return self._raw.get(key, default)
+
+    def require(self, *keys: str) -> None:
+        for key in keys:
+            if key not in self._raw:
+                raise config_error(
+                    self.path, f"missing key {key}; required keys: {', '.join(keys)}"
+                )
+
+    def string(self, key: str) -> str:
+        return _string(self._raw.get(key), (*self.path, key))
+
+    def section(self, key: str, allowed: tuple[str, ...]) -> "_Section":
+        return _Section(self._raw.get(key), (*self.path, key), allowed)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._raw.get(key, default)
+        if not isinstance(value, bool):
+            raise config_error((*self.path, key), f"{describe(value)} is not true or false")
+        return value
+
+    def string_list(self, key: str) -> list[tuple[Path, str]]:
+        """A list of non-empty strings, each with its own key path."""
+        value = self._raw.get(key, [])
+        path = (*self.path, key)
+        if not isinstance(value, list):
+            raise config_error(path, f"{describe(value)} is not a list")
+        items = [((*path, str(index)), item) for index, item in enumerate(value)]
+        return [(item_path, _string(item, item_path)) for item_path, item in items]
+
+
+def _string(value: object, path: Path) -> str:
+    if not isinstance(value, str) or not value:
+        raise config_error(path, f"{describe(value)} is not a non-empty string")
+    return value
+
+
+def _in_words(raw: object, ms: int) -> str:
+    """``24m`` -> ``24 minutes``; an int (milliseconds) says so."""
+    if isinstance(raw, str):
+        count, unit = int(raw[:-1]), _UNIT_WORDS[raw[-1]]
+        return f"{count} {unit}" + ("" if count == 1 else "s")
+    return f"{ms} milliseconds (a bare number is milliseconds)"
+
+
+def _period(section: _Section, key: str, default_ms: int, allow_short: bool) -> int:
+    """A retention, logout or deletion period: never zero, under one day only if allowed."""
+    raw = section.value(key, default_ms)
+    path = (*section.path, key)
+    ms = parse_duration(raw, path)
+    if ms == 0:
+        raise config_error(path, f"{describe(raw)} is zero; use a period longer than zero")
+    if ms >= DAY_MS or allow_short:
+        return ms
+    shown, words = str(raw), _in_words(raw, ms)
+    if isinstance(raw, str) and raw.endswith("m"):
+        months = raw[:-1] + "M"
+        raise config_error(
+            path,
+            f"{shown} is {words}; did you mean {months} ({_in_words(months, ms)})? "
+            "Periods under one day need allow_short_periods: true.",
+        )
+    raise config_error(
+        path,
+        f"{shown} is {words}, less than one day; "
+        "periods under one day need allow_short_periods: true.",
+    )
+
+
+def _sweep_interval(section: _Section, allow_short: bool) -> int:
+    """At least one minute, or one second with ``allow_short_periods``."""
+    raw = section.value("sweep_interval", HOUR_MS)
+    path = (*section.path, "sweep_interval")
+    ms = parse_duration(raw, path)
+    if ms >= MINUTE_MS or (allow_short and ms >= SECOND_MS):
+        return ms
+    allowed = "at least 1s" if allow_short else "at least 1m (1s with allow_short_periods: true)"
+    raise config_error(path, f"{describe(raw)} is too short; use {allowed}")
+
+
+def _match(raw: object, path: Path) -> RetentionMatch:
+    keys = ("type", "msgtype", "media_type")
+    section = _Section(raw, path, keys)
+    fields = {key: section.string(key) for key in keys if section.has(key)}
+    if not fields:
+        raise config_error(path, "needs at least one of type, msgtype, media_type")
+    return RetentionMatch(**fields)
+
+
+def _rules(section: _Section, allow_short: bool) -> tuple[RetentionRule, ...]:
+    raw = section.value("rules", [])
+    path = (*section.path, "rules")
+    if not isinstance(raw, list):
+        raise config_error(path, f"{describe(raw)} is not a list of rules")
+    rules = []
+    for index, item in enumerate(raw):
+        rule = _Section(item, (*path, str(index)), ("match", "lifetime"))
+        rule.require("match", "lifetime")
+        match = _match(rule.value("match"), (*rule.path, "match"))
+        rules.append(RetentionRule(match, _period(rule, "lifetime", 0, allow_short)))
+    return tuple(rules)
+
+
+def _retention(section: _Section, allow_short: bool) -> RetentionConfig:
+    return RetentionConfig(
+        messages_ms=_period(section, "messages", 24 * MONTH_MS, allow_short),
+        attachments_ms=_period(section, "attachments", 12 * MONTH_MS, allow_short),
+        remote_media_ms=_period(section, "remote_media", 12 * MONTH_MS, allow_short),
+        redacted_content_ms=_period(section, "redacted_content", 7 * DAY_MS, allow_short),
+        rules=_rules(section, allow_short),
+    )
+
+
+def _quota(section: _Section) -> QuotaConfig:
+    default_bytes = None
+    raw_bytes = section.value("default_bytes")
+    if raw_bytes is not None:
+        default_bytes = parse_size(raw_bytes, (*section.path, "default_bytes"))
+        if default_bytes == 0:
+            raise config_error(
+                (*section.path, "default_bytes"),
+                f"{describe(raw_bytes)} is zero; use a size above zero, or null for no quota",
+            )
+    counts = set(QUOTA_COUNTS)
+    if section.has("counts"):
+        counts = set()
+        for path, item in section.string_list("counts"):
+            if item not in QUOTA_COUNTS:
+                raise config_error(
+                    path, f"{describe(item)} is not one of {', '.join(QUOTA_COUNTS)}"
+                )
+            counts.add(item)
+        if not counts:
+            raise config_error(
+                (*section.path, "counts"),
+                f"[] is empty; list one or both of {', '.join(QUOTA_COUNTS)}",
+            )
+    return QuotaConfig(default_bytes, frozenset(counts))
+
+
+def _national(section: _Section) -> NationalDirectoryConfig | None:
+    if section.value("national") is None:
+        return None
+    national = section.section("national", ("url", "token_path", "removal_deadline"))
+    national.require("url", "token_path")
+    url = national.value("url")
+    if not isinstance(url, str) or not _is_http_url(url):
+        raise config_error(
+            (*national.path, "url"), f"{describe(url)} is not an http:// or https:// URL"
+        )
+    token_path = national.string("token_path")
+    deadline_path = (*national.path, "removal_deadline")
+    raw_deadline = national.value("removal_deadline", 24 * HOUR_MS)
+    deadline = parse_duration(raw_deadline, deadline_path)
+    if deadline == 0:
+        raise config_error(
+            deadline_path, f"{describe(raw_deadline)} is zero; use a deadline longer than zero"
+        )
+    return NationalDirectoryConfig(url, token_path, deadline)
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _batch_size(section: _Section) -> int:
+    value = section.value("sweep_batch_size", 500)
+    if type(value) is not int or not 1 <= value <= 10000:
+        raise config_error(
+            (*section.path, "sweep_batch_size"),
+            f"{describe(value)} is not a whole number from 1 to 10000",
+        )
+    return value
+
+
+def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
+    """Build the configuration from the raw ``config:`` block; raise ConfigError if invalid."""
+    top = _Section(
+        raw,
+        (),
+        ("dry_run", "sweep_interval", "allow_future_sweeps", "allow_short_periods",
+         "sweep_batch_size", "retention", "quota", "sessions", "accounts", "logs",
+         "directory"),
+    )  # fmt: skip
+    allow_short = top.boolean("allow_short_periods", False)
+    retention = top.section(
+        "retention", ("messages", "attachments", "remote_media", "redacted_content", "rules")
+    )
+    sessions = top.section("sessions", ("inactive_logout_after",))
+    accounts = top.section("accounts", ("inactive_delete_after", "exempt"))
+    logs = top.section("logs", ("ip_retention",))
+    directory = top.section("directory", ("require_consent", "national"))
+    return LuxPrivacyConfig(
+        dry_run=top.boolean("dry_run", False),
+        sweep_interval_ms=_sweep_interval(top, allow_short),
+        allow_future_sweeps=top.boolean("allow_future_sweeps", False),
+        allow_short_periods=allow_short,
+        sweep_batch_size=_batch_size(top),
+        retention=_retention(retention, allow_short),
+        quota=_quota(top.section("quota", ("default_bytes", "counts"))),
+        sessions=SessionsConfig(
+            _period(sessions, "inactive_logout_after", 6 * MONTH_MS, allow_short)
+        ),
+        accounts=AccountsConfig(
+            _period(accounts, "inactive_delete_after", YEAR_MS, allow_short),
+            tuple(item for _, item in accounts.string_list("exempt")),
+        ),
+        logs=LogsConfig(_period(logs, "ip_retention", 6 * MONTH_MS, allow_short)),
+        directory=DirectoryConfig(
+            require_consent=directory.boolean("require_consent", True),
+            national=_national(directory),
+        ),
+    )
