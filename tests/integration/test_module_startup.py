@@ -37,7 +37,7 @@ def test_r1_a_minutes_typo_stops_synapse_with_the_key_and_a_suggestion(
 def test_an_unknown_key_stops_synapse(start_synapse: StartSynapse) -> None:
     with pytest.raises(RuntimeError) as failure:
         start_synapse("sqlite", {"retention": {"mesages": "24M"}})
-    assert "retention.mesages" in str(failure.value) or "mesages" in str(failure.value)
+    assert "retention.mesages: unknown key" in str(failure.value)
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
