@@ -107,10 +107,14 @@ def write_config(directory: Path, port: int) -> None:
             }
         },
         "handlers": {
+            # Rotated daily, 7 old files kept: the logs hold IP addresses, so they
+            # must not outlive logs.ip_retention (R9; check-config verifies it).
             "file": {
-                "class": "logging.FileHandler",
+                "class": "logging.handlers.TimedRotatingFileHandler",
                 "formatter": "precise",
                 "filename": str(directory / "homeserver.log"),
+                "when": "midnight",
+                "backupCount": 7,
                 "encoding": "utf8",
             }
         },

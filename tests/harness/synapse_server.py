@@ -97,6 +97,8 @@ def _in_main_thread() -> bool:
 class SynapseServer:
     """One Synapse homeserver process (server name ``lux.test``) living in ``tmp_dir``."""
 
+    config_file_name = "homeserver.yaml"  # a worker writes its own file beside the shared one
+
     def __init__(
         self,
         tmp_dir: str | os.PathLike[str],
@@ -119,10 +121,11 @@ class SynapseServer:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.shared_secret = secrets.token_hex(16)
-        self.config_path = self.dir / "homeserver.yaml"
+        self.config_path = self.dir / self.config_file_name
         self.log_path = self.dir / "homeserver.log"
         self.stdout_path = self.dir / "synapse.stdout"
         self.boot_seconds: float | None = None
+        self._began = 0.0
         self._proc: subprocess.Popen[bytes] | None = None
         self._db: Database | None = None
         self.config = self._build_config(extra_config or {})
@@ -221,16 +224,33 @@ class SynapseServer:
 
     def start(self, timeout: float = 120) -> None:
         """Start Synapse and wait until ``/health`` answers 200."""
+        self.spawn()
+        self.wait_until_healthy(timeout)
+
+    def command(self) -> list[str]:
+        """The command line of the Synapse process (a worker runs another app)."""
+        return [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)]
+
+    def boot_label(self) -> str:
+        """How this process is named in the boot-time summary."""
+        module = "without module" if self.module_config is None else "with module"
+        return f"{self.database} {module}"
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it; then call :meth:`wait_until_healthy`.
+
+        Lets several processes boot side by side (e.g. the workers of a deployment).
+        """
         if self.running:
             raise RuntimeError(f"{self!r} is already running")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
         )
-        began = time.monotonic()
+        self._began = time.monotonic()
         with self.stdout_path.open("ab") as out:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
+                self.command(),
                 cwd=self.dir,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -241,10 +261,16 @@ class SynapseServer:
                 preexec_fn=_die_with_parent if _in_main_thread() else None,
             )
         _LIVE.add(self)
-        deadline = began + timeout
+
+    def wait_until_healthy(self, timeout: float = 120) -> None:
+        """Wait until ``/health`` answers 200, at most ``timeout`` s after :meth:`spawn`."""
+        deadline = self._began + timeout
         while True:
-            if self._proc.poll() is not None:
-                self._fail(f"Synapse exited with code {self._proc.returncode} during start-up")
+            proc = self._proc
+            if proc is None:
+                raise RuntimeError(f"{self!r} was not started")
+            if proc.poll() is not None:
+                self._fail(f"Synapse exited with code {proc.returncode} during start-up")
             if time.monotonic() > deadline:
                 self.kill()
                 self._fail(f"Synapse did not become healthy within {timeout} s")
@@ -254,9 +280,8 @@ class SynapseServer:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
-        self.boot_seconds = time.monotonic() - began
-        module = "without module" if self.module_config is None else "with module"
-        BOOT_TIMES.append((f"{self.database} {module}", self.boot_seconds))
+        self.boot_seconds = time.monotonic() - self._began
+        BOOT_TIMES.append((self.boot_label(), self.boot_seconds))
 
     def _fail(self, reason: str) -> None:
         _LIVE.discard(self)
