@@ -1,5 +1,6 @@
 """The module's database handle inside Synapse: Synapse's pool, migrations run first."""
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -9,6 +10,10 @@ from synapse_lux_privacy.db import Dialect
 from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+_MIGRATION_ATTEMPTS = 3
 
 
 class ModuleDatabase:
@@ -32,10 +37,25 @@ class ModuleDatabase:
         self._migrations.update(migrations)
 
     async def ensure_schema(self) -> None:
-        if not self._migrated:
-            await self._api.run_db_interaction(
-                "lux_privacy_migrate", apply_migrations, self.dialect, self._migrations
-            )
+        """Run the migrations once; a caller that loses a race retries and finds them done.
+
+        On PostgreSQL two first callers (two requests right after boot, or two
+        workers) are serialised by the advisory lock, but Synapse's transactions
+        run at REPEATABLE READ: the second may still miss the version row the
+        first committed and fail on inserting it. A fresh transaction sees it.
+        """
+        attempt = 0
+        while not self._migrated:
+            attempt += 1
+            try:
+                await self._api.run_db_interaction(
+                    "lux_privacy_migrate", apply_migrations, self.dialect, self._migrations
+                )
+            except Exception:
+                if attempt >= _MIGRATION_ATTEMPTS:
+                    raise
+                logger.info("lux_privacy: schema migration raced another; retrying")
+                continue
             self._migrated = True
 
     async def __call__(self, desc: str, func: Callable[..., T], *args: Any) -> T:
