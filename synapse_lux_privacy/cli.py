@@ -14,11 +14,11 @@ from contextlib import redirect_stdout
 from typing import Any
 
 import yaml
-from synapse.config import ConfigError
-from synapse.config._base import find_config_files
+from synapse.module_api.errors import ConfigError
 
 from synapse_lux_privacy.config import parse_config
 from synapse_lux_privacy.native_settings import find_contradictions
+from synapse_lux_privacy.synapse_adapter.config_files import config_files
 
 MODULE = "synapse_lux_privacy.LuxPrivacyModule"
 
@@ -55,7 +55,7 @@ def _check_config(paths: Sequence[str]) -> int:
     """Print the findings for the given config files; return the exit status."""
     try:
         with redirect_stdout(sys.stderr):  # Synapse prints what it skips in a directory
-            files = find_config_files(list(paths))
+            files = config_files(paths)
         homeserver = _read_merged(files)
         index, raw_config = _module_entry(homeserver)
     except OSError as e:

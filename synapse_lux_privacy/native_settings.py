@@ -18,9 +18,9 @@ from typing import Any
 
 import attrs
 import yaml
-from synapse.config._base import Config
 
 from synapse_lux_privacy.config import LuxPrivacyConfig
+from synapse_lux_privacy.synapse_adapter.config_files import synapse_duration_ms
 from synapse_lux_privacy.units import (
     DAY_MS,
     HOUR_MS,
@@ -91,7 +91,7 @@ def _too_long(
     if not (type(raw) is int or isinstance(raw, str)):
         return Finding(key, describe(raw), f"{_SYNAPSE_SYNTAX} of {expected}", rule)
     try:
-        ms = Config.parse_duration(raw)
+        ms = synapse_duration_ms(raw)
     except (TypeError, ValueError, IndexError):
         return Finding(key, describe(raw), f"{_SYNAPSE_SYNTAX} of {expected}", rule)
     if ms <= limit_ms:

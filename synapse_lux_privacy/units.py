@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Sequence
 
-from synapse.config import ConfigError
+from synapse.module_api.errors import ConfigError
 
 SECOND_MS = 1000
 MINUTE_MS = 60 * SECOND_MS
