@@ -30,10 +30,15 @@ from synapse_lux_privacy.units import (
 Path = tuple[str, ...]
 
 QUOTA_COUNTS = ("media", "events")
+# The placeholders a quota.notice_texts template may use (R4): a number of items, and
+# two sizes already written out ("1.5 MB").
+QUOTA_NOTICE_FIELDS = ("count", "removed", "quota")
 
 # A Matrix user ID with nothing in it that a regex would read differently
 # (apart from ".", which then matches only itself).
 _PLAIN_USER_ID = re.compile(r"@[a-z0-9._=\-/]+:[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
+
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]+)*")
 
 _UNIT_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week",
                "M": "month", "y": "year"}  # fmt: skip
@@ -95,10 +100,16 @@ class RetentionConfig:
 
 @attrs.frozen
 class QuotaConfig:
-    """R4: per-user storage quota; ``default_bytes`` None means no quota."""
+    """R4: per-user storage quota; ``default_bytes`` None means no quota.
+
+    ``notice_texts``: (language, template) pairs of the eviction notice; None: the
+    built-in French and English texts; empty: no notice.
+    """
 
     default_bytes: int | None
     counts: frozenset[str]
+    eviction_interval_ms: int = 30 * SECOND_MS
+    notice_texts: tuple[tuple[str, str], ...] | None = None
 
 
 @attrs.frozen
@@ -341,7 +352,48 @@ def _quota(section: _Section) -> QuotaConfig:
                 (*section.path, "counts"),
                 f"[] is empty; list one or both of {', '.join(QUOTA_COUNTS)}",
             )
-    return QuotaConfig(default_bytes, frozenset(counts))
+    return QuotaConfig(
+        default_bytes, frozenset(counts), _eviction_interval(section), _notice_texts(section)
+    )
+
+
+def _eviction_interval(section: _Section) -> int:
+    """From one second to one hour: how soon a user over quota is brought back under it."""
+    raw = section.value("eviction_interval", 30 * SECOND_MS)
+    path = (*section.path, "eviction_interval")
+    ms = parse_duration(raw, path)
+    if not SECOND_MS <= ms <= HOUR_MS:
+        raise config_error(path, f"{describe(raw)} is not between 1s and 1h")
+    return ms
+
+
+def _notice_texts(section: _Section) -> tuple[tuple[str, str], ...] | None:
+    """Language -> template; every template must format with QUOTA_NOTICE_FIELDS only."""
+    raw = section.value("notice_texts")
+    if raw is None:
+        return None
+    texts_path = (*section.path, "notice_texts")
+    if not isinstance(raw, Mapping):
+        raise config_error(
+            texts_path, f"{describe(raw)} is not a mapping of language to text, or null"
+        )
+    pairs = []
+    fields = ", ".join("{" + f + "}" for f in QUOTA_NOTICE_FIELDS)
+    for language in raw:
+        path = (*texts_path, str(language))
+        if not isinstance(language, str) or not _LANGUAGE.fullmatch(language):
+            raise config_error(
+                path, f"{describe(language)} is not a language tag such as fr, en or de-LU"
+            )
+        template = _string(raw[language], path)
+        try:
+            template.format(count=1, removed="1 KB", quota="1 KB")
+        except (KeyError, IndexError, ValueError, AttributeError):
+            raise config_error(
+                path, f"{describe(template)} is not a valid text; it may only use {fields}"
+            ) from None
+        pairs.append((language, template))
+    return tuple(pairs)
 
 
 def _national(section: _Section) -> NationalDirectoryConfig | None:
@@ -407,7 +459,9 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
         allow_short_periods=allow_short,
         sweep_batch_size=_batch_size(top),
         retention=_retention(retention, allow_short),
-        quota=_quota(top.section("quota", ("default_bytes", "counts"))),
+        quota=_quota(
+            top.section("quota", ("default_bytes", "counts", "eviction_interval", "notice_texts"))
+        ),
         sessions=SessionsConfig(
             _period(sessions, "inactive_logout_after", 6 * MONTH_MS, allow_short)
         ),

@@ -115,7 +115,9 @@ class SweepOrchestrator:
             metrics.sweep_duration_seconds.labels(self._server_name, str(dry_run).lower()).observe(
                 time.monotonic() - wall_start
             )
-        if status == "completed" and not dry_run:
+        # Only a full sweep (every rule) counts as "the last successful sweep": a
+        # filtered one, such as the quota eviction loop, leaves the other rules unrun.
+        if status == "completed" and not dry_run and rule_names is None:
             metrics.last_successful_sweep_timestamp_seconds.labels(self._server_name).set(
                 report.finished_ts / 1000
             )

@@ -92,6 +92,14 @@ def test_r4_quota_counts_default_is_media_and_events() -> None:
     assert DEFAULTS.quota.counts == frozenset({"media", "events"})
 
 
+def test_r4_quota_eviction_interval_default_is_30_seconds() -> None:
+    assert DEFAULTS.quota.eviction_interval_ms == 30 * SECOND_MS
+
+
+def test_r4_quota_notice_texts_default_to_the_built_in_ones() -> None:
+    assert DEFAULTS.quota.notice_texts is None
+
+
 def test_r11_inactive_logout_default_is_6_months() -> None:
     assert DEFAULTS.sessions.inactive_logout_after_ms == 6 * 30 * DAY_MS
 
@@ -158,7 +166,8 @@ def _all_keys() -> list[str]:
         "dry_run", "sweep_interval", "allow_future_sweeps", "allow_short_periods",
         "sweep_batch_size", "retention", "messages", "attachments", "remote_media",
         "redacted_content", "rules", "match", "lifetime", "msgtype", "media_type", "quota",
-        "default_bytes", "counts", "sessions", "inactive_logout_after", "accounts",
+        "default_bytes", "counts", "eviction_interval", "notice_texts", "sessions",
+        "inactive_logout_after", "accounts",
         "inactive_delete_after", "exempt", "logs", "ip_retention", "directory",
         "require_consent", "national", "url", "token_path", "removal_deadline",
     ]  # fmt: skip
@@ -259,6 +268,19 @@ ERRORS = [
     ({"quota": {"counts": [1]}}, ("quota", "counts", "0"), "1 is not a non-empty string"),
     ({"quota": {"counts": ["files"]}}, ("quota", "counts", "0"), "not one of media, events"),
     ({"quota": {"counts": []}}, ("quota", "counts"), "quota.counts: [] is empty"),
+    ({"quota": {"eviction_interval": 500}}, ("quota", "eviction_interval"), "between 1s and 1h"),
+    ({"quota": {"eviction_interval": "2h"}}, ("quota", "eviction_interval"), "between 1s and 1h"),
+    ({"quota": {"eviction_interval": "30 s"}}, ("quota", "eviction_interval"), "not a duration"),
+    ({"quota": {"notice_texts": "hello"}}, ("quota", "notice_texts"), "is not a mapping"),
+    ({"quota": {"notice_texts": {"french": "x"}}}, ("quota", "notice_texts", "french"), "tag"),
+    ({"quota": {"notice_texts": {"fr": ""}}}, ("quota", "notice_texts", "fr"), "non-empty"),
+    (
+        {"quota": {"notice_texts": {"en": "{size} removed"}}},
+        ("quota", "notice_texts", "en"),
+        "it may only use {count}, {removed}, {quota}",
+    ),
+    ({"quota": {"notice_texts": {"en": "{count"}}}, ("quota", "notice_texts", "en"), "not a valid"),
+    ({"quota": {"notice_texts": {"en": "{quota:d}"}}}, ("quota", "notice_texts", "en"), "valid"),
     ({"sessions": []}, ("sessions",), "is not a mapping; expected keys: inactive_logout_after"),
     ({"sessions": {"logout_after": "6M"}}, ("sessions", "logout_after"), "unknown key"),
     (
@@ -500,6 +522,15 @@ def test_r4_quota_size_and_counts() -> None:
     config = parse_config({"quota": {"default_bytes": "512M", "counts": ["events"]}})
     assert config.quota.default_bytes == 512 * 1024**2
     assert config.quota.counts == frozenset({"events"})
+
+
+def test_r4_quota_eviction_interval_and_notice_texts() -> None:
+    quota = parse_config(
+        {"quota": {"eviction_interval": "2s", "notice_texts": {"lb": "{count}", "en": "x"}}}
+    ).quota
+    assert quota.eviction_interval_ms == 2 * SECOND_MS
+    assert quota.notice_texts == (("lb", "{count}"), ("en", "x"))
+    assert parse_config({"quota": {"notice_texts": {}}}).quota.notice_texts == ()
 
 
 def test_r4_quota_null_is_no_quota() -> None:

@@ -1,0 +1,32 @@
+"""The activity record's tables (R11, R12): the module's own last activity per user and device.
+
+Synapse's only record of activity is its IP log (``user_ips``) and ``devices.last_seen``;
+the first is purged after ``logs.ip_retention`` (R9) and the second goes with the
+device (R11). These tables keep what the rules need after both are gone.
+"""
+
+from collections.abc import Mapping, Sequence
+
+ACCOUNTS_MIGRATIONS: Mapping[str, Sequence[str]] = {
+    "accounts": (
+        # R12: last recorded activity per local user (registration, login, requests,
+        # and the activity of the user's devices folded in at each sweep).
+        """
+        CREATE TABLE IF NOT EXISTS lux_privacy_user_activity (
+            user_id TEXT PRIMARY KEY,
+            last_active_ts BIGINT NOT NULL
+        )
+        """,
+        # R11: per device, when the module first saw it (the basis for a device that
+        # Synapse never saw) and the latest last_seen copied from Synapse's devices table.
+        """
+        CREATE TABLE IF NOT EXISTS lux_privacy_device_activity (
+            user_id TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            first_seen_ts BIGINT NOT NULL,
+            last_seen_ts BIGINT,
+            PRIMARY KEY (user_id, device_id)
+        )
+        """,
+    )
+}

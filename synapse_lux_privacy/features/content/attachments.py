@@ -1,0 +1,113 @@
+"""The attachments rule (R2, R6, R7, R13): files go 12 months after upload, with their events.
+
+Two steps, each in batches of at most ``sweep_batch_size``:
+
+1. attachment events sent in clear (stickers, and messages with msgtype m.image,
+   m.video, m.audio or m.file) past their content lifetime lose their content
+   through Synapse's event expiry, as a redaction would. An event whose row is due
+   as well is left to the messages rule, which runs first;
+2. local uploads past their lifetime (counted from upload, never from last access)
+   are deleted with their thumbnails, database rows and storage-provider copies.
+   Avatars in use by a profile or a room are kept (R7: profile data).
+
+Encrypted events are opaque to the server: the file goes here at its lifetime
+while the ``m.room.encrypted`` event that points to it follows the messages rule.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from synapse.module_api import ModuleApi
+
+from synapse_lux_privacy.db import DbRunner, Dialect
+from synapse_lux_privacy.features.content import cursor
+from synapse_lux_privacy.features.content.expunged import EXPUNGE, Expunger, item_id, parse_item
+from synapse_lux_privacy.features.content.held_media import held_room_media
+from synapse_lux_privacy.features.content.messages import event_candidate
+from synapse_lux_privacy.features.content.policy import (
+    ATTACHMENT_TYPES,
+    ContentPolicy,
+    due,
+    sent_before,
+)
+from synapse_lux_privacy.store.holds import HoldSet
+from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, SweepContext
+from synapse_lux_privacy.synapse_adapter import events, media
+
+MEDIA = "media"
+EVENTS_STEP, MEDIA_STEP = "events", "media"
+
+
+class AttachmentsRule:
+    name = "attachments"
+
+    def __init__(
+        self,
+        api: ModuleApi,
+        db: DbRunner,
+        dialect: Dialect,
+        policy: ContentPolicy,
+        expunger: Expunger,
+    ) -> None:
+        self._api = api
+        self._db = db
+        self._dialect = dialect
+        self._policy = policy
+        self._expunger = expunger
+
+    async def find_candidates(
+        self, ctx: SweepContext, holds: HoldSet, cursor_value: str | None
+    ) -> CandidatePage:
+        step, key, tiebreak = cursor.decode(cursor_value) or (EVENTS_STEP, None, None)
+        after = None if key is None else (key, tiebreak)
+        if step == EVENTS_STEP:
+            return await self._events(ctx, after)
+        return await self._media(ctx, holds, after)
+
+    async def _events(self, ctx: SweepContext, after: Any) -> CandidatePage:
+        rows = await events.old_attachment_events(
+            self._db,
+            self._dialect,
+            ATTACHMENT_TYPES,
+            sent_before(ctx.as_of_ms, self._policy.shortest_attachment_lifetime()),
+            after,
+            ctx.batch_size,
+        )
+        items = [
+            event_candidate(EXPUNGE, e)
+            for e in rows
+            if self._policy.attachment_due(e.type, e.msgtype, e.ts, ctx.as_of_ms)
+        ]
+        if len(rows) < ctx.batch_size:
+            return CandidatePage(items, cursor.encode(MEDIA_STEP, None, None))
+        return CandidatePage(items, cursor.encode(EVENTS_STEP, rows[-1].ts, rows[-1].stream))
+
+    async def _media(self, ctx: SweepContext, holds: HoldSet, after: Any) -> CandidatePage:
+        rows = await media.old_local_media(
+            self._db,
+            sent_before(ctx.as_of_ms, self._policy.shortest_local_media_lifetime()),
+            after,
+            ctx.batch_size,
+        )
+        by_uri = media.local_mxcs(self._api, rows)
+        avatars = await media.avatars_in_use(self._db, list(by_uri))
+        held_rooms = await held_room_media(self._db, holds)
+        items = [
+            Candidate(item_id(MEDIA, m.media_id), m.user_id, held_rooms.get(uri), m.size)
+            for uri, m in by_uri.items()
+            if uri not in avatars
+            and due(m.created_ts, self._policy.local_media_lifetime(m.media_type), ctx.as_of_ms)
+        ]
+        if len(rows) < ctx.batch_size:
+            return CandidatePage(items, None)
+        return CandidatePage(
+            items, cursor.encode(MEDIA_STEP, rows[-1].created_ts, rows[-1].media_id)
+        )
+
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
+        files = {parse_item(c)[1]: c for c in items if parse_item(c)[0] == MEDIA}
+        expunged = await self._expunger.expunge(
+            self.name, [c for c in items if parse_item(c)[0] == EXPUNGE]
+        )
+        deleted = await media.delete_local_media(self._api, list(files)) if files else []
+        return [*expunged, *(files[media_id] for media_id in deleted)]

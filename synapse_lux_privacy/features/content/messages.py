@@ -1,0 +1,219 @@
+"""The messages rule (R1, R3, R6, R13): events go from the database at the end of their life.
+
+Room by room (in room ID order), in batches of at most ``sweep_batch_size`` events:
+
+1. *purge*: the room's oldest non-state events, as long as each one is due, was
+   not sent by a user on legal hold and lies below the room's newest forward
+   extremity (``planning.plan_prefix``), are removed with Synapse's purge history.
+   Their rows, JSON, edges, relations, search entries, push actions and
+   redactions go. A held room is never purged (R13);
+2. *expunge*: what is due but must stay as a row (the room's newest events, events
+   above a held user's oldest one, events above one not due yet) loses its content
+   through Synapse's event expiry;
+3. *expunge* old state: state events that are no longer part of the room's current
+   state (old names, topics, display names in memberships) lose their content the
+   same way. Synapse's purge keeps every state event; the current state stays
+   untouched, since the room needs it to work.
+
+Local and remote senders are treated alike (R6). Candidates carry the sender and
+the room, so the orchestrator drops what a hold covers; a purge is re-checked
+against the batch it was given and never removes an event outside it.
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+
+import attrs
+from synapse.module_api import ModuleApi
+
+from synapse_lux_privacy.db import DbRunner, Dialect
+from synapse_lux_privacy.features.content import cursor
+from synapse_lux_privacy.features.content.expunged import EXPUNGE, Expunger, item_id, parse_item
+from synapse_lux_privacy.features.content.planning import plan_prefix
+from synapse_lux_privacy.features.content.policy import ContentPolicy, sent_before
+from synapse_lux_privacy.store.holds import HoldSet
+from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, SweepContext
+from synapse_lux_privacy.synapse_adapter import events
+from synapse_lux_privacy.synapse_adapter.events import StoredEvent
+
+logger = logging.getLogger(__name__)
+
+PURGE = "purge"
+
+# Rooms of one batch purged at the same time. Each purge is its own transaction under
+# its room's purge lock; a few at once overlap their database round trips, as Synapse's
+# own retention jobs do (those run every room at once).
+PURGE_CONCURRENCY = 4
+
+# The steps of one room's scan, in order.
+WALK, NON_STATE, OLD_STATE, DONE = "walk", "non_state", "old_state", "done"
+
+
+@attrs.frozen
+class RoomScan:
+    """Where a scan stands in a room: the step, the purge floor, the last event seen."""
+
+    room_id: str
+    step: str
+    floor: int | None = None
+    after: tuple[int, int] | None = None
+
+    def encode(self) -> str:
+        depth, stream = self.after if self.after is not None else (None, None)
+        return cursor.encode(self.room_id, self.step, self.floor, depth, stream)
+
+    @staticmethod
+    def decode(value: str | None) -> "RoomScan | None":
+        parts = cursor.decode(value)
+        if parts is None:
+            return None
+        room_id, step, floor, depth, stream = parts
+        return RoomScan(room_id, step, floor, None if depth is None else (depth, stream))
+
+
+def event_candidate(kind: str, event: StoredEvent) -> Candidate:
+    return Candidate(item_id(kind, event.event_id), event.sender, event.room_id, event.size)
+
+
+class MessagesRule:
+    name = "messages"
+
+    def __init__(
+        self,
+        api: ModuleApi,
+        db: DbRunner,
+        dialect: Dialect,
+        policy: ContentPolicy,
+        expunger: Expunger,
+    ) -> None:
+        self._api = api
+        self._db = db
+        self._dialect = dialect
+        self._policy = policy
+        self._expunger = expunger
+
+    async def find_candidates(
+        self, ctx: SweepContext, holds: HoldSet, cursor: str | None
+    ) -> CandidatePage:
+        items: list[Candidate] = []
+        scan = RoomScan.decode(cursor)
+        if scan is not None and scan.step != DONE:
+            scan = await self._scan_room(ctx, holds, scan, items)
+            if scan.step != DONE:
+                return CandidatePage(items, scan.encode())
+        rooms = await events.rooms_with_pending_events(
+            self._db,
+            sent_before(ctx.as_of_ms, self._policy.shortest_row_lifetime()),
+            "" if scan is None else scan.room_id,
+            ctx.batch_size,
+        )
+        for room_id in rooms:
+            scan = await self._scan_room(ctx, holds, RoomScan(room_id, WALK), items)
+            if scan.step != DONE or len(items) >= ctx.batch_size:
+                return CandidatePage(items, scan.encode())
+        if len(rooms) < ctx.batch_size:
+            return CandidatePage(items, None)
+        return CandidatePage(items, RoomScan(rooms[-1], DONE).encode())
+
+    async def _scan_room(
+        self, ctx: SweepContext, holds: HoldSet, scan: RoomScan, items: list[Candidate]
+    ) -> RoomScan:
+        """Add the room's candidates to ``items`` until the batch is full; where it stopped."""
+        if scan.step == WALK:
+            scan = await self._walk(ctx, holds, scan, items)
+        while scan.step in (NON_STATE, OLD_STATE) and len(items) < ctx.batch_size:
+            scan = await self._old_events(ctx, scan, items)
+        return scan
+
+    async def _walk(
+        self, ctx: SweepContext, holds: HoldSet, scan: RoomScan, items: list[Candidate]
+    ) -> RoomScan:
+        """Step 1: the purgeable prefix of the room's history."""
+        extremity = await events.max_extremity_depth(self._db, scan.room_id)
+        if scan.room_id in holds.room_ids or extremity is None:
+            return RoomScan(scan.room_id, NON_STATE)
+        cap = ctx.batch_size - len(items)
+        oldest = await events.oldest_non_state_events(
+            self._db, self._dialect, scan.room_id, scan.after, cap + 1
+        )
+        plan = plan_prefix(
+            oldest,
+            cap,
+            extremity,
+            lambda e: e.sender in holds.user_ids or not self._row_due(e, ctx),
+        )
+        items.extend(event_candidate(PURGE, e) for e in plan.prefix)
+        if plan.floor is None:
+            return RoomScan(scan.room_id, WALK, after=plan.prefix[-1].position)
+        return RoomScan(scan.room_id, NON_STATE, plan.floor)
+
+    async def _old_events(
+        self, ctx: SweepContext, scan: RoomScan, items: list[Candidate]
+    ) -> RoomScan:
+        """Steps 2 and 3: due events the purge keeps, to expunge."""
+        state = scan.step == OLD_STATE
+        while True:
+            rows = await events.old_room_events(
+                self._db,
+                self._dialect,
+                scan.room_id,
+                state,
+                sent_before(ctx.as_of_ms, self._policy.shortest_row_lifetime()),
+                None if state else scan.floor,
+                scan.after,
+                ctx.batch_size,
+            )
+            for event in rows:
+                if self._row_due(event, ctx):
+                    items.append(event_candidate(EXPUNGE, event))
+                    if len(items) >= ctx.batch_size:
+                        return attrs.evolve(scan, after=event.position)
+            if len(rows) < ctx.batch_size:
+                return RoomScan(scan.room_id, DONE if state else OLD_STATE, scan.floor)
+            scan = attrs.evolve(scan, after=rows[-1].position)
+
+    def _row_due(self, event: StoredEvent, ctx: SweepContext) -> bool:
+        return self._policy.row_due(event.type, event.msgtype, event.ts, ctx.as_of_ms)
+
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
+        purges: dict[str, list[Candidate]] = defaultdict(list)
+        expunges: list[Candidate] = []
+        for item in items:
+            kind, _ = parse_item(item)
+            if kind == PURGE and item.room_id is not None:
+                purges[item.room_id].append(item)
+            else:
+                expunges.append(item)
+        deleted: list[Candidate] = []
+
+        async def purge(room_id: str) -> None:
+            deleted.extend(await self._purge(room_id, purges[room_id]))
+
+        await events.concurrently(purge, sorted(purges), PURGE_CONCURRENCY)
+        deleted.extend(await self._expunger.expunge(self.name, expunges))
+        return deleted
+
+    async def _purge(self, room_id: str, batch: Sequence[Candidate]) -> list[Candidate]:
+        """Purge the room up to this batch, never past an event outside it."""
+        by_event = {parse_item(c)[1]: c for c in batch}
+        before = await events.event_positions(self._db, list(by_event))
+        extremity = await events.max_extremity_depth(self._db, room_id)
+        if not before or extremity is None:
+            return []
+        point = max(depth for depth, _ in before.values()) + 1
+        below = await events.non_state_events_below(self._db, room_id, point)
+        outside = [depth for event_id, depth in below.items() if event_id not in by_event]
+        point = min([point, extremity, *outside])
+        if point > min(depth for depth, _ in before.values()):
+            stream = max(stream for _, stream in before.values())
+            try:
+                await events.purge_history(self._api, room_id, point, stream)
+            except Exception:
+                # One room Synapse cannot purge must not hold up every other room: what
+                # was not purged is counted as not deleted and tried again next sweep.
+                logger.exception("lux_privacy: purge of %s failed; continuing", room_id)
+        after = await events.event_positions(self._db, list(before))
+        gone = [event_id for event_id in before if event_id not in after]
+        await self._expunger.forget(gone)
+        return [by_event[event_id] for event_id in gone]

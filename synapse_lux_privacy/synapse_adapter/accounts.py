@@ -1,0 +1,259 @@
+"""Synapse's accounts: who is exempt, who is idle, and erasure through Synapse (R7, R8, R12).
+
+Reads Synapse's ``users``, ``devices``, ``user_ips``, ``room_memberships``,
+``event_json`` and ``local_media_repository`` tables with SELECT only. Deletions go
+through Synapse's own machinery: the deactivation handler (with erasure) and the
+profile handler (media goes through ``synapse_adapter.media.delete_local_media``).
+"""
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from synapse.logging.context import current_context
+from synapse.module_api import ModuleApi, UserID
+from synapse.types import create_requester
+
+from synapse_lux_privacy.db import Cursor, DbRunner, Dialect
+from synapse_lux_privacy.synapse_adapter.devices import (
+    DEVICE_JOIN,
+    device_activity_sql,
+    greatest,
+    logout_basis_sql,
+)
+from synapse_lux_privacy.synapse_adapter.events import placeholders
+
+
+def server_notices_user(api: ModuleApi) -> str | None:
+    """The server-notices user (``server_notices.system_mxid_localpart``), if configured."""
+    mxid: str | None = api._hs.config.servernotices.server_notices_mxid
+    return mxid
+
+
+def appservice_checker(api: ModuleApi) -> Callable[[str], bool]:
+    """Whether a user ID is an application service's sender or in its exclusive namespace."""
+    services = list(api._hs.get_datastores().main.get_app_services())
+    return lambda user_id: any(s.is_exclusive_user(user_id) for s in services)
+
+
+def is_own_request(user_id: str) -> bool:
+    """Whether Synapse is serving an HTTP request that ``user_id`` is authenticating.
+
+    Reads the current logging context: Synapse's auth calls ``is_user_expired``
+    inside the request's context before the requester is attached to it, while
+    the pusher pool calls it from background processes, which have no request.
+    """
+    request = current_context().request
+    return request is not None and request.requester in (None, user_id)
+
+
+def on_shutdown(api: ModuleApi, desc: str, func: Callable[[], Awaitable[None]]) -> None:
+    """Run ``func`` before Synapse shuts down (best effort), as Synapse flushes client IPs."""
+
+    def run() -> Any:
+        return api.run_as_background_process(desc, func)
+
+    api._hs.register_async_shutdown_handler(phase="before", eventType="shutdown", shutdown_func=run)
+
+
+async def backfill_user_activity(run: DbRunner, dialect: Dialect) -> None:
+    """Give every active local user without an activity record one from Synapse's data.
+
+    The latest of: registration (``users.creation_ts``), ``devices.last_seen`` and
+    ``user_ips.last_seen``. Run at every start and sweep: only users without a record
+    are touched, so this is the first-start backfill and a safety net afterwards.
+    """
+    latest = greatest(
+        dialect,
+        "COALESCE(u.creation_ts, 0) * 1000",
+        "COALESCE((SELECT MAX(d.last_seen) FROM devices AS d WHERE d.user_id = u.name), 0)",
+        "COALESCE((SELECT MAX(i.last_seen) FROM user_ips AS i WHERE i.user_id = u.name), 0)",
+    )
+
+    def txn(cur: Cursor) -> None:
+        cur.execute(
+            "INSERT INTO lux_privacy_user_activity (user_id, last_active_ts)"
+            f" SELECT u.name, {latest} FROM users AS u WHERE u.deactivated = 0"
+            " AND NOT EXISTS (SELECT 1 FROM lux_privacy_user_activity AS r"
+            " WHERE r.user_id = u.name) ON CONFLICT (user_id) DO NOTHING",
+            (),
+        )
+
+    await run("lux_privacy_backfill_activity", txn)
+
+
+async def find_idle_accounts(
+    run: DbRunner,
+    dialect: Dialect,
+    account_cutoff_ms: int,
+    session_cutoff_ms: int,
+    after: str | None,
+    limit: int | None,
+    user_ids: Sequence[str] | None = None,
+) -> list[str]:
+    """Active local users (not appservice) inactive since ``account_cutoff_ms`` with no
+    session left: every device not seen since ``session_cutoff_ms`` (R11 logs it out).
+
+    Inactive: the module's record (registration time if there is none) and every
+    device's last request are at most ``account_cutoff_ms``.
+
+    Ordered by user ID, after ``after``; ``user_ids`` restricts to these users.
+    """
+    last_active = "COALESCE(r.last_active_ts, COALESCE(u.creation_ts, 0) * 1000)"
+    where = [
+        "u.deactivated = 0",
+        "u.appservice_id IS NULL",
+        f"{last_active} <= ?",
+        f"NOT EXISTS (SELECT 1 FROM devices AS d {DEVICE_JOIN} WHERE d.user_id = u.name"
+        f" AND d.hidden = ? AND ({logout_basis_sql(dialect)} > ?"
+        f" OR {device_activity_sql(dialect)} > ?))",
+    ]
+    args: list[Any] = [account_cutoff_ms, False, session_cutoff_ms, account_cutoff_ms]
+    if after is not None:
+        where.append("u.name > ?")
+        args.append(after)
+    if user_ids is not None:
+        if not user_ids:
+            return []
+        where.append(f"u.name IN ({placeholders(user_ids)})")
+        args += user_ids
+    sql = (
+        "SELECT u.name FROM users AS u LEFT JOIN lux_privacy_user_activity AS r"
+        f" ON r.user_id = u.name WHERE {' AND '.join(where)} ORDER BY u.name"
+    )
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+
+    def txn(cur: Cursor) -> list[str]:
+        cur.execute(sql, args)
+        return [str(row[0]) for row in cur.fetchall()]
+
+    return await run("lux_privacy_find_idle_accounts", txn)
+
+
+async def members_of_rooms(
+    run: DbRunner, user_ids: Sequence[str], room_ids: Iterable[str]
+) -> set[str]:
+    """Those of ``user_ids`` with any membership event, past or present, in these rooms."""
+    rooms = sorted(room_ids)
+    if not user_ids or not rooms:
+        return set()
+
+    def txn(cur: Cursor) -> set[str]:
+        cur.execute(
+            "SELECT DISTINCT user_id FROM room_memberships WHERE"
+            f" user_id IN ({placeholders(user_ids)}) AND room_id IN ({placeholders(rooms)})",
+            (*user_ids, *rooms),
+        )
+        return {str(row[0]) for row in cur.fetchall()}
+
+    return await run("lux_privacy_members_of_rooms", txn)
+
+
+async def media_of_users(
+    run: DbRunner, user_ids: Sequence[str]
+) -> dict[str, list[tuple[str, int]]]:
+    """Each user's local media uploads: (media_id, bytes)."""
+    if not user_ids:
+        return {}
+
+    def txn(cur: Cursor) -> dict[str, list[tuple[str, int]]]:
+        cur.execute(
+            "SELECT user_id, media_id, COALESCE(media_length, 0) FROM local_media_repository"
+            f" WHERE user_id IN ({placeholders(user_ids)}) ORDER BY user_id, media_id",
+            user_ids,
+        )
+        media: dict[str, list[tuple[str, int]]] = {}
+        for user_id, media_id, length in cur.fetchall():
+            media.setdefault(str(user_id), []).append((str(media_id), int(length)))
+        return media
+
+    return await run("lux_privacy_media_of_users", txn)
+
+
+async def media_in_rooms(
+    run: DbRunner, server_name: str, media_ids: Iterable[str], room_ids: Iterable[str]
+) -> set[str]:
+    """Those local media IDs that an event of these rooms points to (legal holds, R13)."""
+    rooms = sorted(room_ids)
+    wanted = {f"mxc://{server_name}/{m}": m for m in media_ids}
+    if not rooms or not wanted:
+        return set()
+
+    def txn(cur: Cursor) -> set[str]:
+        cur.execute(
+            f"SELECT json FROM event_json WHERE room_id IN ({placeholders(rooms)}) AND json LIKE ?",
+            (*rooms, f"%mxc://{server_name}/%"),
+        )
+        found: set[str] = set()
+        for (text,) in cur.fetchall():
+            found.update(m for uri, m in wanted.items() if uri in str(text))
+        return found
+
+    return await run("lux_privacy_media_in_rooms", txn)
+
+
+async def current_avatar_url(api: ModuleApi, user_id: str) -> str | None:
+    """The avatar URL in the user's profile, if any (stable module API)."""
+    profile = await api.get_profile_for_user(UserID.from_string(user_id).localpart)
+    return profile.avatar_url
+
+
+async def avatar_media_ids(
+    run: DbRunner, server_name: str, user_id: str, known_urls: Iterable[str | None]
+) -> list[str]:
+    """The user's own uploads that served as their avatar (R7).
+
+    Avatar URLs come from ``known_urls`` (the profile, read before erasure) and from
+    the user's membership events (``room_memberships.avatar_url``). Only media the
+    user uploaded themself counts: an avatar someone else uploaded is not theirs.
+    """
+    prefix = f"mxc://{server_name}/"
+
+    def txn(cur: Cursor) -> list[str]:
+        cur.execute(
+            "SELECT DISTINCT avatar_url FROM room_memberships WHERE user_id = ?"
+            " AND avatar_url IS NOT NULL",
+            (user_id,),
+        )
+        urls = {str(row[0]) for row in cur.fetchall()} | {u for u in known_urls if u}
+        ids = sorted({u[len(prefix) :] for u in urls if u.startswith(prefix)})
+        if not ids:
+            return []
+        cur.execute(
+            "SELECT media_id FROM local_media_repository WHERE user_id = ?"
+            f" AND media_id IN ({placeholders(ids)}) ORDER BY media_id",
+            (user_id, *ids),
+        )
+        return [str(row[0]) for row in cur.fetchall()]
+
+    return await run("lux_privacy_avatar_media", txn)
+
+
+def _system_requester(api: ModuleApi, user_id: str) -> Any:
+    return create_requester(user_id, authenticated_entity=api.server_name)
+
+
+async def deactivate_and_erase(api: ModuleApi, user_id: str) -> None:
+    """Deactivate with erasure through Synapse's ``DeactivateAccountHandler`` (R12, R7, R8).
+
+    Synapse removes threepids, devices, access tokens, pushers, the password, the
+    profile, directory entries, account data and backup keys, marks the user erased
+    and parts them from every room. The ``users`` row stays, deactivated: the ID can
+    never be registered again (R8).
+    """
+    handler = api._hs.get_deactivate_account_handler()
+    await handler.deactivate_account(
+        user_id, erase_data=True, requester=_system_requester(api, user_id), by_admin=True
+    )
+
+
+async def erase_profile(api: ModuleApi, user_id: str) -> None:
+    """Delete display name, avatar URL and custom profile fields (R7).
+
+    Uses ``ProfileHandler.delete_profile_upon_deactivation``, the step Synapse runs
+    when a deactivation asks for erasure; harmless when the profile is already gone.
+    """
+    await api._hs.get_profile_handler().delete_profile_upon_deactivation(
+        UserID.from_string(user_id), _system_requester(api, user_id), by_admin=True
+    )

@@ -1,0 +1,480 @@
+"""Synapse's events: read to find what is due, removed through Synapse's own machinery.
+
+Reads ``events``, ``event_json``, ``state_events``, ``current_state_events``,
+``rejections``, ``redactions`` and ``event_forward_extremities`` with SELECT only,
+together with the module's own ``lux_privacy_expunged``. Deletions go through:
+
+- ``PaginationHandler.purge_history`` (R1, R3, R6): Synapse's purge of a room's
+  history before a topological point, under its per-room purge lock, in one
+  transaction. It deletes non-state events with their JSON, edges, relations,
+  search entries, push actions and redactions, and keeps state events (as outliers).
+- ``EventsWorkerStore.expire_event`` (R1, R2, R3): Synapse's event-expiry machinery,
+  which replaces an event's stored JSON with its redacted form.
+- ``CensorEventsStore._censor_event_txn`` (R5): the step Synapse's
+  ``_censor_redactions`` job runs on a redacted event's original JSON.
+
+Synapse's machinery leaves the search index entry of an expired or censored event,
+and the display name and avatar an expired membership event copied into
+``room_memberships``. Synapse offers nothing to remove them short of purging the
+whole event, so ``_unindex_txn`` does it with two minimal statements on that one
+event (documented in docs/content-retention.md).
+"""
+
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
+from typing import Any
+
+import attrs
+from synapse.api.errors import NotFoundError
+from synapse.module_api import ModuleApi
+from synapse.synapse_rust.events import redact_event
+from synapse.util.async_helpers import concurrently_execute
+from synapse.util.json import json_encoder
+
+from synapse_lux_privacy.db import Cursor, DbRunner, Dialect
+
+# Longest IN (...) list per statement: below SQLite's limit on bound parameters.
+_CHUNK = 500
+
+MESSAGE_TYPE = "m.room.message"
+
+
+@attrs.frozen
+class StoredEvent:
+    """An event as the content rules see it (no content apart from its msgtype)."""
+
+    event_id: str
+    room_id: str
+    sender: str
+    type: str
+    msgtype: str | None
+    depth: int  # Synapse's topological_ordering
+    stream: int  # Synapse's stream_ordering
+    ts: int  # origin_server_ts
+    size: int  # length of the stored JSON
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """Where the event sits in its room's history, as purges and cursors see it."""
+        return (self.depth, self.stream)
+
+
+@attrs.frozen
+class Redaction:
+    """A redaction whose original event's content is still stored (R5)."""
+
+    redaction_id: str
+    received_ts: int
+    original: StoredEvent
+
+
+def chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def placeholders(values: Collection[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _msgtype_sql(dialect: Dialect) -> str:
+    """The msgtype of an ``m.room.message`` from ``event_json AS ej`` (NULL otherwise)."""
+    extract = (
+        "(ej.json::json -> 'content' ->> 'msgtype')"
+        if dialect == "postgres"
+        else "json_extract(ej.json, '$.content.msgtype')"
+    )
+    return f"CASE WHEN e.type = '{MESSAGE_TYPE}' THEN {extract} END"
+
+
+def _columns(dialect: Dialect) -> str:
+    return (
+        "e.event_id, e.room_id, e.sender, e.type, "
+        f"{_msgtype_sql(dialect)}, e.topological_ordering, e.stream_ordering,"
+        " e.origin_server_ts, LENGTH(ej.json)"
+    )
+
+
+def _row(row: Sequence[Any]) -> StoredEvent:
+    msgtype = row[4] if isinstance(row[4], str) else None
+    return StoredEvent(
+        event_id=row[0],
+        room_id=row[1],
+        sender=row[2] or "",
+        type=row[3],
+        msgtype=msgtype,
+        depth=int(row[5]),
+        stream=int(row[6] or 0),
+        ts=int(row[7] or 0),
+        size=int(row[8] or 0),
+    )
+
+
+_NOT_EXPUNGED = "NOT EXISTS (SELECT 1 FROM lux_privacy_expunged AS x WHERE x.event_id = e.event_id)"
+_NOT_REJECTED = "NOT EXISTS (SELECT 1 FROM rejections AS r WHERE r.event_id = e.event_id)"
+_NOT_STATE = "NOT EXISTS (SELECT 1 FROM state_events AS s WHERE s.event_id = e.event_id)"
+_IS_STATE = "EXISTS (SELECT 1 FROM state_events AS s WHERE s.event_id = e.event_id)"
+_NOT_EXTREMITY = (
+    "NOT EXISTS (SELECT 1 FROM event_forward_extremities AS f WHERE f.event_id = e.event_id)"
+)
+_NOT_CURRENT = "NOT EXISTS (SELECT 1 FROM current_state_events AS c WHERE c.event_id = e.event_id)"
+
+
+def _after(position: tuple[int, int] | None) -> tuple[str, tuple[int, ...]]:
+    """SQL (and arguments) for "after this (depth, stream) position in the room"."""
+    if position is None:
+        return "", ()
+    return (
+        " AND (e.topological_ordering > ? OR"
+        " (e.topological_ordering = ? AND e.stream_ordering > ?))",
+        (position[0], position[0], position[1]),
+    )
+
+
+async def rooms_with_pending_events(
+    db: DbRunner, before_ts: int, after_room: str, limit: int
+) -> list[str]:
+    """Rooms, in ID order after ``after_room``, with an event sent before ``before_ts``
+    that may still have something to lose (R1, R3): a non-state event that is not
+    expunged yet, or that is expunged but not a forward extremity (so a purge may
+    remove it), or a state event that is no longer current and not expunged yet.
+
+    A room listed here may still have nothing due (a longer per-type lifetime, a hold):
+    the rule decides event by event. A room whose only old event is its expunged newest
+    event is not listed: nothing more can go until new events follow it.
+    """
+
+    def txn(cur: Cursor) -> list[str]:
+        cur.execute(
+            "SELECT DISTINCT e.room_id FROM events AS e"
+            " WHERE e.origin_server_ts < ? AND e.room_id > ?"
+            f" AND {_NOT_CURRENT} AND {_NOT_REJECTED}"
+            f" AND ({_NOT_EXPUNGED} OR ({_NOT_STATE} AND {_NOT_EXTREMITY}))"
+            " ORDER BY e.room_id LIMIT ?",
+            (before_ts, after_room, limit),
+        )
+        return [str(row[0]) for row in cur.fetchall()]
+
+    return await db("lux_privacy_rooms_with_pending_events", txn)
+
+
+async def max_extremity_depth(db: DbRunner, room_id: str) -> int | None:
+    """The depth of the room's newest forward extremity: Synapse refuses to purge past it."""
+
+    def txn(cur: Cursor) -> int | None:
+        cur.execute(
+            "SELECT MAX(e.depth) FROM event_forward_extremities AS f"
+            " JOIN events AS e ON e.event_id = f.event_id AND e.room_id = f.room_id"
+            " WHERE f.room_id = ?",
+            (room_id,),
+        )
+        row = cur.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    return await db("lux_privacy_max_extremity_depth", txn)
+
+
+async def oldest_non_state_events(
+    db: DbRunner, dialect: Dialect, room_id: str, after: tuple[int, int] | None, limit: int
+) -> list[StoredEvent]:
+    """The room's non-state events in history order after ``after``: what a purge removes.
+
+    Exactly the set Synapse's purge deletes below a topological point: every event
+    without a ``state_events`` row, outliers and rejected events included.
+    """
+    after_sql, after_args = _after(after)
+
+    def txn(cur: Cursor) -> list[StoredEvent]:
+        cur.execute(
+            f"SELECT {_columns(dialect)} FROM events AS e"
+            " JOIN event_json AS ej ON ej.event_id = e.event_id"
+            f" WHERE e.room_id = ? AND {_NOT_STATE}{after_sql}"
+            " ORDER BY e.topological_ordering, e.stream_ordering LIMIT ?",
+            (room_id, *after_args, limit),
+        )
+        return [_row(row) for row in cur.fetchall()]
+
+    return await db("lux_privacy_oldest_non_state_events", txn)
+
+
+async def old_room_events(
+    db: DbRunner,
+    dialect: Dialect,
+    room_id: str,
+    state: bool,
+    before_ts: int,
+    min_depth: int | None,
+    after: tuple[int, int] | None,
+    limit: int,
+) -> list[StoredEvent]:
+    """Events of one room sent before ``before_ts``, not rejected, not yet expunged.
+
+    ``state=False``: non-state events at ``min_depth`` or deeper (those a purge keeps);
+    ``state=True``: state events that are no longer part of the room's current state.
+    """
+    after_sql, after_args = _after(after)
+    kind = _IS_STATE + " AND " + _NOT_CURRENT if state else _NOT_STATE
+    depth_sql = "" if min_depth is None else " AND e.topological_ordering >= ?"
+    depth_args = () if min_depth is None else (min_depth,)
+
+    def txn(cur: Cursor) -> list[StoredEvent]:
+        cur.execute(
+            f"SELECT {_columns(dialect)} FROM events AS e"
+            " JOIN event_json AS ej ON ej.event_id = e.event_id"
+            f" WHERE e.room_id = ? AND e.origin_server_ts < ?{depth_sql}"
+            f" AND {kind} AND {_NOT_REJECTED} AND {_NOT_EXPUNGED}{after_sql}"
+            " ORDER BY e.topological_ordering, e.stream_ordering LIMIT ?",
+            (room_id, before_ts, *depth_args, *after_args, limit),
+        )
+        return [_row(row) for row in cur.fetchall()]
+
+    return await db("lux_privacy_old_room_events", txn)
+
+
+async def old_attachment_events(
+    db: DbRunner,
+    dialect: Dialect,
+    types: Sequence[str],
+    before_ts: int,
+    after: tuple[int, int] | None,
+    limit: int,
+) -> list[StoredEvent]:
+    """Unexpunged events of these types that carry a media URL in clear (R2).
+
+    In (origin_server_ts, stream_ordering) order after ``after``. Synapse sets
+    ``contains_url`` when an event's content has a ``url`` string: attachments and
+    stickers sent in clear. Encrypted events never have it.
+    """
+    after_sql = ""
+    after_args: tuple[int, ...] = ()
+    if after is not None:
+        after_sql = (
+            " AND (e.origin_server_ts > ? OR (e.origin_server_ts = ? AND e.stream_ordering > ?))"
+        )
+        after_args = (after[0], after[0], after[1])
+
+    def txn(cur: Cursor) -> list[StoredEvent]:
+        cur.execute(
+            f"SELECT {_columns(dialect)} FROM events AS e"
+            " JOIN event_json AS ej ON ej.event_id = e.event_id"
+            f" WHERE e.origin_server_ts < ? AND e.type IN ({placeholders(types)})"
+            f" AND e.contains_url = ? AND {_NOT_STATE} AND {_NOT_REJECTED}"
+            f" AND {_NOT_EXPUNGED}{after_sql}"
+            " ORDER BY e.origin_server_ts, e.stream_ordering LIMIT ?",
+            (before_ts, *types, True, *after_args, limit),
+        )
+        return [_row(row) for row in cur.fetchall()]
+
+    return await db("lux_privacy_old_attachment_events", txn)
+
+
+async def uncensored_redactions(
+    db: DbRunner,
+    dialect: Dialect,
+    received_before: int,
+    after: tuple[int, str] | None,
+    limit: int,
+) -> list[Redaction]:
+    """Redactions received before ``received_before`` whose original is stored uncensored.
+
+    In (received_ts, redaction event ID) order after ``after``; the original must
+    exist and not be expunged already (R5).
+    """
+    after_sql = ""
+    after_args: tuple[Any, ...] = ()
+    if after is not None:
+        after_sql = " AND (rd.received_ts > ? OR (rd.received_ts = ? AND rd.event_id > ?))"
+        after_args = (after[0], after[0], after[1])
+
+    def txn(cur: Cursor) -> list[Redaction]:
+        cur.execute(
+            f"SELECT rd.event_id, rd.received_ts, {_columns(dialect)} FROM redactions AS rd"
+            " JOIN events AS e ON e.event_id = rd.redacts"
+            " JOIN event_json AS ej ON ej.event_id = e.event_id"
+            f" WHERE NOT rd.have_censored AND rd.received_ts < ? AND {_NOT_EXPUNGED}"
+            f"{after_sql} ORDER BY rd.received_ts, rd.event_id LIMIT ?",
+            (received_before, *after_args, limit),
+        )
+        return [
+            Redaction(redaction_id=row[0], received_ts=int(row[1]), original=_row(row[2:]))
+            for row in cur.fetchall()
+        ]
+
+    return await db("lux_privacy_uncensored_redactions", txn)
+
+
+async def non_state_events_below(db: DbRunner, room_id: str, depth: int) -> dict[str, int]:
+    """Every non-state event of the room below ``depth``, with its depth.
+
+    Exactly what a purge to ``depth`` would delete: the rule checks it against the
+    batch it was given before purging.
+    """
+
+    def txn(cur: Cursor) -> dict[str, int]:
+        cur.execute(
+            "SELECT e.event_id, e.topological_ordering FROM events AS e"
+            f" WHERE e.room_id = ? AND e.topological_ordering < ? AND {_NOT_STATE}",
+            (room_id, depth),
+        )
+        return {str(row[0]): int(row[1]) for row in cur.fetchall()}
+
+    return await db("lux_privacy_non_state_events_below", txn)
+
+
+async def event_positions(db: DbRunner, event_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """(depth, stream) of those of these events that are still stored."""
+
+    def txn(cur: Cursor) -> dict[str, tuple[int, int]]:
+        found: dict[str, tuple[int, int]] = {}
+        for part in chunks(event_ids):
+            cur.execute(
+                "SELECT event_id, topological_ordering, stream_ordering FROM events"
+                f" WHERE event_id IN ({placeholders(part)})",
+                tuple(part),
+            )
+            found.update({str(r[0]): (int(r[1]), int(r[2] or 0)) for r in cur.fetchall()})
+        return found
+
+    return await db("lux_privacy_event_positions", txn)
+
+
+async def concurrently(
+    func: Callable[[str], Awaitable[None]], room_ids: Sequence[str], limit: int
+) -> None:
+    """Run ``func`` for each room, at most ``limit`` at a time (Synapse's
+    ``concurrently_execute``, which keeps Synapse's logging contexts right)."""
+    await concurrently_execute(func, room_ids, limit)
+
+
+async def purge_history(api: ModuleApi, room_id: str, depth: int, stream: int) -> None:
+    """Purge the room's non-state events below ``depth`` with Synapse's purge history.
+
+    ``PaginationHandler.purge_history`` takes the room's purge/pagination lock and
+    runs ``PurgeEventsStorageController.purge_history`` (local and remote events
+    alike), which also marks the state groups no longer referenced for deletion.
+    """
+    error = await api._hs.get_pagination_handler().purge_history(
+        room_id, f"t{depth}-{stream}", True
+    )
+    if error is not None:
+        raise RuntimeError(f"Synapse's purge of {room_id} before depth {depth} failed: {error}")
+
+
+async def expunge_event(api: ModuleApi, event_id: str) -> bool:
+    """Replace an event's stored JSON with its redacted form; False if it is gone.
+
+    Uses ``store.expire_event`` (Synapse's event-expiry machinery: prunes the JSON,
+    invalidates the event caches on every worker), then removes what expiry leaves
+    behind (``_unindex_txn``).
+    """
+    store = api._hs.get_datastores().main
+    try:
+        await store.expire_event(event_id)
+    except NotFoundError:
+        return False
+    await api.run_db_interaction("lux_privacy_unindex_event", _unindex_txn, event_id)
+    return True
+
+
+async def censor_redacted_event(api: ModuleApi, redaction_id: str, event_id: str) -> bool:
+    """Prune the original JSON of a redacted event now; False if the redaction was refused.
+
+    The same steps as Synapse's ``CensorEventsStore._censor_redactions`` job, for one
+    redaction and whatever ``redaction_retention_period`` says: prune the original
+    with ``redact_event``, store it with ``_censor_event_txn``, mark the redaction
+    ``have_censored``. Then ``_unindex_txn`` drops the original's search entry.
+    """
+    store = api._hs.get_datastores().main
+    redaction = await store.get_event(redaction_id, allow_none=True)
+    original = await store.get_event(event_id, allow_rejected=True, allow_none=True)
+    pruned: str | None = None
+    if redaction and original and original.internal_metadata.is_redacted():
+        pruned = json_encoder.encode(redact_event(original).get_pdu_json())
+
+    def txn(cur: Any) -> None:
+        if pruned is not None:
+            store._censor_event_txn(cur, event_id, pruned)
+            store.invalidate_get_event_cache_after_txn(cur, event_id)
+            _unindex_txn(cur, event_id)
+        store.db_pool.simple_update_one_txn(
+            cur,
+            table="redactions",
+            keyvalues={"event_id": redaction_id},
+            updatevalues={"have_censored": True},
+        )
+
+    await store.db_pool.runInteraction("lux_privacy_censor_redacted_event", txn)
+    return pruned is not None
+
+
+def _unindex_txn(cur: Cursor, event_id: str) -> None:
+    """Remove the copies of an expunged event's content that Synapse's expiry leaves.
+
+    Synapse has no machinery for either (only a whole-event purge removes them):
+    the full-text search entry (the message body, room name or topic), and the
+    display name and avatar a membership event copied into ``room_memberships``.
+    """
+    cur.execute("DELETE FROM event_search WHERE event_id = ?", (event_id,))
+    cur.execute(
+        "UPDATE room_memberships SET display_name = NULL, avatar_url = NULL WHERE event_id = ?",
+        (event_id,),
+    )
+
+
+@attrs.frozen
+class TypeStats:
+    """A user's stored non-state events of one (type, msgtype), for the report (R14)."""
+
+    type: str
+    msgtype: str | None
+    count: int
+    oldest_ts: int | None
+    oldest_unexpunged_ts: int | None
+
+
+async def user_event_stats(db: DbRunner, dialect: Dialect, user_id: str) -> list[TypeStats]:
+    """The user's stored non-state events, grouped by type and msgtype."""
+
+    def txn(cur: Cursor) -> list[TypeStats]:
+        cur.execute(
+            f"SELECT e.type, {_msgtype_sql(dialect)} AS mt, COUNT(*), MIN(e.origin_server_ts),"
+            " MIN(CASE WHEN x.event_id IS NULL THEN e.origin_server_ts END)"
+            " FROM events AS e JOIN event_json AS ej ON ej.event_id = e.event_id"
+            " LEFT JOIN lux_privacy_expunged AS x ON x.event_id = e.event_id"
+            f" WHERE e.sender = ? AND {_NOT_STATE} AND {_NOT_REJECTED}"
+            " GROUP BY e.type, mt",
+            (user_id,),
+        )
+        return [
+            TypeStats(
+                type=row[0],
+                msgtype=row[1] if isinstance(row[1], str) else None,
+                count=int(row[2]),
+                oldest_ts=None if row[3] is None else int(row[3]),
+                oldest_unexpunged_ts=None if row[4] is None else int(row[4]),
+            )
+            for row in cur.fetchall()
+        ]
+
+    return await db("lux_privacy_user_event_stats", txn)
+
+
+async def urls_in_rooms(db: DbRunner, room_ids: Iterable[str]) -> list[tuple[str, str]]:
+    """(room_id, event JSON) of every event with a media URL in clear in these rooms.
+
+    Used to keep the media of held rooms (R13); encrypted events hide their URLs.
+    """
+    rooms = sorted(room_ids)
+
+    def txn(cur: Cursor) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        for part in chunks(rooms):
+            cur.execute(
+                "SELECT e.room_id, ej.json FROM events AS e"
+                " JOIN event_json AS ej ON ej.event_id = e.event_id"
+                f" WHERE e.room_id IN ({placeholders(part)}) AND e.contains_url = ?",
+                (*part, True),
+            )
+            found.extend((str(r[0]), str(r[1])) for r in cur.fetchall())
+        return found
+
+    return await db("lux_privacy_urls_in_rooms", txn)

@@ -1,0 +1,48 @@
+"""The module's activity tables on SQLite: later times win, deactivated users are forgotten.
+
+Time: explicit timestamps.
+"""
+
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+
+from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
+from synapse_lux_privacy.features.accounts.schema import ACCOUNTS_MIGRATIONS
+from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
+from tests.unit.sqlite_runner import SqliteRunner
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> SqliteRunner:
+    runner = SqliteRunner(str(tmp_path / "lux.db"))
+    apply_migrations(runner.conn.cursor(), "sqlite", {**MIGRATIONS, **ACCOUNTS_MIGRATIONS})
+    return runner
+
+
+@pytest_twisted.ensureDeferred
+async def test_r12_activity_never_moves_back(db: SqliteRunner) -> None:
+    store = ActivityStore(db)
+    await store.record_users({"@a:x": 200, "@b:x": 100})
+    await store.record_users({"@a:x": 150, "@b:x": 300})  # a late flush from another worker
+    assert await store.user_last_active("@a:x") == 200
+    assert await store.user_last_active("@b:x") == 300
+    assert await store.user_last_active("@c:x") is None
+    await store.record_users({})
+
+
+@pytest_twisted.ensureDeferred
+async def test_r7_a_deactivated_user_is_forgotten(db: SqliteRunner) -> None:
+    store = ActivityStore(db)
+    await store.record_users({"@a:x": 1, "@b:x": 1})
+    for user, device in (("@a:x", "D1"), ("@a:x", "D2"), ("@b:x", "D1")):
+        db.conn.execute(
+            "INSERT INTO lux_privacy_device_activity VALUES (?, ?, 1, NULL)", (user, device)
+        )
+    await store.forget_devices("@a:x", ["D1"])
+    await store.forget_user("@b:x")
+    assert db.query("SELECT user_id, device_id FROM lux_privacy_device_activity") == [
+        ("@a:x", "D2")
+    ]
+    assert db.query("SELECT user_id FROM lux_privacy_user_activity") == [("@a:x",)]

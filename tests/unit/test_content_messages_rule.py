@@ -1,0 +1,258 @@
+"""The messages rule's paging, purge points and hold checks (R1, R3, R13) over a fake Synapse.
+
+The adapter (``synapse_adapter.events``) is replaced by an in-memory model of the
+events table that follows the same definitions (what a purge below a depth removes,
+which events are state, current, expunged). Time: events carry explicit timestamps
+and the sweep an explicit "as of"; no clock.
+"""
+
+from collections.abc import Sequence
+
+import attrs
+import pytest
+import pytest_twisted
+
+from synapse_lux_privacy.config import parse_config
+from synapse_lux_privacy.features.content import messages
+from synapse_lux_privacy.features.content.expunged import parse_item
+from synapse_lux_privacy.features.content.messages import MessagesRule
+from synapse_lux_privacy.features.content.policy import ContentPolicy
+from synapse_lux_privacy.store.holds import HoldSet
+from synapse_lux_privacy.sweep.rule import Candidate, SweepContext
+from synapse_lux_privacy.synapse_adapter.events import StoredEvent
+from synapse_lux_privacy.units import DAY_MS, MONTH_MS
+
+OLD = 1_000_000_000_000
+AS_OF = OLD + 24 * MONTH_MS + DAY_MS
+FRESH = AS_OF - DAY_MS
+
+
+@attrs.define
+class Row:
+    event: StoredEvent
+    state: bool = False
+    current: bool = False
+
+
+class FakeSynapse:
+    """The events table and the three operations the rule asks of Synapse."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Row] = {}
+        self.expunged: set[str] = set()
+        self.purges: list[tuple[str, int, int]] = []  # (room, point, events removed)
+        self._stream = 0
+
+    def add(
+        self, room: str, sender: str, depth: int, ts: int = OLD, state: bool = False,
+        current: bool = False,
+    ) -> str:  # fmt: skip
+        self._stream += 1
+        event_id = f"${room}-{self._stream}"
+        event = StoredEvent(event_id, room, sender, "m.room.message", "m.text", depth,
+                            self._stream, ts, 10)  # fmt: skip
+        self.rows[event_id] = Row(event, state, current)
+        return event_id
+
+    def _room(self, room: str) -> list[Row]:
+        return sorted(
+            (r for r in self.rows.values() if r.event.room_id == room),
+            key=lambda r: r.event.position,
+        )
+
+    def extremity(self, room: str) -> int | None:
+        depths = [r.event.depth for r in self._room(room)]
+        return max(depths) if depths else None
+
+    # -- the adapter's functions -----------------------------------------------------
+
+    async def rooms_with_pending_events(
+        self, db: object, before: int, after_room: str, limit: int
+    ) -> list[str]:
+        rooms = {
+            r.event.room_id
+            for r in self.rows.values()
+            if r.event.ts < before and not r.current and r.event.room_id > after_room
+            and (r.event.event_id not in self.expunged
+                 or (not r.state and r.event.depth < (self.extremity(r.event.room_id) or 0)))
+        }  # fmt: skip
+        return sorted(rooms)[:limit]
+
+    async def max_extremity_depth(self, db: object, room: str) -> int | None:
+        return self.extremity(room)
+
+    async def oldest_non_state_events(
+        self, db: object, dialect: str, room: str, after: tuple[int, int] | None, limit: int
+    ) -> list[StoredEvent]:
+        rows = [r.event for r in self._room(room) if not r.state]
+        return [e for e in rows if after is None or e.position > after][:limit]
+
+    async def old_room_events(
+        self, db: object, dialect: str, room: str, state: bool, before: int,
+        min_depth: int | None, after: tuple[int, int] | None, limit: int,
+    ) -> list[StoredEvent]:  # fmt: skip
+        rows = [
+            r.event for r in self._room(room)
+            if r.state == state and not r.current and r.event.ts < before
+            and r.event.event_id not in self.expunged
+            and (state or min_depth is None or r.event.depth >= min_depth)
+            and (after is None or r.event.position > after)
+        ]  # fmt: skip
+        return rows[:limit]
+
+    async def event_positions(self, db: object, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        return {i: self.rows[i].event.position for i in ids if i in self.rows}
+
+    async def non_state_events_below(self, db: object, room: str, depth: int) -> dict[str, int]:
+        return {
+            r.event.event_id: r.event.depth
+            for r in self._room(room)
+            if not r.state and r.event.depth < depth
+        }
+
+    async def purge_history(self, api: object, room: str, depth: int, stream: int) -> None:
+        assert depth <= (self.extremity(room) or 0), "Synapse refuses to purge past the extremity"
+        gone = [i for i, r in self.rows.items()
+                if r.event.room_id == room and not r.state and r.event.depth < depth]  # fmt: skip
+        for event_id in gone:
+            del self.rows[event_id]
+        self.purges.append((room, depth, len(gone)))
+
+
+class FakeExpunger:
+    def __init__(self, synapse: FakeSynapse) -> None:
+        self.synapse = synapse
+
+    async def expunge(self, rule: str, items: Sequence[Candidate]) -> list[Candidate]:
+        done = [c for c in items if parse_item(c)[1] in self.synapse.rows]
+        self.synapse.expunged.update(parse_item(c)[1] for c in done)
+        return done
+
+    async def forget(self, event_ids: Sequence[str]) -> None:
+        self.synapse.expunged.difference_update(event_ids)
+
+
+@pytest.fixture
+def synapse(monkeypatch: pytest.MonkeyPatch) -> FakeSynapse:
+    fake = FakeSynapse()
+    for name in (
+        "rooms_with_pending_events",
+        "max_extremity_depth",
+        "oldest_non_state_events",
+        "old_room_events",
+        "event_positions",
+        "non_state_events_below",
+        "purge_history",
+    ):
+        monkeypatch.setattr(messages.events, name, getattr(fake, name))  # fmt: skip
+    return fake
+
+
+def rule(synapse: FakeSynapse) -> MessagesRule:
+    policy = ContentPolicy(parse_config({}).retention)
+    return MessagesRule(object(), object(), "sqlite", policy, FakeExpunger(synapse))  # type: ignore[arg-type]
+
+
+async def run(
+    synapse: FakeSynapse, holds: HoldSet, dry_run: bool, batch: int = 3
+) -> tuple[list[Candidate], list[Candidate]]:
+    """What the orchestrator does: pages, hold filter, delete; (candidates, deleted)."""
+    r = rule(synapse)
+    ctx = SweepContext(as_of_ms=AS_OF, dry_run=dry_run, batch_size=batch)
+    seen: list[Candidate] = []
+    deleted: list[Candidate] = []
+    cursor = None
+    while True:
+        page = await r.find_candidates(ctx, holds, cursor)
+        assert len(page.items) <= batch
+        seen.extend(page.items)
+        eligible = [c for c in page.items if not holds.covers(c.user_id, c.room_id)]
+        if not dry_run and eligible:
+            deleted.extend(await r.delete(ctx, eligible))
+        if page.next_cursor is None:
+            return seen, deleted
+        cursor = page.next_cursor
+
+
+def world(synapse: FakeSynapse) -> dict[str, list[str]]:
+    """Room A: 7 old messages, a held user's, 2 more, a fresh one. Room B (to be held): 3 old,
+    1 fresh. Room C: an old replaced name (state), the current one, a fresh message."""
+    a = [synapse.add("A", "@alice:x", d) for d in range(1, 8)]
+    bob = [synapse.add("A", "@bob:x", 8)]
+    a_after = [synapse.add("A", "@alice:x", d) for d in (9, 10)]
+    synapse.add("A", "@alice:x", 11, ts=FRESH)
+    b = [synapse.add("B", "@alice:x", d) for d in (1, 2, 3)]
+    synapse.add("B", "@alice:x", 4, ts=FRESH)
+    old_name = [synapse.add("C", "@alice:x", 1, state=True)]
+    synapse.add("C", "@alice:x", 2, state=True, current=True)
+    synapse.add("C", "@alice:x", 3, ts=FRESH)
+    return {"purge": a, "bob": bob, "after": a_after, "held_room": b, "old_name": old_name}
+
+
+HOLDS = HoldSet(user_ids=frozenset({"@bob:x"}), room_ids=frozenset({"B"}))
+
+
+def ids(candidates: list[Candidate], kind: str | None = None) -> list[str]:
+    return [parse_item(c)[1] for c in candidates if kind is None or parse_item(c)[0] == kind]
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_r13_a_dry_run_lists_each_due_event_once_in_bounded_pages(
+    synapse: FakeSynapse,
+) -> None:
+    w = world(synapse)
+    seen, deleted = await run(synapse, HOLDS, dry_run=True)
+    assert deleted == [] and synapse.purges == [] and synapse.expunged == set()
+    assert len(ids(seen)) == len(set(ids(seen)))
+    assert ids(seen, "purge") == w["purge"]
+    assert sorted(ids(seen, "expunge")) == sorted(w["bob"] + w["after"] + w["held_room"]
+                                                  + w["old_name"])  # fmt: skip
+
+
+@pytest_twisted.ensureDeferred
+async def test_r13_a_real_sweep_deletes_what_the_dry_run_counted_and_nothing_held(
+    synapse: FakeSynapse,
+) -> None:
+    w = world(synapse)
+    forecast, _ = await run(synapse, HOLDS, dry_run=True)
+    seen, deleted = await run(synapse, HOLDS, dry_run=False)
+    assert ids(seen) == ids(forecast)
+    eligible = [c for c in forecast if not HOLDS.covers(c.user_id, c.room_id)]
+    assert sorted(ids(deleted)) == sorted(ids(eligible))
+    # Purged in batches of at most 3, never past bob's event (depth 8).
+    assert [n for _, _, n in synapse.purges] == [3, 3, 1]
+    assert all(point <= 8 for room, point, _ in synapse.purges if room == "A")
+    for event_id in w["bob"] + w["held_room"]:
+        assert event_id in synapse.rows and event_id not in synapse.expunged
+    assert set(w["after"] + w["old_name"]) <= synapse.expunged
+    again, _ = await run(synapse, HOLDS, dry_run=True)
+    eligible_again = [c for c in again if not HOLDS.covers(c.user_id, c.room_id)]
+    assert eligible_again == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_once_the_hold_is_released_the_rest_of_the_history_goes(
+    synapse: FakeSynapse,
+) -> None:
+    w = world(synapse)
+    await run(synapse, HOLDS, dry_run=False)
+    await run(synapse, HoldSet(), dry_run=False)
+    for event_id in w["purge"] + w["bob"] + w["after"] + w["held_room"]:
+        assert event_id not in synapse.rows
+    assert w["old_name"][0] in synapse.expunged  # state stays, as an empty shell
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_purge_never_removes_an_event_outside_its_batch(synapse: FakeSynapse) -> None:
+    """An old event that arrives between planning and deleting (a backfill, say) lowers the
+    purge point instead of being purged unseen."""
+    planned = [synapse.add("A", "@alice:x", d) for d in (5, 6, 7)]
+    synapse.add("A", "@alice:x", 9, ts=FRESH)
+    r = rule(synapse)
+    ctx = SweepContext(as_of_ms=AS_OF, dry_run=False, batch_size=10)
+    page = await r.find_candidates(ctx, HoldSet(), None)
+    assert ids(page.items, "purge") == planned
+    late = synapse.add("A", "@carol:x", 6)
+    deleted = await r.delete(ctx, page.items)
+    assert ids(deleted) == planned[:1]
+    assert late in synapse.rows and planned[1] in synapse.rows
