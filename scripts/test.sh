@@ -5,7 +5,7 @@
 #   bash scripts/test.sh -k sqlite -x         # extra arguments go to pytest
 #
 # Works on a fresh Debian machine with python3.11, pip and git: installs PostgreSQL
-# (apt) if missing, creates .venv and installs the package with its test extras.
+# and Redis (apt) if missing, creates .venv and installs the package with its test extras.
 # Set LUX_TEST_POSTGRES to a libpq DSN to use an existing PostgreSQL server instead.
 set -euo pipefail
 
@@ -81,6 +81,17 @@ ensure_postgres() {
     fi
 }
 
+# Redis for the worker-deployment tests (tests/harness/workers.py starts its own).
+ensure_redis() {
+    if command -v redis-server >/dev/null 2>&1; then
+        echo "Redis found"
+    else
+        echo "Redis not found: installing Debian's redis-server package"
+        as_root apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server
+    fi
+}
+
 ensure_venv() {
     if [[ ! -x .venv/bin/python ]]; then
         local base
@@ -125,6 +136,7 @@ run_pytest() {
 }
 
 step "postgresql" ensure_postgres
+step "redis" ensure_redis
 step "virtualenv" ensure_venv
 export PATH="$PWD/.venv/bin:$PATH"
 step "ruff check" ruff check .
