@@ -15,16 +15,43 @@ class SweepLockStore:
     def __init__(self, run: DbRunner) -> None:
         self._run = run
 
-    async def try_acquire(self, name: str, holder: str, now_ms: int, lease_ms: int) -> bool:
-        """Take the lock unless another holder's lease is still running."""
+    async def try_acquire(
+        self,
+        name: str,
+        holder: str,
+        now_ms: int,
+        lease_ms: int,
+        reclaim_prefix: str | None = None,
+    ) -> bool:
+        """Take the lock unless another holder's lease is still running.
+
+        ``reclaim_prefix``: a lease whose holder starts with it, but is not in the
+        same process as ``holder`` (same text up to the second '/'), belonged to a
+        process of this instance that was killed; it is taken over at once rather
+        than after its lease runs out.
+        """
+        own_process = "/".join(holder.split("/")[:2]) + "/"
+        reclaim = reclaim_prefix is not None and own_process.startswith(reclaim_prefix)
 
         def txn(cur: Cursor) -> bool:
             cur.execute(
                 "INSERT INTO lux_privacy_lock (name, holder, expires_ts) VALUES (?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
                 " expires_ts = excluded.expires_ts"
-                " WHERE lux_privacy_lock.expires_ts < ?",
-                (name, holder, now_ms + lease_ms, now_ms),
+                " WHERE lux_privacy_lock.expires_ts < ?"
+                " OR (? AND substr(lux_privacy_lock.holder, 1, ?) = ?"
+                " AND substr(lux_privacy_lock.holder, 1, ?) <> ?)",
+                (
+                    name,
+                    holder,
+                    now_ms + lease_ms,
+                    now_ms,
+                    reclaim,
+                    len(reclaim_prefix or ""),
+                    reclaim_prefix or "",
+                    len(own_process),
+                    own_process,
+                ),
             )
             cur.execute("SELECT holder FROM lux_privacy_lock WHERE name = ?", (name,))
             row = cur.fetchone()

@@ -11,7 +11,6 @@ Guarantees, whatever the rules do:
 """
 
 import logging
-import os
 import time
 import uuid
 from collections import defaultdict
@@ -30,6 +29,13 @@ logger = logging.getLogger(__name__)
 # How long the sweep lock lasts without renewal. The orchestrator renews it
 # after every batch, so a batch may take up to this long.
 LOCK_LEASE_MS = 10 * 60 * 1000
+
+# Identifies this process in lock holders ("instance/token/sweep"), shared by
+# every orchestrator of the process. A lease held under this instance's name
+# with another token belongs to a predecessor that was killed (instance names
+# are unique in a deployment, and a restarted container may reuse its pid), so
+# it is taken over at once instead of blocking sweeps until it runs out.
+PROCESS_TOKEN = uuid.uuid4().hex[:12]
 
 
 class SweepAlreadyRunning(Exception):
@@ -78,9 +84,11 @@ class SweepOrchestrator:
             else tuple(name for name in RULE_NAMES if name in set(rule_names))
         )
         sweep_id = uuid.uuid4().hex
-        holder = f"{self._instance}/{os.getpid()}/{sweep_id}"
+        holder = f"{self._instance}/{PROCESS_TOKEN}/{sweep_id}"
         started = self._clock_ms()
-        if not await self._lock.try_acquire(SWEEP_LOCK, holder, started, LOCK_LEASE_MS):
+        if not await self._lock.try_acquire(
+            SWEEP_LOCK, holder, started, LOCK_LEASE_MS, reclaim_prefix=f"{self._instance}/"
+        ):
             raise SweepAlreadyRunning()
         report = SweepReport(
             sweep_id=sweep_id,

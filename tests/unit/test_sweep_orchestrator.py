@@ -16,6 +16,7 @@ from synapse_lux_privacy.store.sweep_lock import SWEEP_LOCK, SweepLockStore
 from synapse_lux_privacy.store.sweeps import SweepRunStore
 from synapse_lux_privacy.sweep.orchestrator import (
     LOCK_LEASE_MS,
+    PROCESS_TOKEN,
     SweepAlreadyRunning,
     SweepOrchestrator,
 )
@@ -224,3 +225,24 @@ async def test_rules_run_in_the_fixed_order_and_the_filter_is_honoured(db: Sqlit
         as_of_ms=None, dry_run=True, rule_names=["ip_logs", "messages"]
     )
     assert list(report.results) == ["messages", "ip_logs"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_killed_predecessor_of_this_instance_does_not_block_the_next_sweep(
+    db: SqliteRunner,
+) -> None:
+    """After SIGKILL and restart, the same instance takes its dead lease over at once;
+    a live lease of another instance, or of this very process, still blocks."""
+    lock = SweepLockStore(db)
+    assert await lock.try_acquire(SWEEP_LOCK, "test/deadbeef0000/s1", NOW, LOCK_LEASE_MS)
+    report = await make(db, AgedItemsRule(db)).run(as_of_ms=None, dry_run=True)
+    assert report.results["messages"].errors == 0
+
+    assert await lock.try_acquire(SWEEP_LOCK, "worker-2/abc/s2", NOW, LOCK_LEASE_MS)
+    with pytest.raises(SweepAlreadyRunning):
+        await make(db, AgedItemsRule(db)).run(as_of_ms=None, dry_run=True)
+    db.conn.execute("DELETE FROM lux_privacy_lock")
+
+    assert await lock.try_acquire(SWEEP_LOCK, f"test/{PROCESS_TOKEN}/s3", NOW, LOCK_LEASE_MS)
+    with pytest.raises(SweepAlreadyRunning):
+        await make(db, AgedItemsRule(db)).run(as_of_ms=None, dry_run=True)
