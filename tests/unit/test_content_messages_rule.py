@@ -256,3 +256,21 @@ async def test_a_purge_never_removes_an_event_outside_its_batch(synapse: FakeSyn
     deleted = await r.delete(ctx, page.items)
     assert ids(deleted) == planned[:1]
     assert late in synapse.rows and planned[1] in synapse.rows
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_a_fork_reached_late_in_a_batch_is_purged_in_the_next_one(
+    synapse: FakeSynapse,
+) -> None:
+    """A room whose oldest depth (a fork of three concurrent sends) does not fit in what an
+    earlier room left of the batch starts the next batch: its rows are purged in this sweep,
+    not only expunged until the next one."""
+    old_a = [synapse.add("A", "@alice:x", d) for d in (1, 2)]
+    newest_a = synapse.add("A", "@alice:x", 3)
+    fork = [synapse.add("B", f"@u{i}:x", 1) for i in range(3)]
+    synapse.add("B", "@alice:x", 2, ts=FRESH)
+    _, deleted = await run(synapse, HoldSet(), dry_run=False, batch=4)
+    assert ids(deleted, "expunge") == [newest_a]
+    assert ids(deleted, "purge") == old_a + fork
+    assert [(room, n) for room, _, n in synapse.purges] == [("A", 2), ("B", 3)]
+    assert not set(fork) & set(synapse.rows)

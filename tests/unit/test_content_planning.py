@@ -70,3 +70,9 @@ def test_a_fork_wider_than_a_batch_stops_the_purge_there() -> None:
 def test_an_empty_history_purges_nothing() -> None:
     plan = plan_prefix([], cap=3, extremity_depth=20, blocks=blocks)
     assert (plan.prefix, plan.floor) == ((), 20)
+
+
+def test_a_depth_that_does_not_fit_what_is_left_of_a_batch_waits_for_the_next_batch() -> None:
+    events = [Ev(f"f{i}", 4) for i in range(4)]
+    plan = plan_prefix(events, cap=3, extremity_depth=20, blocks=blocks, whole_batch=False)
+    assert (names(plan.prefix), plan.floor) == ([], None)

@@ -272,14 +272,21 @@ def room_histories(draw: st.DrawFn) -> list[Ev]:
     st.frozensets(st.sampled_from(USERS)),
     lifetimes,
     timestamps,
+    st.booleans(),
 )
 def test_r1_r13_a_purge_never_takes_a_young_or_held_event_nor_anything_beyond_one(
-    history: list[Ev], cap: int, extremity: int, held: frozenset[str], limit: int, as_of: int
+    history: list[Ev],
+    cap: int,
+    extremity: int,
+    held: frozenset[str],
+    limit: int,
+    as_of: int,
+    whole_batch: bool,
 ) -> None:
     def blocks(e: Ev) -> bool:
         return e.sender in held or e.sent + limit > as_of
 
-    result = plan_prefix(history, cap, extremity, blocks)
+    result = plan_prefix(history, cap, extremity, blocks, whole_batch)
     chosen = list(result.prefix)
     assert len(chosen) <= cap
     assert chosen == history[: len(chosen)], "a purge removes a prefix of the history"
@@ -288,12 +295,16 @@ def test_r1_r13_a_purge_never_takes_a_young_or_held_event_nor_anything_beyond_on
     rest = history[len(chosen) :]
     if chosen and rest:
         assert rest[0].depth > chosen[-1].depth, "a purge never splits a depth"
-    stop = next((e for e in history if blocks(e) or e.depth >= extremity), None)
+    stop = next((i for i, e in enumerate(history) if blocks(e) or e.depth >= extremity), None)
     if stop is not None:
-        assert all(e.depth < stop.depth for e in chosen)
-        assert result.floor is not None and result.floor <= stop.depth
+        assert all(e.depth < history[stop].depth for e in chosen)
+    if stop is not None and stop <= cap:  # the planner reached it before the batch filled
+        assert result.floor is not None and result.floor <= history[stop].depth
     elif len(history) <= cap:
         assert chosen == history, "everything due below the extremity goes in one batch"
+    elif result.floor is not None:  # a full batch stops the purge only at a wider depth
+        assert chosen == [] and whole_batch
+        assert all(e.depth == result.floor for e in history[: cap + 1])
 
 
 # -- R11, R12: sessions and accounts --------------------------------------------------------

@@ -142,10 +142,13 @@ class MessagesRule:
             cap,
             extremity,
             lambda e: e.sender in holds.user_ids or not self._row_due(e, ctx),
+            whole_batch=not items,
         )
         items.extend(event_candidate(PURGE, e) for e in plan.prefix)
         if plan.floor is None:
-            return RoomScan(scan.room_id, WALK, after=plan.prefix[-1].position)
+            # A full batch: the walk goes on after it, or (nothing fitted in what other
+            # rooms left) starts here in the next batch.
+            return scan if not plan.prefix else attrs.evolve(scan, after=plan.prefix[-1].position)
         return RoomScan(scan.room_id, NON_STATE, plan.floor)
 
     async def _old_events(

@@ -6,7 +6,10 @@ point (depth), so a purge point is safe only if everything below it may go.
 the first one that must stay: one that is not due yet, one sent by a user on
 legal hold (R13), or one at the depth of the room's newest forward extremity
 (Synapse keeps the room's latest events so that new ones can follow them).
-A batch never removes more than ``cap`` events and never splits a depth.
+A batch never removes more than ``cap`` events and never splits a depth. A depth
+that does not fit in what is left of a batch waits for the next batch, where it has
+the whole batch; only a depth wider than a whole batch (a fork of concurrent
+senders) stops the purge, and what is due there is expunged instead.
 """
 
 from collections.abc import Callable, Sequence
@@ -28,8 +31,9 @@ class PrefixPlan(Generic[E]):
     """The events to purge now, and the depth where this room's purge stops for good.
 
     ``floor`` None: the batch was full and the walk goes on after the last event of
-    ``prefix``. Otherwise every non-state event at ``floor`` or deeper stays (what is
-    due there is expunged instead).
+    ``prefix`` (an empty ``prefix``: the room starts afresh in the next batch).
+    Otherwise every non-state event at ``floor`` or deeper stays (what is due there
+    is expunged instead).
     """
 
     prefix: tuple[E, ...]
@@ -37,18 +41,24 @@ class PrefixPlan(Generic[E]):
 
 
 def plan_prefix(
-    events: Sequence[E], cap: int, extremity_depth: int, blocks: Callable[[E], bool]
+    events: Sequence[E],
+    cap: int,
+    extremity_depth: int,
+    blocks: Callable[[E], bool],
+    whole_batch: bool = True,
 ) -> PrefixPlan[E]:
     """Plan one batch from ``events``: the room's next non-state events, oldest first,
-    at most ``cap + 1`` of them (one more than a batch, to see where the batch ends)."""
+    at most ``cap + 1`` of them (one more than a batch, to see where the batch ends).
+    ``whole_batch`` False: ``cap`` is only what other rooms left of the batch."""
     prefix: list[E] = []
     for event in events:
         if event.depth >= extremity_depth or blocks(event):
             return PrefixPlan(tuple(p for p in prefix if p.depth < event.depth), event.depth)
         if len(prefix) == cap:
             kept = tuple(p for p in prefix if p.depth < event.depth)
-            # More than a batch at one depth (a wide fork) cannot be purged in bounds:
-            # the purge stops there and the rest is expunged instead.
-            return PrefixPlan(kept, None if kept else event.depth)
+            # More than a whole batch at one depth (a wide fork) cannot be purged in
+            # bounds: the purge stops there and the rest is expunged instead.
+            stuck = not kept and whole_batch
+            return PrefixPlan(kept, event.depth if stuck else None)
         prefix.append(event)
     return PrefixPlan(tuple(prefix), extremity_depth)
