@@ -3,7 +3,7 @@
 Reads ``homeserver.yaml`` the way Synapse does (several files or directories of
 ``*.yaml``, merged top-level, later wins), validates the module's ``config:``
 block and reports the native settings that contradict the policy (R1, R2, R5,
-R9, R11). Exit status: 0 compliant, 1 findings, 2 unusable configuration.
+R9, R11, R15). Exit status: 0 compliant, 1 findings, 2 unusable configuration.
 """
 
 import argparse

@@ -1,8 +1,9 @@
-"""Synapse's own settings that contradict the policy (R1, R2, R5, R9, R11).
+"""Synapse's own settings that contradict the policy (R1, R2, R5, R9, R11, R15).
 
 The module enforces its limits by itself, but a native setting that keeps data
-longer (or advertises a longer policy) contradicts the notice. These checks
-run at start-up (one warning each) and in ``check-config`` (non-zero exit).
+longer, advertises a longer policy or copies data where no limit applies
+contradicts the notice. These checks run at start-up (one warning each) and in
+``check-config`` (non-zero exit).
 
 Synapse keys are read with Synapse's own duration syntax: a bare int is
 milliseconds, ``m`` is minutes and there is no ``M``.
@@ -72,8 +73,9 @@ def find_contradictions(
             "IP addresses are kept for ever",
             (config.logs.ip_retention_ms, "logs.ip_retention", "R9"),
         ),
-        *_log_config(homeserver.get("log_config"), config_dir, config.logs.ip_retention_ms),
+        *_log_config(homeserver, config_dir, config.logs.ip_retention_ms),
         _stale_devices(homeserver.get("delete_stale_devices_after"), config),
+        _push_content(homeserver),
     ]
     return [finding for finding in findings if finding is not None]
 
@@ -183,12 +185,51 @@ def _media_retention(section: object, config: LuxPrivacyConfig) -> list[Finding 
     ]
 
 
-def _log_config(raw: object, config_dir: str | None, limit_ms: int) -> list[Finding]:
+def _push_content(homeserver: Mapping[str, Any]) -> Finding | None:
+    """R15: unless told not to, Synapse puts each message's content in its push notifications.
+
+    The gateway (Sygnal) passes it on to Apple's and Google's push services: copies
+    outside the server, which the notice says are not kept. Read as Synapse's
+    ``PushConfig`` reads it: ``include_content`` defaults to true and is taken by
+    truthiness; the deprecated ``email.redact_content``, when set, replaces it; with
+    ``push.enabled`` false no notification is sent at all.
+    """
+    push = homeserver.get("push") or {}
+    expected = (
+        "false, so that message content is not sent to the push gateway and on to Apple and Google"
+    )
+    if not isinstance(push, Mapping):
+        return Finding("push", describe(push), f"a mapping with include_content: {expected}", "R15")
+    if not push.get("enabled", True):
+        return None
+    email = homeserver.get("email") or {}
+    if isinstance(email, Mapping) and email.get("redact_content") is not None:
+        redact = email["redact_content"]
+        if redact:
+            return None
+        shown = f"{describe(redact)} (deprecated; Synapse reads it instead of push.include_content)"
+        return Finding(
+            "email.redact_content", shown, f"absent, and push.include_content {expected}", "R15"
+        )
+    if "include_content" not in push:
+        return Finding("push.include_content", "absent (Synapse default true)", expected, "R15")
+    include = push["include_content"]
+    if not include:
+        return None
+    shown = "true" if include is True else f"{describe(include)}, which Synapse reads as true"
+    return Finding("push.include_content", shown, expected, "R15")
+
+
+def _log_config(
+    homeserver: Mapping[str, Any], config_dir: str | None, limit_ms: int
+) -> list[Finding]:
     """R9: log files hold client IP addresses; no handler may keep them past logs.ip_retention."""
+    key = _log_config_key(homeserver)
+    raw = homeserver.get(key)
     if raw is None:
         return []
     if not isinstance(raw, str) or not raw:
-        return [Finding("log_config", describe(raw), "the path of a logging config file", "R9")]
+        return [Finding(key, describe(raw), "the path of a logging config file", "R9")]
     path = os.path.join(config_dir or os.getcwd(), raw)
     unreadable = "a readable YAML logging config, so that its handlers can be checked"
     try:
@@ -196,15 +237,28 @@ def _log_config(raw: object, config_dir: str | None, limit_ms: int) -> list[Find
             loaded = yaml.safe_load(file)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         reason = " ".join(str(e).split())
-        return [Finding("log_config", f"{path} ({reason})", unreadable, "R9")]
+        return [Finding(key, f"{path} ({reason})", unreadable, "R9")]
     handlers = loaded.get("handlers", {}) if isinstance(loaded, Mapping) else None
     if not isinstance(handlers, Mapping):
-        return [Finding("log_config", f"{path} (no handlers mapping)", unreadable, "R9")]
+        return [Finding(key, f"{path} (no handlers mapping)", unreadable, "R9")]
     findings = (
         _handler(f"handlers.{name} in {path}", handler, limit_ms)
         for name, handler in handlers.items()
     )
     return [finding for finding in findings if finding is not None]
+
+
+def _log_config_key(homeserver: Mapping[str, Any]) -> str:
+    """The key Synapse takes its logging config from in this process.
+
+    A worker (``worker_app`` set; ``synapse.app.homeserver`` means the main process,
+    as in Synapse's ``WorkerConfig``) runs ``synapse.app.generic_worker``, which sets
+    up logging from ``worker_log_config`` and ignores ``log_config``; the main process
+    reads ``log_config`` (``synapse.config.logger.setup_logging``).
+    """
+    worker_app = homeserver.get("worker_app")
+    is_worker = bool(worker_app) and worker_app != "synapse.app.homeserver"
+    return "worker_log_config" if is_worker else "log_config"
 
 
 def _handler(key: str, handler: object, limit_ms: int) -> Finding | None:

@@ -47,7 +47,9 @@ def test_tables_survive_restart_and_periodic_sweep_runs(
     """Schema creation is idempotent across restarts; the periodic sweep records its runs.
 
     Also: a module configured with dry_run never deletes, whatever the request says, and
-    a native setting that keeps IPs for ever (R9) is logged as a warning at start-up.
+    a native setting that keeps IPs for ever (R9), and Synapse's default
+    push.include_content (R15, the harness does not set it), are logged as warnings at
+    start-up.
     """
     server: SynapseServer = start_synapse(
         database,
@@ -66,6 +68,7 @@ def test_tables_survive_restart_and_periodic_sweep_runs(
     assert MODULE_TABLES <= server.db().tables()
     _wait_for(lambda: _periodic_sweeps(server) >= 1, "a periodic sweep")
     assert "user_ips_max_age" in server.log_text()
+    assert "push.include_content is absent (Synapse default true)" in server.log_text()
 
     future = int(time.time() * 1000) + 900 * 86_400_000
     status, report = admin.lux("POST", "/sweep", {"dry_run": False, "as_of": future})

@@ -1,5 +1,6 @@
-"""``synapse-lux-privacy check-config``: exit 0 compliant, 1 findings (R1-R11), 2 unusable."""
+"""``synapse-lux-privacy check-config``: exit 0 compliant, 1 findings (R1-R15), 2 unusable."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +11,16 @@ import yaml
 from synapse_lux_privacy.cli import main
 
 MODULE = "synapse_lux_privacy.LuxPrivacyModule"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OK = f"OK: the {MODULE} config is valid and no Synapse setting contradicts it.\n"
 
 
 def _homeserver(path: Path, config: object = None, **settings: object) -> Path:
+    """A homeserver.yaml with push.include_content false (R15) unless ``settings`` say."""
     document = {
         "server_name": "example.org",
         "modules": [{"module": "other.Module"}, {"module": MODULE, "config": config}],
+        "push": {"include_content": False},
         **settings,
     }
     path.write_text(yaml.safe_dump(document))
@@ -31,7 +36,7 @@ def _run(capsys: pytest.CaptureFixture[str], *paths: Path) -> tuple[int, str, st
 def test_compliant_config_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = _run(capsys, _homeserver(tmp_path / "homeserver.yaml"))
     assert (status, err) == (0, "")
-    assert out == f"OK: the {MODULE} config is valid and no Synapse setting contradicts it.\n"
+    assert out == OK
 
 
 def test_r9_r5_findings_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,6 +51,43 @@ def test_r9_r5_findings_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "user_ips_max_age is 1y; it should be at most 180d (logs.ip_retention is 6M) (R9)",
         "2 Synapse setting(s) contradict the privacy policy.",
     ]
+
+
+def test_r15_synapse_default_push_content_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = _run(capsys, _homeserver(tmp_path / "homeserver.yaml", push=None))
+    assert status == 1
+    assert out.splitlines() == [
+        "push.include_content is absent (Synapse default true); it should be false, so that "
+        "message content is not sent to the push gateway and on to Apple and Google (R15)",
+        "1 Synapse setting(s) contradict the privacy policy.",
+    ]
+
+
+@pytest.mark.parametrize("worker_file", [None, "client_worker.yaml", "background_worker.yaml"])
+def test_r9_r15_shipped_sample_configs_are_compliant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], worker_file: str | None
+) -> None:
+    """docker/homeserver.yaml with config/workers/ (as docker-compose.workers.yml passes
+    them), for the main process and each worker; then, to show the log config was read,
+    the same with a log config that keeps lines for ever."""
+    files = [REPO_ROOT / "docker" / "homeserver.yaml"]
+    files.append(REPO_ROOT / "config" / "workers" / "homeserver-workers.yaml")
+    if worker_file is not None:
+        files.append(REPO_ROOT / "config" / "workers" / worker_file)
+    copies = [tmp_path / source.name for source in files]
+    for source, copy in zip(files, copies, strict=True):
+        copy.write_text(source.read_text().replace("/data/", f"{tmp_path}/"))
+    shutil.copy(REPO_ROOT / "docker" / "log.config", tmp_path / "log.config")
+    status, out, _ = _run(capsys, *copies)
+    assert (status, out) == (0, OK)
+    (tmp_path / "log.config").write_text(
+        yaml.safe_dump({"version": 1, "handlers": {"f": {"class": "logging.FileHandler"}}})
+    )
+    status, out, _ = _run(capsys, *copies)
+    assert status == 1
+    assert out.startswith(f"handlers.f in {tmp_path / 'log.config'} is logging.FileHandler")
 
 
 def test_r9_log_config_is_found_beside_the_config_file(

@@ -1,4 +1,4 @@
-"""Synapse's own settings checked against the policy (R1, R2, R5, R9, R11)."""
+"""Synapse's own settings checked against the policy (R1, R2, R5, R9, R11, R15)."""
 
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,12 @@ COMPLIANT = {
     "delete_stale_devices_after": "90d",
     "media_retention": {"local_media_lifetime": "360d", "remote_media_lifetime": "30d"},
     "log_config": "log.yaml",
+    "push": {"include_content": False},
 }
+
+# R15: what every test below adds to its homeserver.yaml unless it sets ``push`` itself,
+# so that each test sees only the findings of the settings it is about.
+NO_PUSH_CONTENT = {"push": {"include_content": False}}
 
 
 def _write_log_config(directory: Path, handlers: dict[str, Any], name: str = "log.yaml") -> Path:
@@ -54,20 +59,30 @@ def _write_log_config(directory: Path, handlers: dict[str, Any], name: str = "lo
     return path
 
 
+def _contradictions(
+    homeserver: dict[str, Any], config_dir: str | None = None, config: Any = None
+) -> list[Finding]:
+    """The findings for ``homeserver`` plus NO_PUSH_CONTENT (unless it sets ``push``)."""
+    return find_contradictions({**NO_PUSH_CONTENT, **homeserver}, parse_config(config), config_dir)
+
+
 def _find(homeserver: dict[str, Any], config_dir: Path | None = None, **config: Any) -> list[str]:
-    found = find_contradictions(
-        homeserver, parse_config(config), str(config_dir) if config_dir else None
-    )
+    found = _contradictions(homeserver, str(config_dir) if config_dir else None, config)
     return [str(finding) for finding in found]
 
 
-def test_r1_r2_r5_r9_r11_compliant_homeserver_has_no_findings(tmp_path: Path) -> None:
+def test_r1_r2_r5_r9_r11_r15_compliant_homeserver_has_no_findings(tmp_path: Path) -> None:
     (tmp_path / "log.yaml").write_text(yaml.safe_dump(SYNAPSE_LOG_CONFIG))
     assert find_contradictions(COMPLIANT, DEFAULTS, str(tmp_path)) == []
 
 
-def test_r5_r9_synapse_defaults_are_compliant() -> None:
-    assert find_contradictions({}, DEFAULTS, None) == []
+def test_r5_r9_r15_of_synapse_defaults_only_push_content_contradicts() -> None:
+    """Synapse's default user_ips_max_age (28d) and redaction_retention_period (7d) are
+    within the policy; its default push.include_content (true) is not (R15)."""
+    assert [finding.key for finding in find_contradictions({}, DEFAULTS, None)] == [
+        "push.include_content"
+    ]
+    assert _contradictions({}) == []
 
 
 def test_finding_renders_on_one_line() -> None:
@@ -101,7 +116,7 @@ def test_r9_user_ips_in_milliseconds_and_minutes_use_synapse_semantics() -> None
 
 
 def test_r9_user_ips_with_our_month_suffix_is_not_synapse_syntax() -> None:
-    (finding,) = find_contradictions({"user_ips_max_age": "6M"}, DEFAULTS, None)
+    (finding,) = _contradictions({"user_ips_max_age": "6M"})
     assert (finding.key, finding.value, finding.rule) == ("user_ips_max_age", '"6M"', "R9")
     assert finding.expected.startswith("a Synapse duration")
     assert "no M" in finding.expected
@@ -116,7 +131,7 @@ def test_r9_user_ips_absent_means_synapse_default_28_days() -> None:
 
 @pytest.mark.parametrize("value", [True, [], "", "28x"])
 def test_r9_user_ips_unreadable_value_is_reported(value: object) -> None:
-    (finding,) = find_contradictions({"user_ips_max_age": value}, DEFAULTS, None)
+    (finding,) = _contradictions({"user_ips_max_age": value})
     assert finding.key == "user_ips_max_age"
     assert finding.expected.startswith("a Synapse duration")
 
@@ -219,9 +234,7 @@ def test_r2_local_media_lifetime_longer_than_attachments() -> None:
 
 
 def test_r2_remote_media_lifetime_longer_than_remote_media() -> None:
-    (finding,) = find_contradictions(
-        {"media_retention": {"remote_media_lifetime": "2y"}}, DEFAULTS, None
-    )
+    (finding,) = _contradictions({"media_retention": {"remote_media_lifetime": "2y"}})
     assert (finding.key, finding.value, finding.rule) == (
         "media_retention.remote_media_lifetime",
         "2y",
@@ -239,7 +252,7 @@ def test_r2_media_lifetimes_within_limits_are_fine() -> None:
 
 
 def test_r9_unreadable_log_config_could_not_be_checked(tmp_path: Path) -> None:
-    (finding,) = find_contradictions({"log_config": "missing.yaml"}, DEFAULTS, str(tmp_path))
+    (finding,) = _contradictions({"log_config": "missing.yaml"}, str(tmp_path))
     assert finding.key == "log_config"
     assert finding.value.startswith(f"{tmp_path / 'missing.yaml'} (")
     assert "No such file" in finding.value
@@ -250,14 +263,14 @@ def test_r9_unreadable_log_config_could_not_be_checked(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text", ["version: [1\n", "- just\n- a list\n", "handlers: 3\n"])
 def test_r9_invalid_log_config_could_not_be_checked(tmp_path: Path, text: str) -> None:
     (tmp_path / "log.yaml").write_text(text)
-    (finding,) = find_contradictions({"log_config": "log.yaml"}, DEFAULTS, str(tmp_path))
+    (finding,) = _contradictions({"log_config": "log.yaml"}, str(tmp_path))
     assert (finding.key, finding.rule) == ("log_config", "R9")
     assert "\n" not in str(finding)
 
 
 def test_r9_log_config_absolute_path_ignores_config_dir(tmp_path: Path) -> None:
     path = _write_log_config(tmp_path, {"f": {"class": "logging.FileHandler", "filename": "x"}})
-    (finding,) = find_contradictions({"log_config": str(path)}, DEFAULTS, "/nonexistent")
+    (finding,) = _contradictions({"log_config": str(path)}, "/nonexistent")
     assert finding.key == f"handlers.f in {path}"
 
 
@@ -380,7 +393,108 @@ def test_r9_log_config_findings_follow_configured_ip_retention(tmp_path: Path) -
     assert finding.endswith("at most 3d (logs.ip_retention is 3d) (R9)")
 
 
-def test_r1_r2_r5_r9_r11_every_contradiction_is_reported_together(tmp_path: Path) -> None:
+# --- R9 worker_log_config --------------------------------------------------------------
+
+
+def test_r9_a_worker_is_checked_on_worker_log_config_not_log_config(tmp_path: Path) -> None:
+    """A generic worker logs through worker_log_config (Synapse ignores log_config there)."""
+    (tmp_path / "main.yaml").write_text(yaml.safe_dump(SYNAPSE_LOG_CONFIG))
+    _write_log_config(tmp_path, {"file": {"class": "logging.FileHandler"}}, "worker.yaml")
+    main = {"log_config": "main.yaml", "worker_log_config": "worker.yaml"}
+    worker = {**main, "worker_app": "synapse.app.generic_worker", "worker_name": "w1"}
+    assert _find(main, tmp_path) == []
+    assert _find(worker, tmp_path) == [
+        f"handlers.file in {tmp_path / 'worker.yaml'} is logging.FileHandler, which never "
+        "deletes old lines; it should be a handler keeping logs at most 180d "
+        "(logs.ip_retention is 6M) (R9)"
+    ]
+
+
+def test_r9_a_worker_without_worker_log_config_logs_to_the_console(tmp_path: Path) -> None:
+    _write_log_config(tmp_path, {"file": {"class": "logging.FileHandler"}})
+    worker = {"log_config": "log.yaml", "worker_app": "synapse.app.generic_worker"}
+    assert _find(worker, tmp_path) == []
+
+
+def test_r9_worker_app_homeserver_is_the_main_process(tmp_path: Path) -> None:
+    """Synapse's WorkerConfig reads worker_app: synapse.app.homeserver as no worker."""
+    _write_log_config(tmp_path, {"file": {"class": "logging.FileHandler"}})
+    main = {"log_config": "log.yaml", "worker_app": "synapse.app.homeserver"}
+    (finding,) = _contradictions(main, str(tmp_path))
+    assert finding.key == f"handlers.file in {tmp_path / 'log.yaml'}"
+
+
+def test_r9_worker_log_config_errors_name_worker_log_config(tmp_path: Path) -> None:
+    worker = {"worker_app": "synapse.app.generic_worker"}
+    assert _find({**worker, "worker_log_config": 5}) == [
+        "worker_log_config is 5; it should be the path of a logging config file (R9)"
+    ]
+    (finding,) = _contradictions({**worker, "worker_log_config": "missing.yaml"}, str(tmp_path))
+    assert (finding.key, finding.rule) == ("worker_log_config", "R9")
+    assert finding.value.startswith(f"{tmp_path / 'missing.yaml'} (")
+
+
+# --- R15 push.include_content -----------------------------------------------------------
+
+R15_EXPECTED = (
+    "it should be false, so that message content is not sent to the push gateway "
+    "and on to Apple and Google (R15)"
+)
+
+
+def test_r15_push_content_absent_means_synapse_default_true() -> None:
+    assert [str(finding) for finding in find_contradictions({}, DEFAULTS, None)] == [
+        f"push.include_content is absent (Synapse default true); {R15_EXPECTED}"
+    ]
+    assert _find({"push": None}) == _find({"push": {}}) == _find({"push": {"enabled": True}})
+    assert _find({"push": {}}) == [
+        f"push.include_content is absent (Synapse default true); {R15_EXPECTED}"
+    ]
+
+
+def test_r15_push_content_true_is_reported() -> None:
+    assert _find({"push": {"include_content": True}}) == [
+        f"push.include_content is true; {R15_EXPECTED}"
+    ]
+
+
+@pytest.mark.parametrize(("value", "shown"), [("false", '"false"'), ("no", '"no"'), (1, "1")])
+def test_r15_push_content_is_read_by_truthiness_like_synapse(value: object, shown: str) -> None:
+    """Synapse's HttpPusher tests the value's truthiness: the string "false" sends content."""
+    assert _find({"push": {"include_content": value}}) == [
+        f"push.include_content is {shown}, which Synapse reads as true; {R15_EXPECTED}"
+    ]
+
+
+@pytest.mark.parametrize(
+    "push", [{"include_content": False}, {"include_content": None}, {"include_content": 0},
+             {"enabled": False}, {"enabled": False, "include_content": True}],
+)  # fmt: skip
+def test_r15_push_content_off_or_push_disabled_is_fine(push: dict[str, Any]) -> None:
+    """With push.enabled false Synapse computes no notification, so it sends no content."""
+    assert _find({"push": push}) == []
+
+
+def test_r15_deprecated_email_redact_content_replaces_push_include_content() -> None:
+    """Synapse's PushConfig: a set email.redact_content wins over push.include_content."""
+    assert _find({"push": {"include_content": True}, "email": {"redact_content": True}}) == []
+    assert _find({"push": {}, "email": {"redact_content": True}}) == []
+    assert _find({"email": {"redact_content": None}}) == []
+    assert _find({"email": {"redact_content": False}}) == [
+        "email.redact_content is false (deprecated; Synapse reads it instead of "
+        "push.include_content); it should be absent, and push.include_content false, so that "
+        "message content is not sent to the push gateway and on to Apple and Google (R15)"
+    ]
+
+
+def test_r15_push_that_is_not_a_mapping() -> None:
+    assert _find({"push": "off"}) == [
+        'push is "off"; it should be a mapping with include_content: false, so that message '
+        "content is not sent to the push gateway and on to Apple and Google (R15)"
+    ]
+
+
+def test_r1_r2_r5_r9_r11_r15_every_contradiction_is_reported_together(tmp_path: Path) -> None:
     _write_log_config(tmp_path, {"file": {"class": "logging.FileHandler", "filename": "x"}})
     homeserver = {
         "retention": {"enabled": True},
@@ -389,9 +503,10 @@ def test_r1_r2_r5_r9_r11_every_contradiction_is_reported_together(tmp_path: Path
         "user_ips_max_age": None,
         "log_config": "log.yaml",
         "delete_stale_devices_after": "1y",
+        "push": {"include_content": True},
     }
     found = find_contradictions(homeserver, DEFAULTS, str(tmp_path))
-    assert [finding.rule for finding in found] == ["R1", "R2", "R5", "R9", "R9", "R11"]
+    assert [finding.rule for finding in found] == ["R1", "R2", "R5", "R9", "R9", "R11", "R15"]
 
 
 _VALUES = st.recursive(
@@ -400,7 +515,8 @@ _VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3)
     | st.dictionaries(
         st.sampled_from(["enabled", "allowed_lifetime_max", "default_policy", "max_lifetime",
-                         "local_media_lifetime", "remote_media_lifetime"]),
+                         "local_media_lifetime", "remote_media_lifetime", "include_content",
+                         "redact_content"]),
         inner,
         max_size=4,
     ),
@@ -412,11 +528,12 @@ _VALUES = st.recursive(
 @given(
     st.dictionaries(
         st.sampled_from(["user_ips_max_age", "redaction_retention_period", "retention",
-                         "media_retention", "delete_stale_devices_after", "other"]),
+                         "media_retention", "delete_stale_devices_after", "push", "email",
+                         "worker_app", "other"]),
         _VALUES,
     )
 )  # fmt: skip
-def test_r1_r2_r5_r9_r11_any_yaml_shaped_homeserver_gives_findings(homeserver: Any) -> None:
+def test_r1_r2_r5_r9_r11_r15_any_yaml_shaped_homeserver_gives_findings(homeserver: Any) -> None:
     found = find_contradictions(homeserver, DEFAULTS, None)
-    assert all(finding.rule in {"R1", "R2", "R5", "R9", "R11"} for finding in found)
+    assert all(finding.rule in {"R1", "R2", "R5", "R9", "R11", "R15"} for finding in found)
     assert all("\n" not in str(finding) for finding in found)
