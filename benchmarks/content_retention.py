@@ -1,93 +1,62 @@
 """Benchmark: the content-retention sweep (R1, R2) against Synapse's own ``retention:`` purge.
 
-Builds a dataset on PostgreSQL through the client API (rooms, messages, uploads), puts the
-first half of it past its limits (backdated rows: ``events.origin_server_ts`` and
-``received_ts`` by 25 months, ``local_media_repository.created_ts`` by 13 months), copies
-the database and the media store, then:
+The dataset comes from the shared generator (``benchmarks/dataset``): users with devices,
+rooms with members (half encrypted), clear and encrypted messages, uploads (images with
+thumbnails, files) posted as attachment events, built once through Synapse's APIs and
+stored as a snapshot. Each run restores it on PostgreSQL and ages it as of now, so
+that half of each kind of data is past its Luxchat limit (events spread over 48
+months, uploads over 24), then:
 
-- on the original, runs the module's sweep (``POST /sweep``: ``messages``, then the media
-  rules) and times it;
-- on the copy, starts Synapse without the module and with ``retention:`` purge jobs
-  configured for the same 24-month lifetime, and times them until every due message is gone.
+- on a fresh (not aged) restore, times a sweep of the content rules with nothing due;
+- on an aged restore with the module, times the module's sweep (``POST /sweep``:
+  ``messages``, then the media rules), and a sweep with nothing due afterwards;
+- on a second aged restore of the same snapshot, as of the same time, starts Synapse
+  without the module and with ``retention:`` purge jobs configured for the same
+  24-month lifetime, and times them until every due message is gone.
 
-It prints both wall times, the rows each deleted and their ratio, and the cost of a sweep
-when nothing is due at two data sizes (half the data, all of it), and once more after the
-real sweep. A script, not a test: figures vary with the machine.
+It prints both wall times, the rows each deleted and their ratio, and the cost of a
+sweep when nothing is due at two data sizes (the whole dataset before the sweep, and
+the half left after it). A script, not a test: figures vary with the machine.
 
-    .venv/bin/python benchmarks/content_retention.py                 # the issue's sizes
-    .venv/bin/python benchmarks/content_retention.py --rooms 300 --events 10000 --media 1000
+    .venv/bin/python benchmarks/content_retention.py        # the issue's sizes (built once: ~1 h)
+    .venv/bin/python benchmarks/content_retention.py --rooms 300 --messages 10000 --media 1000
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
-
-import psycopg2
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.harness import Database, MatrixClient, PostgresCluster, SynapseServer  # noqa: E402
+from benchmarks.dataset import (  # noqa: E402
+    DatasetSpec,
+    add_spec_arguments,
+    ensure_snapshot,
+    lux_module,
+    restore,
+    spec_from_args,
+)
+from tests.harness import Database, MatrixClient, PostgresCluster  # noqa: E402
 
 DAY = 86_400_000
 MONTH = 30 * DAY
 CONTENT_MEDIA_RULES = ["attachments", "remote_media", "redacted_content"]
-T = TypeVar("T")
-
-
-def parallel(workers: int, func: Callable[[T], Any], items: Sequence[T]) -> list[Any]:
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(func, items))
-
-
-def clone(client: MatrixClient) -> MatrixClient:
-    """The same session on a new HTTP connection pool (one per thread)."""
-    return MatrixClient(client.base_url, client.access_token, client.user_id, client.device_id)
-
-
-class Dataset:
-    def __init__(self, server: SynapseServer, rooms: int, users: int, workers: int) -> None:
-        self.server = server
-        self.workers = workers
-        self.users = [server.register_user(f"bench{i}") for i in range(users)]
-        self.rooms = parallel(workers, self._room, range(rooms))
-
-    def _room(self, index: int) -> tuple[int, str]:
-        owner = clone(self.users[index % len(self.users)])
-        member = clone(self.users[(index + 1) % len(self.users)])
-        room = owner.create_room(preset="public_chat")
-        member.join(room)
-        return index, room
-
-    def send(self, events: int) -> None:
-        """``events`` messages spread evenly over the rooms, both members speaking."""
-        per_room = max(1, events // len(self.rooms))
-
-        def fill(item: tuple[int, str]) -> None:
-            index, room = item
-            speakers = [clone(self.users[index % len(self.users)]),
-                        clone(self.users[(index + 1) % len(self.users)])]  # fmt: skip
-            for n in range(per_room):
-                speakers[n % 2].send_message(room, f"message {n} in room {index}")
-
-        parallel(self.workers, fill, self.rooms)
-
-    def upload(self, count: int) -> list[str]:
-        def one(n: int) -> str:
-            return clone(self.users[n % len(self.users)]).upload_media(
-                os.urandom(1024), "application/octet-stream"
-            )
-
-        return parallel(self.workers, one, range(count))
+ISSUE_SIZES = DatasetSpec(users=1_000, rooms=3_000, messages=70_000, media=10_000)
+SYNAPSE_RETENTION = {
+    "retention": {
+        "enabled": True,
+        "default_policy": {"max_lifetime": "720d"},  # 24 months of 30 days (R1)
+        "purge_jobs": [{"interval": "5s"}],
+    }
+}
 
 
 def counts(db: Database) -> dict[str, int]:
@@ -119,38 +88,12 @@ def noop_sweep(admin: MatrixClient) -> float:
     return elapsed
 
 
-def copy_database(cluster: PostgresCluster, source: str, target: str) -> dict[str, Any]:
-    conn = psycopg2.connect(**_libpq(cluster.params("postgres")))
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
-    finally:
-        conn.close()
-    return cluster.params(target)
-
-
-def _libpq(params: dict[str, Any]) -> dict[str, Any]:
-    out = dict(params)
-    out["dbname"] = out.pop("database")
-    return out
-
-
 def synapse_retention(
-    workdir: Path, params: dict[str, Any], media_store: Path, cutoff: int, expected: int
+    server: Any, cutoff: int, expected: int
 ) -> tuple[float, dict[str, int], dict[str, int]]:
-    """Synapse's own purge jobs on the copy: wall time from the job's start until no due
-    message is left (or nothing moved for 60 s); rows before and after."""
-    extra = {
-        "media_store_path": str(media_store),
-        "retention": {
-            "enabled": True,
-            "default_policy": {"max_lifetime": "720d"},
-            "purge_jobs": [{"interval": "5s"}],
-        },
-    }
-    server = SynapseServer(workdir, "postgres", params, None, extra)
-    db = Database(pg_params=params)
+    """Synapse's own purge jobs: wall time from the first job until no due message is left
+    (or nothing moved for 60 s); rows before and after."""
+    db = server.db()
     before = counts(db)
     server.start()
     try:
@@ -162,13 +105,11 @@ def synapse_retention(
             now = due_messages(db, cutoff)
             if now != last:
                 last_change, last = time.monotonic(), now
-        elapsed = last_change - began
         if last:
             print(f"  Synapse left {last} of {expected} due messages")
-        return elapsed, before, counts(db)
+        return last_change - began, before, counts(db)
     finally:
         server.stop()
-        db.close()
 
 
 def deleted(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -177,77 +118,55 @@ def deleted(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rooms", type=int, default=3000)
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--media", type=int, default=10_000)
-    parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=16)
+    add_spec_arguments(parser, ISSUE_SIZES)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="lux-bench-"))
     cluster = PostgresCluster()
     cluster.start()
-    ours = cluster.create_database("bench_ours")
-    server = SynapseServer(workdir / "ours", "postgres", ours, {}, None)
-    server.start()
     try:
-        admin = server.register_user("benchadmin", admin=True)
-        print(f"building {args.rooms} rooms, {args.events} messages, {args.media} uploads ...")
-        began = time.monotonic()
-        data = Dataset(server, args.rooms, args.users, args.workers)
-        data.send(args.events // 2)
-        data.upload(args.media // 2)
-        db = server.db()
-        (old_stream,) = db.query_one("SELECT MAX(stream_ordering) FROM events")  # type: ignore[misc]
-        (old_media_ts,) = db.query_one("SELECT MAX(created_ts) FROM local_media_repository")  # type: ignore[misc]
-        half = counts(db)
-        noop_half = [noop_sweep(admin) for _ in range(3)]
-        data.send(args.events - args.events // 2)
-        data.upload(args.media - args.media // 2)
-        full = counts(db)
-        noop_full = [noop_sweep(admin) for _ in range(3)]
-        print(f"built in {time.monotonic() - began:.0f} s: {full}")
+        snapshot = ensure_snapshot(spec_from_args(args), "postgres", cluster)
+        module = [lux_module({"allow_future_sweeps": True})]
 
-        # The first half goes past its limits: 25 months for events, 13 for files.
-        db.execute(
-            "UPDATE events SET origin_server_ts = origin_server_ts - ?,"
-            " received_ts = received_ts - ? WHERE stream_ordering <= ?",
-            (25 * MONTH, 25 * MONTH, old_stream),
-        )
-        db.execute(
-            "UPDATE local_media_repository SET created_ts = created_ts - ? WHERE created_ts <= ?",
-            (13 * MONTH, old_media_ts),
-        )
-        cutoff = int(time.time() * 1000) - 24 * MONTH
-        due = due_messages(db, cutoff)
-        server.stop()
-        copy = copy_database(cluster, ours["database"], "bench_synapse")
-        shutil.copytree(workdir / "ours" / "media_store", workdir / "synapse_media")
+        # Nothing due: the whole dataset, fresh.
+        server, manifest = restore(snapshot, workdir / "fresh", cluster, module, None)
         server.start()
-        admin = server.login("benchadmin", str(admin.password))
+        admin = MatrixClient(server.base_url, manifest.admin_token, manifest.admin_user_id)
+        full = counts(server.db())
+        noop_full = [noop_sweep(admin) for _ in range(4)][1:]  # the first one warms caches
+        server.stop()
 
+        # The same data aged as of now, twice: the module on one, Synapse on the other.
+        now = int(time.time() * 1000)
+        cutoff = now - 24 * MONTH
+        server, _ = restore(snapshot, workdir / "ours", cluster, module, now)
+        synapse, _ = restore(snapshot, workdir / "synapse", cluster, [], now, SYNAPSE_RETENTION)
+        server.start()
+        admin = MatrixClient(server.base_url, manifest.admin_token, manifest.admin_user_id)
         db = server.db()
+        due = due_messages(db, cutoff)
         before = counts(db)
         _, forecast = sweep(admin, ["messages", *CONTENT_MEDIA_RULES], dry_run=True)
         t_messages, r_messages = sweep(admin, ["messages"])
         t_media, r_media = sweep(admin, CONTENT_MEDIA_RULES)
-        ours_deleted = deleted(before, counts(db))
+        after = counts(db)
+        ours_deleted = deleted(before, after)
         left = due_messages(db, cutoff)
-        noop_after = [noop_sweep(admin) for _ in range(3)]
+        noop_after = [noop_sweep(admin) for _ in range(4)][1:]  # the first one warms caches
         server.stop()
 
-        t_synapse, s_before, s_after = synapse_retention(
-            workdir / "synapse", copy, workdir / "synapse_media", cutoff, due
-        )
+        t_synapse, s_before, s_after = synapse_retention(synapse, cutoff, due)
         synapse_deleted = deleted(s_before, s_after)
     finally:
-        server.stop()
         cluster.stop()
 
     print()
-    print(f"dataset: {args.rooms} rooms, {full['events']} event rows ({due} messages due),"
-          f" {full['local_media_repository']} uploads (half due)")  # fmt: skip
+    print(
+        f"dataset: {len(manifest.rooms)} rooms ({len(manifest.encrypted_rooms)} encrypted),"
+        f" {full['events']} event rows ({due} messages due),"
+        f" {full['local_media_repository']} uploads; built in {manifest.build_seconds:.0f} s"
+    )
     print(f"dry run forecast: { {k: v['candidates'] for k, v in forecast.items()} }")
     print(f"module sweep, messages rule:     {t_messages:8.2f} s  {r_messages['messages']}")
     print(f"module sweep, media rules:       {t_media:8.2f} s  {r_media['attachments']}")
@@ -256,13 +175,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"  rows deleted: {synapse_deleted}")
     ratio = t_synapse / t_messages if t_messages else float("inf")
     print(f"ratio Synapse / module (messages): {ratio:.2f}")
-    print(f"events deleted per second: module {ours_deleted['events'] / t_messages:.0f},"
-          f" Synapse {synapse_deleted['events'] / max(t_synapse, 1e-9):.0f}")  # fmt: skip
+    print(
+        f"events deleted per second: module {ours_deleted['events'] / t_messages:.0f},"
+        f" Synapse {synapse_deleted['events'] / max(t_synapse, 1e-9):.0f}"
+    )
     print("sweep with nothing due (median of 3):")
     for label, size, times in (
-        ("half the data", half["events"], noop_half),
-        ("all the data", full["events"], noop_full),
-        ("after the sweep", full["events"] - ours_deleted["events"], noop_after),
+        ("whole dataset", full["events"], noop_full),
+        ("after the sweep", after["events"], noop_after),
     ):
         print(f"  {label:16} {size:8} event rows: {sorted(times)[1] * 1000:8.1f} ms")
     if args.keep:

@@ -67,6 +67,22 @@ class Database:
         finally:
             cur.close()
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run a statement once per row of parameters, in one transaction."""
+        cur = self._conn.cursor()
+        try:
+            if self.engine == "sqlite":
+                cur.execute("BEGIN")
+                cur.executemany(sql, [tuple(r) for r in rows])
+                cur.execute("COMMIT")
+            else:
+                with self._conn.cursor() as pg:
+                    pg.execute("BEGIN")
+                    pg.executemany(self._sql(sql), [tuple(r) for r in rows])
+                    pg.execute("COMMIT")
+        finally:
+            cur.close()
+
     def tables(self) -> set[str]:
         """Names of all tables in the database."""
         if self.engine == "sqlite":

@@ -1,0 +1,252 @@
+"""Build a dataset on a running Synapse (with the loader module and ``synapse_lux_privacy``).
+
+Users, rooms and messages go through the in-process loader (``loader.py``); uploads,
+the IP/user-agent log and directory consents through the HTTP APIs a client and an
+admin use, since those are what records them: ``/_matrix/media/v3/upload``, one
+request per device with its own user agent, ``PUT /users/{id}/directory_consent``.
+Everything is fresh (sent now); ``aging.py`` then backdates it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import requests
+from PIL import Image
+
+from benchmarks.dataset.loader import LOADER_PATH
+from benchmarks.dataset.spec import ADMIN_LOCALPART, ADMIN_PASSWORD, DatasetSpec, Manifest
+from tests.harness import MatrixClient, SynapseServer
+from tests.harness.client import q
+
+GIVEN = [f"Given{chr(65 + i // 26)}{chr(97 + i % 26)}" for i in range(100)]
+FAMILY = [f"Family{chr(65 + i // 26)}{chr(97 + i % 26)}" for i in range(100)]
+CONTENT_TYPES = ("image/png", "image/jpeg", "application/pdf", "video/mp4")
+CHUNK = 100  # users, rooms or rooms-of-messages per loader request
+HTTP_WORKERS = 8
+COUNTED_TABLES = (
+    "users",
+    "devices",
+    "user_ips",
+    "rooms",
+    "events",
+    "state_events",
+    "local_media_repository",
+)
+
+T = TypeVar("T")
+
+
+def localpart(i: int) -> str:
+    return f"bench{i:06d}"
+
+
+def display_name(i: int) -> str:
+    """ "<Given> <Family>" from two lists of 100: a given name matches every 100th user."""
+    return f"{GIVEN[i % 100]} {FAMILY[(i // 100) % 100]}"
+
+
+def payload(content_type: str, size: int) -> bytes:
+    """A real image for image types (so Synapse makes thumbnails), random bytes otherwise."""
+    if not content_type.startswith("image/"):
+        return os.urandom(size)
+    side = max(8, int((size / 3) ** 0.5))
+    image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    out = io.BytesIO()
+    image.save(out, format="PNG" if content_type == "image/png" else "JPEG")
+    return out.getvalue()
+
+
+def user_agent(device: int, user_id: str) -> str:
+    """The user agent of a user's n-th device (Synapse keeps the first one it sees in
+    10 minutes for a session)."""
+    return f"LuxBench/{device} ({user_id})"
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def parallel(func: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
+    with ThreadPoolExecutor(HTTP_WORKERS) as pool:
+        return list(pool.map(func, items))
+
+
+def split(total: int, parts: int, rng: random.Random) -> list[int]:
+    """``total`` spread over ``parts`` with a long tail (a few big rooms, many small)."""
+    weights = [rng.paretovariate(1.2) for _ in range(parts)]
+    scale = total / sum(weights)
+    counts = [int(w * scale) for w in weights]
+    for i in rng.sample(range(parts), total - sum(counts)):
+        counts[i] += 1
+    return counts
+
+
+class Builder:
+    """One build: call :meth:`run`, which returns the manifest."""
+
+    def __init__(self, server: SynapseServer, spec: DatasetSpec, log: Callable[[str], None]):
+        self.server = server
+        self.spec = spec
+        self.log = log
+        self.rng = random.Random(spec.seed)
+        self.session = requests.Session()
+
+    def _load(self, operation: str, body: dict[str, Any]) -> Any:
+        response = self.session.post(
+            self.server.base_url + f"{LOADER_PATH}/{operation}", json=body, timeout=3600
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def run(self) -> Manifest:
+        began = time.monotonic()
+        admin = self.server.register_user(ADMIN_LOCALPART, ADMIN_PASSWORD, admin=True)
+        assert admin.access_token is not None and admin.user_id is not None
+        manifest = Manifest(self.spec, self.server.database, admin.user_id, admin.access_token)
+        self._users(manifest)
+        members = self._rooms(manifest)
+        attachments = self._uploads(manifest, members)
+        self._messages(manifest, members, attachments)
+        self._ip_log(manifest)
+        self._consents(manifest, admin)
+        db = self.server.db()
+        for table in COUNTED_TABLES:
+            manifest.counts[table] = int(db.query_one(f"SELECT COUNT(*) FROM {table}")[0])  # type: ignore[index]
+        manifest.build_seconds = round(time.monotonic() - began, 1)
+        return manifest
+
+    def _users(self, manifest: Manifest) -> None:
+        users = [[localpart(i), display_name(i)] for i in range(self.spec.users)]
+        for n, chunk in enumerate(chunks(users)):
+            body = {"users": list(chunk), "devices": self.spec.devices_per_user}
+            manifest.tokens.update(self._load("users", body)["tokens"])
+            self.log(f"  users: {min((n + 1) * CHUNK, len(users))}/{len(users)}")
+        manifest.users = sorted(manifest.tokens)
+
+    def _rooms(self, manifest: Manifest) -> dict[str, list[str]]:
+        width = min(self.spec.members_per_room, len(manifest.users))
+        encrypted = set(
+            self.rng.sample(
+                range(self.spec.rooms), round(self.spec.rooms * self.spec.encrypted_rooms)
+            )
+        )
+        plans: list[dict[str, Any]] = [
+            {
+                "members": self.rng.sample(manifest.users, width),
+                "encrypted": i in encrypted,
+                "name": f"bench room {i}",
+            }
+            for i in range(self.spec.rooms)
+        ]
+        members: dict[str, list[str]] = {}
+        for n, chunk in enumerate(chunks(plans)):
+            for plan, room_id in zip(
+                chunk, self._load("rooms", {"rooms": list(chunk)})["room_ids"], strict=True
+            ):
+                manifest.rooms.append(room_id)
+                members[room_id] = plan["members"]
+                if plan["encrypted"]:
+                    manifest.encrypted_rooms.append(room_id)
+            self.log(f"  rooms: {min((n + 1) * CHUNK, len(plans))}/{len(plans)}")
+        return members
+
+    def _uploads(
+        self, manifest: Manifest, members: dict[str, list[str]]
+    ) -> dict[str, list[list[str]]]:
+        """Uploads by room members; returns per clear room the [sender, mxc, type] to post."""
+        plans = []
+        for n, room_id in enumerate(self.rng.choices(manifest.rooms, k=self.spec.media)):
+            sender = self.rng.choice(members[room_id])
+            plans.append((room_id, sender, CONTENT_TYPES[n % len(CONTENT_TYPES)]))
+        payloads = {t: payload(t, self.spec.media_bytes) for t in CONTENT_TYPES}
+
+        def upload(plan: tuple[str, str, str]) -> tuple[str, str, str, str]:
+            room_id, sender, content_type = plan
+            client = MatrixClient(self.server.base_url, manifest.tokens[sender][0], sender)
+            client.session.headers["User-Agent"] = user_agent(0, sender)
+            mxc = client.upload_media(payloads[content_type], content_type)
+            return room_id, sender, mxc, content_type
+
+        attachments: dict[str, list[list[str]]] = {}
+        encrypted = set(manifest.encrypted_rooms)
+        done = parallel(upload, plans)
+        for room_id, sender, mxc, content_type in done:
+            manifest.uploads.append(mxc)
+            if room_id not in encrypted and self.rng.random() < self.spec.attachment_events:
+                attachments.setdefault(room_id, []).append([sender, mxc, content_type])
+        self.log(f"  uploads: {len(done)}")
+        return attachments
+
+    def _messages(
+        self,
+        manifest: Manifest,
+        members: dict[str, list[str]],
+        attachments: dict[str, list[list[str]]],
+    ) -> None:
+        encrypted = set(manifest.encrypted_rooms)
+        per_room = split(self.spec.messages, len(manifest.rooms), self.rng)
+        plans = [
+            {
+                "room_id": room_id,
+                "senders": members[room_id],
+                "count": count,
+                "encrypted": room_id in encrypted,
+                "attachments": attachments.get(room_id, []),
+            }
+            for room_id, count in zip(manifest.rooms, per_room, strict=True)
+        ]
+        sent = 0
+        began = time.monotonic()
+        for chunk in chunks(plans):
+            sent += self._load("messages", {"rooms": list(chunk), "seed": self.spec.seed})["sent"]
+            rate = sent / max(time.monotonic() - began, 1e-9)
+            self.log(f"  messages: {sent}/{self.spec.messages} ({rate:.0f}/s)")
+
+    def _ip_log(self, manifest: Manifest) -> None:
+        """One request per device, each with its own user agent: Synapse's IP log (R9)."""
+        sessions = [
+            (token, user_agent(n, user_id))
+            for user_id in manifest.users
+            for n, token in enumerate(manifest.tokens[user_id])
+        ]
+
+        def touch(session: tuple[str, str]) -> None:
+            token, agent = session
+            response = requests.get(
+                self.server.base_url + "/_matrix/client/v3/account/whoami",
+                headers={"Authorization": f"Bearer {token}", "User-Agent": agent},
+                timeout=60,
+            )
+            response.raise_for_status()
+
+        parallel(touch, sessions)
+        db = self.server.db()
+        deadline = time.monotonic() + 60
+        recorded = "SELECT COUNT(*) FROM user_ips WHERE user_agent LIKE 'LuxBench/%'"
+        while int(db.query_one(recorded)[0]) < len(sessions):  # type: ignore[index]
+            assert time.monotonic() < deadline, "Synapse did not record the IP log"
+            time.sleep(0.5)  # Synapse writes its IP log in batches every 5 s
+
+    def _consents(self, manifest: Manifest, admin: MatrixClient) -> None:
+        """The consenting share of the users is listed in the national directory (R10)."""
+        chosen = self.rng.sample(
+            manifest.users, round(len(manifest.users) * self.spec.consenting_users)
+        )
+
+        def consent(user_id: str) -> None:
+            client = MatrixClient(self.server.base_url, admin.access_token, admin.user_id)
+            status, body = client.lux(
+                "PUT", f"/users/{q(user_id)}/directory_consent", {"consent": True}
+            )
+            assert status == 200, body
+
+        parallel(consent, chosen)
+        self.log(f"  directory consents: {len(chosen)}")

@@ -1,0 +1,143 @@
+"""Store a built dataset once and restore it for every run.
+
+A snapshot is a folder ``<LUX_BENCH_DATASETS>/<database>-<spec key>/`` (default
+``benchmarks/.datasets/``, not in git) holding the database (a ``pg_dump`` custom
+archive, or the SQLite file), the media store, the server's signing key (the events
+are signed with it) and ``manifest.json``. It is written under a temporary name and
+renamed when complete, so a build that is interrupted leaves nothing half-made.
+Restoring gives a new Synapse server (not started) on a fresh database with exactly
+that data, aged as of the time given (``aging.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from benchmarks.dataset.aging import age
+from benchmarks.dataset.build import Builder
+from benchmarks.dataset.loader import LOADER_MODULE
+from benchmarks.dataset.spec import DatasetSpec, Manifest
+from tests.harness import PostgresCluster, SynapseServer, uid
+from tests.harness.postgres import find_pg_bin_dir
+from tests.harness.synapse_server import MODULE_NAME, REPO_ROOT, deep_merge
+
+Engine = Literal["sqlite", "postgres"]
+DATASETS = Path(os.environ.get("LUX_BENCH_DATASETS", REPO_ROOT / "benchmarks" / ".datasets"))
+SQLITE_FILE = "homeserver.db"
+PG_ARCHIVE = "database.dump"
+
+
+def lux_module(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``modules:`` entry that loads synapse_lux_privacy with ``config``."""
+    return {"module": MODULE_NAME, "config": config or {}}
+
+
+def snapshot_path(spec: DatasetSpec, database: Engine, root: Path = DATASETS) -> Path:
+    return root / f"{database}-{spec.key()}"
+
+
+def ensure_snapshot(
+    spec: DatasetSpec,
+    database: Engine,
+    cluster: PostgresCluster | None,
+    log: Callable[[str], None] = print,
+    root: Path = DATASETS,
+) -> Path:
+    """The snapshot of ``spec`` under ``root``, built first if there is none yet."""
+    target = snapshot_path(spec, database, root)
+    if (target / "manifest.json").exists():
+        log(f"dataset {target.name}: restoring the stored snapshot")
+        return target
+    log(f"dataset {target.name}: building (stored in {target} for the next runs)")
+    with tempfile.TemporaryDirectory(prefix="lux-dataset-") as tmp:
+        pg = cluster.create_database(uid("dataset_")) if cluster is not None else None
+        server = SynapseServer(
+            Path(tmp),
+            database,
+            pg,
+            None,
+            {"modules": [{"module": LOADER_MODULE, "config": {}}, lux_module()]},
+        )
+        server.start()
+        try:
+            manifest = Builder(server, spec, log).run()
+        finally:
+            server.stop()
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        if pg is not None:
+            _pg("pg_dump", pg, "--format=custom", f"--file={partial / PG_ARCHIVE}", pg["database"])
+            assert cluster is not None
+            cluster.drop_database(pg["database"])
+        else:
+            shutil.copy2(server.dir / SQLITE_FILE, partial / SQLITE_FILE)
+        shutil.copytree(server.dir / "media_store", partial / "media_store")
+        shutil.copy2(server.dir / "signing.key", partial / "signing.key")
+        manifest.save(partial / "manifest.json")
+        partial.rename(target)
+    log(f"dataset built in {manifest.build_seconds:.0f} s: {manifest.counts}")
+    return target
+
+
+def restore(
+    snapshot: Path,
+    workdir: Path,
+    cluster: PostgresCluster | None,
+    modules: list[dict[str, Any]],
+    now_ms: int | None,
+    extra_config: dict[str, Any] | None = None,
+) -> tuple[SynapseServer, Manifest]:
+    """A server (not started) on a copy of the snapshot, with ``modules`` loaded.
+
+    ``now_ms``: age the data as of that time (``aging.age``); None keeps it fresh."""
+    manifest = Manifest.load(snapshot / "manifest.json")
+    database: Engine = "postgres" if manifest.database == "postgres" else "sqlite"
+    pg = None
+    if database == "postgres":
+        assert cluster is not None, "a PostgreSQL snapshot needs a PostgreSQL cluster"
+        pg = cluster.create_database(uid("restored_"))
+        _pg(
+            "pg_restore",
+            pg,
+            "--no-owner",
+            "--no-privileges",
+            "--jobs=2",
+            f"--dbname={pg['database']}",
+            str(snapshot / PG_ARCHIVE),
+        )
+    config = deep_merge({"modules": modules}, extra_config or {})
+    server = SynapseServer(workdir, database, pg, None, config)
+    shutil.copy2(snapshot / "signing.key", server.dir / "signing.key")
+    shutil.copytree(snapshot / "media_store", server.dir / "media_store", dirs_exist_ok=True)
+    if pg is None:
+        shutil.copy2(snapshot / SQLITE_FILE, server.dir / SQLITE_FILE)
+    if now_ms is not None:
+        db = server.db()
+        try:
+            age(db, manifest, now_ms)
+        finally:
+            db.close()
+    return server, manifest
+
+
+def _pg(tool: str, params: dict[str, Any], *args: str) -> None:
+    env = dict(os.environ)
+    if params.get("password"):
+        env["PGPASSWORD"] = str(params["password"])
+    command = [
+        str(find_pg_bin_dir() / tool),
+        f"--host={params['host']}",
+        f"--port={params['port']}",
+        f"--username={params['user']}",
+        *args,
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{tool} failed ({result.returncode}): {result.stderr.strip()}")
