@@ -1,26 +1,28 @@
 """Benchmark (R4): upload-path overhead of the quota, and eviction speed.
 
-Two Synapse servers on the same machine and database engine:
+Two Synapse servers on the same machine and database engine, each restored from the
+same dataset of the shared generator (``benchmarks/dataset``: users, rooms, clear and
+encrypted messages, uploads; not aged, since the quota evicts by size, oldest first):
 
 * ``without``: Synapse alone;
 * ``with``: Synapse with ``synapse_lux_privacy``, a 5 GiB default quota (so every upload
   goes through the module's media callbacks) and the eviction loop slowed to 1 h so
   that only the measured sweep evicts.
 
-1. Upload path: the same user uploads 100 KiB files to both servers alternately;
-   median and p99 latency of each, and their ratio.
-2. Eviction: on ``with``, one user gets ``--items`` items (half 1 KiB uploads, half
-   text messages), then a 1-byte quota, so every item is over it; a dry-run sweep
-   brings the accounting up to date, then a real sweep of the ``quota`` rule alone
-   is timed: items evicted per second (uploads deleted through Synapse's media
-   repository, messages expunged through its event expiry).
+1. Upload path: the same dataset user uploads 100 KiB files to both servers
+   alternately; median and p99 latency of each, and their ratio.
+2. Eviction: on ``with``, every dataset user gets a quota of ``--quota-share`` of what
+   they store, so each is over it; a dry-run sweep brings the accounting up to date,
+   then a real sweep of the ``quota`` rule alone is timed: items evicted per second
+   (uploads deleted through Synapse's media repository, messages expunged through its
+   event expiry), oldest first, across all users at once.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/quota.py [--uploads 500] [--items 10000]
-        [--database sqlite|postgres]
+    .venv/bin/python benchmarks/quota.py [--uploads 500] [--quota-share 0.5]
+        [--database sqlite|postgres] [dataset options, see --help]
 
-(``--items 0`` measures the upload path only.)
+(``--quota-share 1`` evicts nothing: the upload path only.)
 """
 
 from __future__ import annotations
@@ -39,8 +41,21 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from benchmarks.dataset import (  # noqa: E402
+    DatasetSpec,
+    Manifest,
+    add_spec_arguments,
+    ensure_snapshot,
+    lux_module,
+    restore,
+    spec_from_args,
+)
+from tests.harness import MatrixClient, PostgresCluster  # noqa: E402
+from tests.harness.client import q  # noqa: E402
+
 UPLOAD_SIZE = 100 * 1024
 LUX_CONFIG = {"quota": {"default_bytes": "5G", "eviction_interval": "1h"}}
+DATASET = DatasetSpec(users=50, rooms=100, messages=5_000, media=1_000)
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -49,12 +64,11 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def main() -> None:
-    from tests.harness import PostgresCluster, SynapseServer, uid
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploads", type=int, default=500)
-    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--quota-share", type=float, default=0.5)
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    add_spec_arguments(parser, DATASET)
     args = parser.parse_args()
 
     cluster = PostgresCluster() if args.database == "postgres" else None
@@ -63,15 +77,23 @@ def main() -> None:
     servers: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="lux-bench-") as tmp:
         try:
-            for name, module_config in (("without", None), ("with", LUX_CONFIG)):
-                pg = cluster.create_database(uid("bench_")) if cluster is not None else None
-                server = SynapseServer(Path(tmp) / name, args.database, pg, module_config)
+            snapshot = ensure_snapshot(spec_from_args(args), args.database, cluster)
+            for name, modules in (("without", []), ("with", [lux_module(LUX_CONFIG)])):
+                server, manifest = restore(snapshot, Path(tmp) / name, cluster, modules, None)
                 server.start()
                 servers[name] = server
             print(f"database: {args.database}")
-            _upload_latency(servers, args.uploads)
-            if args.items:
-                _eviction_speed(servers["with"], args.items)
+            user = manifest.users[0]
+            clients = {
+                name: MatrixClient(server.base_url, manifest.tokens[user][0], user)
+                for name, server in servers.items()
+            }
+            _upload_latency(clients, args.uploads)
+            if args.quota_share < 1:
+                admin = MatrixClient(
+                    servers["with"].base_url, manifest.admin_token, manifest.admin_user_id
+                )
+                _eviction_speed(admin, manifest, args.quota_share)
         finally:
             for server in servers.values():
                 server.stop()
@@ -79,13 +101,12 @@ def main() -> None:
                 cluster.stop()
 
 
-def _upload_latency(servers: dict[str, Any], uploads: int) -> None:
-    clients = {name: server.register_user("benchuploader") for name, server in servers.items()}
+def _upload_latency(clients: dict[str, MatrixClient], uploads: int) -> None:
     for client in clients.values():  # warm-up
         for _ in range(20):
             client.upload_media(os.urandom(UPLOAD_SIZE))
-    timings: dict[str, list[float]] = {name: [] for name in servers}
-    order = list(servers)
+    timings: dict[str, list[float]] = {name: [] for name in clients}
+    order = list(clients)
     for n in range(uploads):
         data = os.urandom(UPLOAD_SIZE)
         for name in order if n % 2 == 0 else reversed(order):  # alternate, against drift
@@ -95,7 +116,7 @@ def _upload_latency(servers: dict[str, Any], uploads: int) -> None:
 
     print(f"\n{uploads} uploads of {UPLOAD_SIZE // 1024} KiB per server")
     print(f"{'':>10} {'median ms':>10} {'p99 ms':>8}")
-    for name in servers:
+    for name in clients:
         print(
             f"{name:>10} {statistics.median(timings[name]) * 1000:10.2f}"
             f" {_percentile(timings[name], 0.99) * 1000:8.2f}"
@@ -105,29 +126,30 @@ def _upload_latency(servers: dict[str, Any], uploads: int) -> None:
     print(f"ratio with/without: median {median_ratio:.2f}, p99 {p99_ratio:.2f}")
 
 
-def _eviction_speed(server: Any, items: int) -> None:
-    admin = server.register_user("benchadmin", admin=True)
+def _eviction_speed(admin: MatrixClient, manifest: Manifest, share: float) -> None:
     admin.timeout = 3600  # the sweep answers when it has finished
-    user = server.register_user("benchhoarder")
-    room = user.create_room()
     began = time.monotonic()
-    uploads, messages = items // 2, items - items // 2
+    forecast = _sweep(admin, dry_run=True)  # brings the usage accounting up to date
+    print(f"\naccounting caught up (dry run): {time.monotonic() - began:.1f} s")
+
+    def usage(user_id: str) -> int:
+        status, body = admin.lux("GET", f"/users/{q(user_id)}/quota")
+        assert status == 200, body
+        return int(body["used_bytes"])
+
+    def limit(user_id: str) -> int:
+        quota = max(1, int(usage(user_id) * share))
+        status, body = admin.lux("PUT", f"/users/{q(user_id)}/quota", {"quota_bytes": quota})
+        assert status == 200, body
+        return quota
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda _: user.upload_media(os.urandom(1024)), range(uploads)))
-    for i in range(messages):  # one at a time: parallel sends to one room fork its DAG
-        user.send_message(room, f"message {i} " + "m" * 200)
-    print(
-        f"\ncreated {uploads} uploads and {messages} messages in {time.monotonic() - began:.1f} s"
-    )
-
-    status, body = admin.lux("PUT", f"/users/{user.user_id}/quota", {"quota_bytes": 1})
-    assert status == 200, body
-    began = time.monotonic()
+        stored = sum(pool.map(usage, manifest.users))
+        allowed = sum(pool.map(limit, manifest.users))
     forecast = _sweep(admin, dry_run=True)
     print(
-        f"dry run (accounting caught up, {forecast['candidates']} candidates):"
-        f" {time.monotonic() - began:.1f} s"
+        f"{len(manifest.users)} users store {stored} bytes; quotas of {share:.0%} of it:"
+        f" {forecast['candidates']} items over quota"
     )
     began = time.monotonic()
     done = _sweep(admin, dry_run=False)
@@ -136,8 +158,9 @@ def _eviction_speed(server: Any, items: int) -> None:
         f"eviction: {done['deleted']} items ({done['bytes']} bytes) in {elapsed:.1f} s:"
         f" {done['deleted'] / elapsed:.0f} items/s"
     )
-    status, quota = admin.lux("GET", f"/users/{user.user_id}/quota")
-    print(f"usage left (what expunged messages still store): {quota['used_bytes']} bytes")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        left = sum(pool.map(usage, manifest.users))
+    print(f"usage left: {left} bytes (quotas total {allowed}; expunged messages keep a shell)")
 
 
 def _sweep(admin: Any, dry_run: bool) -> dict[str, int]:

@@ -9,12 +9,19 @@ restores it aged as of a time for each run (``snapshot.py``, ``aging.py``)::
     path = ensure_snapshot(DatasetSpec(rooms=300, messages=10_000), "postgres", cluster)
     server, manifest = restore(path, workdir, cluster, [lux_module()], now_ms)
     server.start()
+    wait_for_background_updates(server)   # before timing anything
 
 ``python -m benchmarks.dataset --help`` builds one from the command line.
 """
 
 from benchmarks.dataset.cli import add_spec_arguments, spec_from_args
-from benchmarks.dataset.snapshot import ensure_snapshot, lux_module, restore, snapshot_path
+from benchmarks.dataset.snapshot import (
+    ensure_snapshot,
+    lux_module,
+    restore,
+    snapshot_path,
+    wait_for_background_updates,
+)
 from benchmarks.dataset.spec import ADMIN_LOCALPART, ADMIN_PASSWORD, DatasetSpec, Manifest
 
 __all__ = [
@@ -28,4 +35,5 @@ __all__ = [
     "restore",
     "snapshot_path",
     "spec_from_args",
+    "wait_for_background_updates",
 ]

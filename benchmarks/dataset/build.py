@@ -81,6 +81,8 @@ def parallel(func: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
 
 def split(total: int, parts: int, rng: random.Random) -> list[int]:
     """``total`` spread over ``parts`` with a long tail (a few big rooms, many small)."""
+    if parts == 0 or total == 0:
+        return [0] * parts
     weights = [rng.paretovariate(1.2) for _ in range(parts)]
     scale = total / sum(weights)
     counts = [int(w * scale) for w in weights]

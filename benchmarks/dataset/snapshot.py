@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,11 @@ from tests.harness.synapse_server import MODULE_NAME, REPO_ROOT, deep_merge
 Engine = Literal["sqlite", "postgres"]
 DATASETS = Path(os.environ.get("LUX_BENCH_DATASETS", REPO_ROOT / "benchmarks" / ".datasets"))
 SQLITE_FILE = "homeserver.db"
+# Synapse's background updates (e.g. populating the user directory of a new database)
+# run without pauses, so that a snapshot holds none half-done.
+FAST_BACKGROUND_UPDATES = {
+    "background_updates": {"sleep_enabled": False, "background_update_duration_ms": 1000}
+}
 PG_ARCHIVE = "database.dump"
 
 
@@ -57,16 +63,14 @@ def ensure_snapshot(
     log(f"dataset {target.name}: building (stored in {target} for the next runs)")
     with tempfile.TemporaryDirectory(prefix="lux-dataset-") as tmp:
         pg = cluster.create_database(uid("dataset_")) if cluster is not None else None
+        modules = [{"module": LOADER_MODULE, "config": {}}, lux_module()]
         server = SynapseServer(
-            Path(tmp),
-            database,
-            pg,
-            None,
-            {"modules": [{"module": LOADER_MODULE, "config": {}}, lux_module()]},
+            Path(tmp), database, pg, None, {"modules": modules, **FAST_BACKGROUND_UPDATES}
         )
         server.start()
         try:
             manifest = Builder(server, spec, log).run()
+            wait_for_background_updates(server)
         finally:
             server.stop()
         partial = target.with_name(target.name + ".partial")
@@ -112,12 +116,14 @@ def restore(
             f"--dbname={pg['database']}",
             str(snapshot / PG_ARCHIVE),
         )
-    config = deep_merge({"modules": modules}, extra_config or {})
-    server = SynapseServer(workdir, database, pg, None, config)
-    shutil.copy2(snapshot / "signing.key", server.dir / "signing.key")
-    shutil.copytree(snapshot / "media_store", server.dir / "media_store", dirs_exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(snapshot / "signing.key", workdir / "signing.key")
+    shutil.copytree(snapshot / "media_store", workdir / "media_store", dirs_exist_ok=True)
     if pg is None:
-        shutil.copy2(snapshot / SQLITE_FILE, server.dir / SQLITE_FILE)
+        shutil.copy2(snapshot / SQLITE_FILE, workdir / SQLITE_FILE)
+    _settle(SynapseServer(workdir, database, pg, None, dict(FAST_BACKGROUND_UPDATES)))
+    config = deep_merge({"modules": modules, **FAST_BACKGROUND_UPDATES}, extra_config or {})
+    server = SynapseServer(workdir, database, pg, None, config)
     if now_ms is not None:
         db = server.db()
         try:
@@ -125,6 +131,33 @@ def restore(
         finally:
             db.close()
     return server, manifest
+
+
+def _settle(bare: SynapseServer) -> None:
+    """Finish the background updates a snapshot holds with Synapse alone (no module: a
+    module's periodic work must not run on data not aged yet), then stop."""
+    db = bare.db()
+    pending = int(db.query_one("SELECT COUNT(*) FROM background_updates")[0])  # type: ignore[index]
+    db.close()
+    if pending:
+        bare.start()
+        try:
+            wait_for_background_updates(bare)
+        finally:
+            bare.stop()
+
+
+def wait_for_background_updates(server: SynapseServer, timeout: float = 1800) -> None:
+    """Wait until Synapse has no background update left (call after ``server.start()``).
+
+    A snapshot built before this existed may hold unfinished ones (the user directory
+    is emptied and refilled by them); a benchmark must not time its sweeps meanwhile."""
+    db = server.db()
+    deadline = time.monotonic() + timeout
+    while int(db.query_one("SELECT COUNT(*) FROM background_updates")[0]):  # type: ignore[index]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Synapse's background updates still running after {timeout} s")
+        time.sleep(0.5)
 
 
 def _pg(tool: str, params: dict[str, Any], *args: str) -> None:

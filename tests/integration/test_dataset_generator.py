@@ -51,6 +51,7 @@ def test_issue7_a_snapshot_restores_the_built_data_half_past_each_limit(
     server.start()
     try:
         # The restored database holds what the build counted, and the users can act.
+        assert count(server, "SELECT COUNT(*) FROM background_updates") == 0
         for table in ("users", "devices", "rooms", "events", "local_media_repository"):
             assert count(server, f"SELECT COUNT(*) FROM {table}") == manifest.counts[table]
         assert len(manifest.users) == SPEC.users and len(manifest.rooms) == SPEC.rooms
