@@ -3,7 +3,7 @@
 It parses the configuration (config.md), creates the module's tables, mounts
 the admin API (admin-api.md), schedules the periodic sweep on the one instance
 that runs background tasks, and warns about native Synapse settings that
-contradict the Luxchat policy (R1-R12).
+contradict the Luxchat policy (R1-R15).
 """
 
 import logging
