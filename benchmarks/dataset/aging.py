@@ -24,10 +24,9 @@ caches rows) and only on benchmark data.
 from __future__ import annotations
 
 from benchmarks.dataset.spec import Manifest
+from synapse_lux_privacy.units import MONTH_MS
 from tests.harness import Database
 
-DAY_MS = 86_400_000
-MONTH_MS = 30 * DAY_MS
 EVENT_SPAN_MS = 48 * MONTH_MS
 MEDIA_SPAN_MS = 24 * MONTH_MS
 ACTIVITY_SPAN_MS = 24 * MONTH_MS

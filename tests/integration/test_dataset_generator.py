@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.dataset import DatasetSpec, ensure_snapshot, lux_module, restore
-from benchmarks.dataset.aging import MONTH_MS
+from synapse_lux_privacy.units import MONTH_MS
 from tests.conftest import DATABASES
 from tests.harness import MatrixClient, PostgresCluster
 
