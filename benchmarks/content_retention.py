@@ -49,7 +49,7 @@ from tests.harness import Database, MatrixClient, PostgresCluster  # noqa: E402
 DAY = 86_400_000
 MONTH = 30 * DAY
 CONTENT_MEDIA_RULES = ["attachments", "remote_media", "redacted_content"]
-ISSUE_SIZES = DatasetSpec(users=1_000, rooms=3_000, messages=70_000, media=10_000)
+ISSUE_SIZES = DatasetSpec(users=1_000, rooms=3_000, messages=76_000, media=10_000)
 SYNAPSE_RETENTION = {
     "retention": {
         "enabled": True,

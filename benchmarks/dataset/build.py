@@ -22,7 +22,7 @@ from PIL import Image
 
 from benchmarks.dataset.loader import LOADER_PATH
 from benchmarks.dataset.spec import ADMIN_LOCALPART, ADMIN_PASSWORD, DatasetSpec, Manifest
-from tests.harness import MatrixClient, SynapseServer
+from tests.harness import Database, MatrixClient, SynapseServer
 from tests.harness.client import q
 
 GIVEN = [f"Given{chr(65 + i // 26)}{chr(97 + i % 26)}" for i in range(100)]
@@ -91,6 +91,18 @@ def split(total: int, parts: int, rng: random.Random) -> list[int]:
     return counts
 
 
+def room_members(db: Database) -> dict[str, list[str]]:
+    """The joined members of every room, from Synapse's current state."""
+    rows = db.query(
+        "SELECT room_id, state_key FROM current_state_events"
+        " WHERE type = 'm.room.member' AND membership = 'join' ORDER BY room_id, state_key"
+    )
+    members: dict[str, list[str]] = {}
+    for room_id, user_id in rows:
+        members.setdefault(room_id, []).append(user_id)
+    return members
+
+
 class Builder:
     """One build: call :meth:`run`, which returns the manifest."""
 
@@ -116,14 +128,30 @@ class Builder:
         self._users(manifest)
         members = self._rooms(manifest)
         attachments = self._uploads(manifest, members)
-        self._messages(manifest, members, attachments)
+        self._messages(manifest, members, attachments, self.spec.messages, str(self.spec.seed))
         self._ip_log(manifest)
         self._consents(manifest, admin)
+        self._count(manifest)
+        manifest.build_seconds = round(time.monotonic() - began, 1)
+        return manifest
+
+    def grow(self, manifest: Manifest) -> Manifest:
+        """Add messages to a restored dataset, up to this builder's spec (the same spec
+        with fewer messages), spread over the rooms as a build spreads them."""
+        began = time.monotonic()
+        extra = self.spec.messages - manifest.spec.messages
+        members = room_members(self.server.db())
+        seed = f"{self.spec.seed}+{manifest.spec.messages}"
+        self._messages(manifest, members, {}, extra, seed)
+        manifest.spec = self.spec
+        self._count(manifest)
+        manifest.build_seconds = round(manifest.build_seconds + time.monotonic() - began, 1)
+        return manifest
+
+    def _count(self, manifest: Manifest) -> None:
         db = self.server.db()
         for table in COUNTED_TABLES:
             manifest.counts[table] = int(db.query_one(f"SELECT COUNT(*) FROM {table}")[0])  # type: ignore[index]
-        manifest.build_seconds = round(time.monotonic() - began, 1)
-        return manifest
 
     def _users(self, manifest: Manifest) -> None:
         users = [[localpart(i), display_name(i)] for i in range(self.spec.users)]
@@ -192,9 +220,11 @@ class Builder:
         manifest: Manifest,
         members: dict[str, list[str]],
         attachments: dict[str, list[list[str]]],
+        total: int,
+        seed: str,
     ) -> None:
         encrypted = set(manifest.encrypted_rooms)
-        per_room = split(self.spec.messages, len(manifest.rooms), self.rng)
+        per_room = split(total, len(manifest.rooms), random.Random(seed))
         plans = [
             {
                 "room_id": room_id,
@@ -208,9 +238,9 @@ class Builder:
         sent = 0
         began = time.monotonic()
         for chunk in chunks(plans):
-            sent += self._load("messages", {"rooms": list(chunk), "seed": self.spec.seed})["sent"]
+            sent += self._load("messages", {"rooms": list(chunk), "seed": seed})["sent"]
             rate = sent / max(time.monotonic() - began, 1e-9)
-            self.log(f"  messages: {sent}/{self.spec.messages} ({rate:.0f}/s)")
+            self.log(f"  messages: {sent}/{total} ({rate:.0f}/s)")
 
     def _ip_log(self, manifest: Manifest) -> None:
         """One request per device, each with its own user agent: Synapse's IP log (R9)."""

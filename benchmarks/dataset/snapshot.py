@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import attrs
+
 from benchmarks.dataset.aging import age
 from benchmarks.dataset.build import Builder
 from benchmarks.dataset.loader import LOADER_MODULE
@@ -55,39 +57,63 @@ def ensure_snapshot(
     log: Callable[[str], None] = print,
     root: Path = DATASETS,
 ) -> Path:
-    """The snapshot of ``spec`` under ``root``, built first if there is none yet."""
+    """The snapshot of ``spec`` under ``root``: the stored one; else one with fewer messages
+    and otherwise the same spec, grown; else a new build."""
     target = snapshot_path(spec, database, root)
     if (target / "manifest.json").exists():
         log(f"dataset {target.name}: restoring the stored snapshot")
         return target
-    log(f"dataset {target.name}: building (stored in {target} for the next runs)")
+    smaller = _smaller_snapshot(spec, database, root)
+    modules = [{"module": LOADER_MODULE, "config": {}}, lux_module()]
     with tempfile.TemporaryDirectory(prefix="lux-dataset-") as tmp:
-        pg = cluster.create_database(uid("dataset_")) if cluster is not None else None
-        modules = [{"module": LOADER_MODULE, "config": {}}, lux_module()]
-        server = SynapseServer(
-            Path(tmp), database, pg, None, {"modules": modules, **FAST_BACKGROUND_UPDATES}
-        )
+        if smaller is not None:
+            log(f"dataset {target.name}: adding messages to {smaller.name}")
+            server, manifest = restore(smaller, Path(tmp), cluster, modules, None)
+        else:
+            log(f"dataset {target.name}: building (stored in {target} for the next runs)")
+            pg = cluster.create_database(uid("dataset_")) if cluster is not None else None
+            config = {"modules": modules, **FAST_BACKGROUND_UPDATES}
+            server = SynapseServer(Path(tmp), database, pg, None, config)
         server.start()
         try:
-            manifest = Builder(server, spec, log).run()
+            builder = Builder(server, spec, log)
+            manifest = builder.run() if smaller is None else builder.grow(manifest)
             wait_for_background_updates(server)
         finally:
             server.stop()
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        if pg is not None:
-            _pg("pg_dump", pg, "--format=custom", f"--file={partial / PG_ARCHIVE}", pg["database"])
-            assert cluster is not None
-            cluster.drop_database(pg["database"])
-        else:
-            shutil.copy2(server.dir / SQLITE_FILE, partial / SQLITE_FILE)
-        shutil.copytree(server.dir / "media_store", partial / "media_store")
-        shutil.copy2(server.dir / "signing.key", partial / "signing.key")
-        manifest.save(partial / "manifest.json")
-        partial.rename(target)
+        _store(server, manifest, target, cluster)
     log(f"dataset built in {manifest.build_seconds:.0f} s: {manifest.counts}")
     return target
+
+
+def _smaller_snapshot(spec: DatasetSpec, database: Engine, root: Path) -> Path | None:
+    """The stored snapshot with the most messages below ``spec``'s and otherwise ``spec``."""
+    found: list[tuple[int, Path]] = []
+    for manifest_path in root.glob(f"{database}-*/manifest.json"):
+        built = Manifest.load(manifest_path).spec
+        if built.messages < spec.messages and attrs.evolve(built, messages=spec.messages) == spec:
+            found.append((built.messages, manifest_path.parent))
+    return max(found)[1] if found else None
+
+
+def _store(
+    server: SynapseServer, manifest: Manifest, target: Path, cluster: PostgresCluster | None
+) -> None:
+    """Write the stopped server's data as the snapshot ``target`` (complete, or not at all)."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    if server.pg_params is not None:
+        pg = server.pg_params
+        _pg("pg_dump", pg, "--format=custom", f"--file={partial / PG_ARCHIVE}", pg["database"])
+        assert cluster is not None
+        cluster.drop_database(pg["database"])
+    else:
+        shutil.copy2(server.dir / SQLITE_FILE, partial / SQLITE_FILE)
+    shutil.copytree(server.dir / "media_store", partial / "media_store")
+    shutil.copy2(server.dir / "signing.key", partial / "signing.key")
+    manifest.save(partial / "manifest.json")
+    partial.rename(target)
 
 
 def restore(

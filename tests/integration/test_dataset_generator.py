@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 
-from benchmarks.dataset import DatasetSpec, ensure_snapshot, lux_module, restore
+from benchmarks.dataset import DatasetSpec, Manifest, ensure_snapshot, lux_module, restore
 from synapse_lux_privacy.units import MONTH_MS
 from tests.conftest import DATABASES
 from tests.harness import MatrixClient, PostgresCluster
@@ -94,3 +95,11 @@ def test_issue7_a_snapshot_restores_the_built_data_half_past_each_limit(
         assert dry_run(admin, NOW - 48 * MONTH_MS)["messages"] == 0
     finally:
         server.stop()
+
+    # The same spec with more messages grows the stored snapshot instead of building anew.
+    bigger = attrs.evolve(SPEC, messages=SPEC.messages + 20)
+    grown = ensure_snapshot(bigger, database, cluster, said.append, root=tmp_path / "sets")  # type: ignore[arg-type]
+    assert f"adding messages to {snapshot.name}" in said[-3]
+    grown_manifest = Manifest.load(grown / "manifest.json")
+    assert grown_manifest.spec == bigger and grown_manifest.users == manifest.users
+    assert grown_manifest.counts["events"] == manifest.counts["events"] + 20
