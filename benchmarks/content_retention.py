@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.dataset import (  # noqa: E402
     DatasetSpec,
+    Manifest,
     add_spec_arguments,
     ensure_snapshot,
     lux_module,
@@ -57,6 +58,11 @@ SYNAPSE_RETENTION = {
         "purge_jobs": [{"interval": "5s"}],
     }
 }
+
+
+def admin_client(base_url: str, manifest: Manifest) -> MatrixClient:
+    """The dataset's admin, waiting as long as a sweep takes (it answers when done)."""
+    return MatrixClient(base_url, manifest.admin_token, manifest.admin_user_id, timeout=3600)
 
 
 def counts(db: Database) -> dict[str, int]:
@@ -132,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # Nothing due: the whole dataset, fresh.
         server, manifest = restore(snapshot, workdir / "fresh", cluster, module, None)
         server.start()
-        admin = MatrixClient(server.base_url, manifest.admin_token, manifest.admin_user_id)
+        admin = admin_client(server.base_url, manifest)
         full = counts(server.db())
         noop_full = [noop_sweep(admin) for _ in range(4)][1:]  # the first one warms caches
         server.stop()
@@ -143,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         server, _ = restore(snapshot, workdir / "ours", cluster, module, now)
         synapse, _ = restore(snapshot, workdir / "synapse", cluster, [], now, SYNAPSE_RETENTION)
         server.start()
-        admin = MatrixClient(server.base_url, manifest.admin_token, manifest.admin_user_id)
+        admin = admin_client(server.base_url, manifest)
         db = server.db()
         due = due_messages(db, cutoff)
         before = counts(db)
