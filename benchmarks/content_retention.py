@@ -68,16 +68,15 @@ def admin_client(base_url: str, manifest: Manifest) -> MatrixClient:
 def counts(db: Database) -> dict[str, int]:
     """Rows of the tables a purge and a media deletion empty."""
     tables = ("events", "event_json", "event_edges", "event_search", "local_media_repository")
-    return {t: int(db.query_one(f"SELECT COUNT(*) FROM {t}")[0]) for t in tables}  # type: ignore[index]
+    return {t: db.number(f"SELECT COUNT(*) FROM {t}") for t in tables}
 
 
 def due_messages(db: Database, cutoff: int) -> int:
-    row = db.query_one(
+    return db.number(
         "SELECT COUNT(*) FROM events AS e WHERE e.origin_server_ts < ? AND NOT EXISTS"
         " (SELECT 1 FROM state_events AS s WHERE s.event_id = e.event_id)",
         (cutoff,),
     )
-    return int(row[0])  # type: ignore[index]
 
 
 def sweep(admin: MatrixClient, rules: list[str], dry_run: bool = False) -> tuple[float, Any]:

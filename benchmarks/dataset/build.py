@@ -151,7 +151,7 @@ class Builder:
     def _count(self, manifest: Manifest) -> None:
         db = self.server.db()
         for table in COUNTED_TABLES:
-            manifest.counts[table] = int(db.query_one(f"SELECT COUNT(*) FROM {table}")[0])  # type: ignore[index]
+            manifest.counts[table] = db.number(f"SELECT COUNT(*) FROM {table}")
 
     def _users(self, manifest: Manifest) -> None:
         users = [[localpart(i), display_name(i)] for i in range(self.spec.users)]
@@ -263,7 +263,7 @@ class Builder:
         db = self.server.db()
         deadline = time.monotonic() + 60
         recorded = "SELECT COUNT(*) FROM user_ips WHERE user_agent LIKE 'LuxBench/%'"
-        while int(db.query_one(recorded)[0]) < len(sessions):  # type: ignore[index]
+        while db.number(recorded) < len(sessions):
             assert time.monotonic() < deadline, "Synapse did not record the IP log"
             time.sleep(0.5)  # Synapse writes its IP log in batches every 5 s
 

@@ -26,7 +26,7 @@ from benchmarks.dataset.aging import age
 from benchmarks.dataset.build import Builder
 from benchmarks.dataset.loader import LOADER_MODULE
 from benchmarks.dataset.spec import DatasetSpec, Manifest
-from tests.harness import PostgresCluster, SynapseServer, uid
+from tests.harness import Database, PostgresCluster, SynapseServer, uid
 from tests.harness.postgres import find_pg_bin_dir
 from tests.harness.synapse_server import MODULE_NAME, REPO_ROOT, deep_merge
 
@@ -163,7 +163,7 @@ def _settle(bare: SynapseServer) -> None:
     """Finish the background updates a snapshot holds with Synapse alone (no module: a
     module's periodic work must not run on data not aged yet), then stop."""
     db = bare.db()
-    pending = int(db.query_one("SELECT COUNT(*) FROM background_updates")[0])  # type: ignore[index]
+    pending = _pending_updates(db)
     db.close()
     if pending:
         bare.start()
@@ -180,10 +180,14 @@ def wait_for_background_updates(server: SynapseServer, timeout: float = 1800) ->
     is emptied and refilled by them); a benchmark must not time its sweeps meanwhile."""
     db = server.db()
     deadline = time.monotonic() + timeout
-    while int(db.query_one("SELECT COUNT(*) FROM background_updates")[0]):  # type: ignore[index]
+    while _pending_updates(db):
         if time.monotonic() > deadline:
             raise TimeoutError(f"Synapse's background updates still running after {timeout} s")
         time.sleep(0.5)
+
+
+def _pending_updates(db: Database) -> int:
+    return db.number("SELECT COUNT(*) FROM background_updates")
 
 
 def _pg(tool: str, params: dict[str, Any], *args: str) -> None:

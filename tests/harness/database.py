@@ -58,6 +58,13 @@ class Database:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
+    def number(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """The integer a one-value query returns, e.g. ``SELECT COUNT(*) ...``."""
+        row = self.query_one(sql, params)
+        if row is None or row[0] is None:
+            raise ValueError(f"no number from {sql!r}")
+        return int(row[0])
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement (autocommit) and return the number of rows affected."""
         cur = self._conn.cursor()

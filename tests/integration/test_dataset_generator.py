@@ -17,17 +17,15 @@ import pytest
 from benchmarks.dataset import DatasetSpec, Manifest, ensure_snapshot, lux_module, restore
 from synapse_lux_privacy.units import MONTH_MS
 from tests.conftest import DATABASES
-from tests.harness import MatrixClient, PostgresCluster
+from tests.harness import MatrixClient, PostgresCluster, SynapseServer
 
 SPEC = DatasetSpec(users=12, rooms=6, messages=120, media=12, devices_per_user=2, seed=3)
 NOW = 1_900_000_000_000  # a fixed "now" (March 2030): ages do not depend on the clock
 MODULE = [lux_module({"allow_future_sweeps": True})]
 
 
-def count(server: object, sql: str, *params: object) -> int:
-    row = server.db().query_one(sql, params)  # type: ignore[attr-defined]
-    assert row is not None
-    return int(row[0])
+def count(server: SynapseServer, sql: str, *params: object) -> int:
+    return server.db().number(sql, params)
 
 
 def dry_run(client: MatrixClient, as_of: int) -> dict[str, int]:
