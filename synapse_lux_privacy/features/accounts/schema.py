@@ -28,5 +28,19 @@ ACCOUNTS_MIGRATIONS: Mapping[str, Sequence[str]] = {
             PRIMARY KEY (user_id, device_id)
         )
         """,
-    )
+    ),
+    # R12: the e-mail warnings sent before a deletion, one row per account and lead
+    # time; a later activity (last activity after sent_ts) starts a new round.
+    "account_warnings": (
+        """
+        CREATE TABLE IF NOT EXISTS lux_privacy_account_warnings (
+            user_id TEXT NOT NULL,
+            lead_ms BIGINT NOT NULL,
+            sent_ts BIGINT NOT NULL,
+            deletion_due_ts BIGINT NOT NULL,
+            addresses INTEGER NOT NULL,
+            PRIMARY KEY (user_id, lead_ms)
+        )
+        """,
+    ),
 }
