@@ -1,11 +1,13 @@
 """Synapse's accounts: who is exempt, who is idle, and erasure through Synapse (R7, R8, R12).
 
 Reads Synapse's ``users``, ``devices``, ``user_ips``, ``room_memberships``,
-``event_json`` and ``local_media_repository`` tables with SELECT only. Deletions go
-through Synapse's own machinery: the deactivation handler (with erasure) and the
-profile handler (media goes through ``synapse_adapter.media.delete_local_media``).
+``event_json``, ``local_media_repository`` and ``users_pending_deactivation`` tables
+with SELECT only. Deletions go through Synapse's own machinery: the deactivation
+handler (with erasure) and the profile handler (media goes through
+``synapse_adapter.media.delete_local_media``).
 """
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -21,6 +23,8 @@ from synapse_lux_privacy.synapse_adapter.devices import (
     logout_basis_sql,
 )
 from synapse_lux_privacy.synapse_adapter.events import placeholders
+
+logger = logging.getLogger(__name__)
 
 
 def server_notices_user(api: ModuleApi) -> str | None:
@@ -234,18 +238,58 @@ def _system_requester(api: ModuleApi, user_id: str) -> Any:
     return create_requester(user_id, authenticated_entity=api.server_name)
 
 
-async def deactivate_and_erase(api: ModuleApi, user_id: str) -> None:
+async def deactivate_and_erase(api: ModuleApi, run: DbRunner, user_id: str) -> None:
     """Deactivate with erasure through Synapse's ``DeactivateAccountHandler`` (R12, R7, R8).
 
     Synapse removes threepids, devices, access tokens, pushers, the password, the
     profile, directory entries, account data and backup keys, marks the user erased
     and parts them from every room. The ``users`` row stays, deactivated: the ID can
     never be registered again (R8).
+
+    Synapse parts the user from their rooms afterwards, in its background user parter
+    (``_user_parter_loop``, in this process); this returns once it has (see
+    ``wait_until_parted``), so that a deleted account no longer shows as joined.
     """
     handler = api._hs.get_deactivate_account_handler()
     await handler.deactivate_account(
         user_id, erase_data=True, requester=_system_requester(api, user_id), by_admin=True
     )
+    await wait_until_parted(api, run, user_id)
+
+
+# How long a deletion waits for Synapse's user parter, and how often it looks. The parter
+# sends one leave event per room; a user in thousands of rooms takes minutes.
+PARTING_WAIT_S = 600.0
+_PARTING_POLL_S = 0.2
+
+
+async def wait_until_parted(
+    api: ModuleApi, run: DbRunner, user_id: str, timeout_s: float = PARTING_WAIT_S
+) -> bool:
+    """Wait until Synapse has parted a deactivated user from every room (R7, R12).
+
+    Synapse queues the user in ``users_pending_deactivation`` and removes the row once
+    every leave is sent; it offers no way to await that, so this polls the table
+    (SELECT only). False, with a warning, if the user is still queued after ``timeout_s``.
+    """
+
+    def pending(cur: Cursor) -> bool:
+        cur.execute("SELECT 1 FROM users_pending_deactivation WHERE user_id = ?", (user_id,))
+        return cur.fetchone() is not None
+
+    waited = 0.0
+    while await run("lux_privacy_parting_pending", pending):
+        if waited >= timeout_s:
+            logger.warning(
+                "lux_privacy: %s is deactivated and erased; Synapse is still parting it from"
+                " its rooms after %.0f s (pending, R12)",
+                user_id,
+                waited,
+            )
+            return False
+        await api.sleep(_PARTING_POLL_S)
+        waited += _PARTING_POLL_S
+    return True
 
 
 async def erase_profile(api: ModuleApi, user_id: str) -> None:

@@ -101,9 +101,10 @@ class AccountsRule:
             user_id = item.item_id
             if user_id not in due or holds.covers(user_id, None):
                 continue
+            await accounts.deactivate_and_erase(self._api, self._run, user_id)
+            # Read after: the deactivation callback has deleted the avatar files (R7).
             owned = await accounts.media_of_users(self._run, [user_id])
             uploads = [media_id for media_id, _ in owned.get(user_id, ())]
-            await accounts.deactivate_and_erase(self._api, user_id)
             kept = await accounts.media_in_rooms(
                 self._run, self._api.server_name, uploads, holds.room_ids
             )
