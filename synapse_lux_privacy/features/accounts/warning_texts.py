@@ -19,7 +19,7 @@ DEFAULT_TEXTS: Mapping[str, tuple[str, str]] = {
     "fr": (
         "Votre compte {user_id} sera supprimé le {date}",
         "Votre compte Luxchat {user_id} n'est plus utilisé depuis le {last_active}."
-        " Un compte inactif pendant un an est supprimé : le vôtre le sera le {date},"
+        " Les comptes qui ne sont plus utilisés sont supprimés : le vôtre le sera le {date},"
         " avec son profil et ses fichiers, et son identifiant ne pourra plus être utilisé.\n\n"
         "Pour garder votre compte, il suffit de vous connecter avant cette date,"
         " depuis n'importe quel appareil.",
@@ -27,7 +27,7 @@ DEFAULT_TEXTS: Mapping[str, tuple[str, str]] = {
     "en": (
         "Your account {user_id} will be deleted on {date}",
         "Your Luxchat account {user_id} has not been used since {last_active}."
-        " An account inactive for one year is deleted: yours will be on {date},"
+        " Accounts that are no longer used are deleted: yours will be on {date},"
         " with its profile and files, and its ID can never be used again.\n\n"
         "To keep your account, simply sign in before that date, from any device.",
     ),
