@@ -63,7 +63,7 @@ class AccountsFeature(Feature):
             self._clock_ms,
         )
         self._warnings_endpoint = WarningsEndpoint(
-            self._warnings, config.notify.account_deletion_ms
+            self._warnings, config.notify.account_deletion_ms, config.dry_run
         )
         self._rules: dict[str, Rule] = {
             "sessions": SessionsRule(

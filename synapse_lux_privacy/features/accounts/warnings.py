@@ -10,7 +10,8 @@ A pass sends, per account, the warning of the shortest lead time that the deleti
 date falls within, unless it went out after the account's last activity: a login
 after a warning starts a new round, and the next warning waits until the account is
 idle again for it. Exempt, held, deactivated accounts have no deletion date, so no
-warning. A warning already past its deletion date is left to the sweep.
+warning. A warning already past its deletion date is left to the sweep. With the
+module's ``dry_run`` the warnings are only counted: no account is deleted.
 """
 
 import logging
@@ -75,7 +76,11 @@ class AccountWarnings:
             self._busy = False
 
     async def run(self, dry_run: bool) -> tuple[Counter[int], int]:
-        """Send (or count) the warnings due now: (per lead time, failed sends)."""
+        """Send (or count) the warnings due now: (per lead time, failed sends).
+
+        With the module's ``dry_run`` nothing is deleted, so nothing is sent either.
+        """
+        dry_run = dry_run or self._config.dry_run
         done: Counter[int] = Counter()
         failed = 0
         if not self.enabled:

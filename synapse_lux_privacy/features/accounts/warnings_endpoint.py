@@ -6,7 +6,8 @@
   ``Nd``);
 - ``POST /notifications/account_deletion`` (empty body): run a pass now, as the
   background pass does at every ``sweep_interval``; same shape with ``"dry_run": false``,
-  the warnings sent and the accounts none of whose addresses could be reached.
+  the warnings sent and the accounts none of whose addresses could be reached (with the
+  module's ``dry_run``, a dry run too: ``"dry_run": true``).
 
 ``enabled`` is false (and every count 0) when ``notify.account_deletion`` is empty or
 Synapse's ``email:`` settings have no ``notif_from``.
@@ -25,9 +26,10 @@ from synapse_lux_privacy.units import DAY_MS, format_duration
 
 
 class WarningsEndpoint:
-    def __init__(self, warnings: AccountWarnings, leads_ms: Sequence[int]) -> None:
+    def __init__(self, warnings: AccountWarnings, leads_ms: Sequence[int], dry_run: bool) -> None:
         self._warnings = warnings
         self._leads_ms = leads_ms
+        self._dry_run = dry_run  # the module's dry_run: counted, never sent
 
     def routes(self) -> list[Route]:
         return [
@@ -44,7 +46,8 @@ class WarningsEndpoint:
         self, request: SynapseRequest, admin: str, path: Sequence[str]
     ) -> tuple[int, Any]:
         params.read_json_object(request, frozenset())
-        return 200, self._json(*await self._warnings.run(dry_run=False), dry_run=False)
+        dry_run = self._dry_run
+        return 200, self._json(*await self._warnings.run(dry_run=dry_run), dry_run=dry_run)
 
     def _json(self, done: Counter[int], failed: int, dry_run: bool) -> dict[str, Any]:
         return {
