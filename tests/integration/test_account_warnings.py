@@ -197,3 +197,22 @@ def test_r12_without_synapse_mailer_warnings_are_off(
         assert status == 200, body
         assert (body["enabled"], body["total"]) == (False, 0)
     assert "email.notif_from is absent" in synapse.log_text()
+
+
+@pytest.mark.parametrize("database", DATABASES)
+def test_r12_with_the_module_dry_run_warnings_are_counted_never_sent(
+    start_synapse: StartSynapse, smtp: SmtpSink, unique: Callable[..., str], database: str
+) -> None:
+    """``dry_run: true`` deletes nothing, so no one is told their account will go."""
+    server = start_synapse(database, {"dry_run": True}, with_mailer(smtp))
+    admin = server.register_user(unique("admin"), admin=True)
+    marie = idle_user(server, admin, unique("marie"), ["marie@a.lu"], now_ms() + 7 * DAY)
+    for method in ("GET", "POST"):
+        body = warnings_pass(admin, method)
+        assert (body["dry_run"], body["warnings"], body["total"]) == (
+            True,
+            {"30d": 0, "7d": 1},
+            1,
+        )
+    assert report(admin, marie.user_id or "")["account_deletion_warnings"] == []
+    assert smtp.mails() == []  # a pass awaits each delivery before it answers
