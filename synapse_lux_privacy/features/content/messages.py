@@ -33,7 +33,7 @@ from synapse_lux_privacy.features.content.expunged import EXPUNGE, Expunger, ite
 from synapse_lux_privacy.features.content.planning import plan_prefix
 from synapse_lux_privacy.features.content.policy import ContentPolicy, sent_before
 from synapse_lux_privacy.store.holds import HoldSet
-from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, SweepContext
+from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, DeleteOutcome, SweepContext
 from synapse_lux_privacy.synapse_adapter import events
 from synapse_lux_privacy.synapse_adapter.events import StoredEvent
 
@@ -45,6 +45,11 @@ PURGE = "purge"
 # its room's purge lock; a few at once overlap their database round trips, as Synapse's
 # own retention jobs do (those run every room at once).
 PURGE_CONCURRENCY = 4
+
+# Rows one page may read past without finding them due (old state that must stay,
+# events under another lifetime), in batches: a page's cost stays bounded however much
+# history is kept; the cursor resumes the scan where the page stopped.
+SCAN_ROWS_PER_PAGE = 10
 
 # The steps of one room's scan, in order.
 WALK, NON_STATE, OLD_STATE, DONE = "walk", "non_state", "old_state", "done"
@@ -72,12 +77,22 @@ class RoomScan:
         return RoomScan(room_id, step, floor, None if depth is None else (depth, stream))
 
 
+@attrs.define
+class _Budget:
+    """What is left of one page's allowance of rows read."""
+
+    rows_left: int
+
+
 def event_candidate(kind: str, event: StoredEvent) -> Candidate:
     return Candidate(item_id(kind, event.event_id), event.sender, event.room_id, event.size)
 
 
 class MessagesRule:
     name = "messages"
+    # A purge takes a room's whole batch at once: the rule reports a room it cannot
+    # purge, or an event it cannot expunge, as failed items (``DeleteOutcome.failed``).
+    isolates_failures = True
 
     def __init__(
         self,
@@ -97,9 +112,10 @@ class MessagesRule:
         self, ctx: SweepContext, holds: HoldSet, cursor: str | None
     ) -> CandidatePage:
         items: list[Candidate] = []
+        budget = _Budget(SCAN_ROWS_PER_PAGE * ctx.batch_size)
         scan = RoomScan.decode(cursor)
         if scan is not None and scan.step != DONE:
-            scan = await self._scan_room(ctx, holds, scan, items)
+            scan = await self._scan_room(ctx, holds, scan, items, budget)
             if scan.step != DONE:
                 return CandidatePage(items, scan.encode())
         rooms = await events.rooms_with_pending_events(
@@ -109,7 +125,7 @@ class MessagesRule:
             ctx.batch_size,
         )
         for room_id in rooms:
-            scan = await self._scan_room(ctx, holds, RoomScan(room_id, WALK), items)
+            scan = await self._scan_room(ctx, holds, RoomScan(room_id, WALK), items, budget)
             if scan.step != DONE or len(items) >= ctx.batch_size:
                 return CandidatePage(items, scan.encode())
         if len(rooms) < ctx.batch_size:
@@ -117,13 +133,23 @@ class MessagesRule:
         return CandidatePage(items, RoomScan(rooms[-1], DONE).encode())
 
     async def _scan_room(
-        self, ctx: SweepContext, holds: HoldSet, scan: RoomScan, items: list[Candidate]
+        self,
+        ctx: SweepContext,
+        holds: HoldSet,
+        scan: RoomScan,
+        items: list[Candidate],
+        budget: "_Budget",
     ) -> RoomScan:
-        """Add the room's candidates to ``items`` until the batch is full; where it stopped."""
+        """Add the room's candidates to ``items`` until the batch is full or the page's
+        budget of rows is spent; where it stopped."""
         if scan.step == WALK:
             scan = await self._walk(ctx, holds, scan, items)
-        while scan.step in (NON_STATE, OLD_STATE) and len(items) < ctx.batch_size:
-            scan = await self._old_events(ctx, scan, items)
+        while (
+            scan.step in (NON_STATE, OLD_STATE)
+            and len(items) < ctx.batch_size
+            and budget.rows_left > 0
+        ):
+            scan = await self._old_events(ctx, scan, items, budget)
         return scan
 
     async def _walk(
@@ -152,7 +178,7 @@ class MessagesRule:
         return RoomScan(scan.room_id, NON_STATE, plan.floor)
 
     async def _old_events(
-        self, ctx: SweepContext, scan: RoomScan, items: list[Candidate]
+        self, ctx: SweepContext, scan: RoomScan, items: list[Candidate], budget: "_Budget"
     ) -> RoomScan:
         """Steps 2 and 3: due events the purge keeps, to expunge."""
         state = scan.step == OLD_STATE
@@ -172,14 +198,17 @@ class MessagesRule:
                     items.append(event_candidate(EXPUNGE, event))
                     if len(items) >= ctx.batch_size:
                         return attrs.evolve(scan, after=event.position)
+            budget.rows_left -= len(rows)
             if len(rows) < ctx.batch_size:
                 return RoomScan(scan.room_id, DONE if state else OLD_STATE, scan.floor)
             scan = attrs.evolve(scan, after=rows[-1].position)
+            if budget.rows_left <= 0:
+                return scan
 
     def _row_due(self, event: StoredEvent, ctx: SweepContext) -> bool:
         return self._policy.row_due(event.type, event.msgtype, event.ts, ctx.as_of_ms)
 
-    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
         purges: dict[str, list[Candidate]] = defaultdict(list)
         expunges: list[Candidate] = []
         for item in items:
@@ -189,16 +218,32 @@ class MessagesRule:
             else:
                 expunges.append(item)
         deleted: list[Candidate] = []
+        failed: dict[str, str] = {}
 
         async def purge(room_id: str) -> None:
-            deleted.extend(await self._purge(room_id, purges[room_id]))
+            batch = purges[room_id]
+            try:
+                deleted.extend(await self._purge(room_id, batch))
+            except Exception as error:
+                # One room Synapse cannot purge must not hold up every other room: its
+                # items are failures, retried at a later sweep.
+                logger.exception("lux_privacy: purge of %s failed; continuing", room_id)
+                failed.update((c.item_id, type(error).__name__) for c in batch)
 
         await events.concurrently(purge, sorted(purges), PURGE_CONCURRENCY)
-        deleted.extend(await self._expunger.expunge(self.name, expunges))
-        return deleted
+        for item in expunges:
+            try:
+                deleted.extend(await self._expunger.expunge(self.name, [item]))
+            except Exception as error:
+                logger.exception("lux_privacy: expunging %s failed; continuing", item.item_id)
+                failed[item.item_id] = type(error).__name__
+        return DeleteOutcome(deleted=deleted, failed=failed)
 
     async def _purge(self, room_id: str, batch: Sequence[Candidate]) -> list[Candidate]:
-        """Purge the room up to this batch, never past an event outside it."""
+        """Purge the room up to this batch, never past an event outside it.
+
+        Raises when Synapse's purge fails; what it did purge before failing is
+        still reported by the next sweep's candidates (those events are gone)."""
         by_event = {parse_item(c)[1]: c for c in batch}
         before = await events.event_positions(self._db, list(by_event))
         extremity = await events.max_extremity_depth(self._db, room_id)
@@ -210,12 +255,7 @@ class MessagesRule:
         point = min([point, extremity, *outside])
         if point > min(depth for depth, _ in before.values()):
             stream = max(stream for _, stream in before.values())
-            try:
-                await events.purge_history(self._api, room_id, point, stream)
-            except Exception:
-                # One room Synapse cannot purge must not hold up every other room: what
-                # was not purged is counted as not deleted and tried again next sweep.
-                logger.exception("lux_privacy: purge of %s failed; continuing", room_id)
+            await events.purge_history(self._api, room_id, point, stream)
         after = await events.event_positions(self._db, list(before))
         gone = [event_id for event_id in before if event_id not in after]
         await self._expunger.forget(gone)
