@@ -30,8 +30,7 @@ from synapse.media.media_repository import MediaRepository
 from synapse.media.storage_provider import FileStorageProviderBackend
 from synapse.module_api import ModuleApi
 
-from synapse_lux_privacy.db import Cursor, DbRunner
-from synapse_lux_privacy.synapse_adapter.events import chunks, placeholders
+from synapse_lux_privacy.db import Cursor, DbRunner, chunks, placeholders
 
 
 @attrs.frozen
