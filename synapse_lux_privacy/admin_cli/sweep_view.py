@@ -19,6 +19,8 @@ COUNTS = ("candidates", "deleted", "held", "skipped", "errors")
 
 DONE, RUNNING, WAITING = "done", "running", "waiting"
 
+BAR_WIDTH = 20
+
 # Statuses of a sweep that has ended, and whether each one is a success.
 FINAL_STATUSES = {
     "completed": True,
@@ -58,12 +60,16 @@ def rule_states(sweep: Mapping[str, Any], rules: Sequence[str]) -> dict[str, str
     }
 
 
-def _counts_text(result: Mapping[str, Any]) -> str:
+def _counts_text(result: Mapping[str, Any], state: str) -> str:
+    """``done/candidates`` and the outcomes, compact enough for an 80-column terminal."""
+    if state == WAITING:
+        return WAITING
     c = counts(result)
-    return (
-        f"{dealt_with(result):>7}/{c['candidates']:<7} deleted {c['deleted']:<7}"
-        f" held {c['held']:<5} skipped {c['skipped']:<5} errors {c['errors']}"
+    text = (
+        f"{dealt_with(result):>6}/{c['candidates']:<6} del {c['deleted']:<6}"
+        f" held {c['held']:<4} skip {c['skipped']:<4} err {c['errors']:<4}"
     )
+    return f"{text} {DONE}" if state == DONE else text
 
 
 def progress_view(sweep: Mapping[str, Any], requested: Sequence[str]) -> RenderableType:
@@ -72,21 +78,21 @@ def progress_view(sweep: Mapping[str, Any], requested: Sequence[str]) -> Rendera
     states = rule_states(sweep, rules)
     results = sweep.get("results") or {}
     grid = Table.grid(padding=(0, 1))
-    for _ in range(4):
-        grid.add_column()
+    for _ in range(3):
+        grid.add_column(no_wrap=True)
     for name in rules:
         result = results.get(name) or {}
         state = states[name]
         candidates = counts(result)["candidates"]
         if state == WAITING:
-            bar = ProgressBar(total=1, completed=0, width=30)
+            bar = ProgressBar(total=1, completed=0, width=BAR_WIDTH)
         elif state == RUNNING and candidates == 0:
-            bar = ProgressBar(total=None, width=30)  # pulses: still looking for candidates
+            bar = ProgressBar(total=None, width=BAR_WIDTH)  # pulses: looking for candidates
         else:
             total = max(candidates, dealt_with(result), 1)
             completed = total if state == DONE else dealt_with(result)
-            bar = ProgressBar(total=total, completed=completed, width=30)
-        grid.add_row(Text(f"{name:<16}"), bar, Text(f"{state:<7}"), Text(_counts_text(result)))
+            bar = ProgressBar(total=total, completed=completed, width=BAR_WIDTH)
+        grid.add_row(Text(f"{name:<16}"), bar, Text(_counts_text(result, state)))
     return Group(grid, Text(status_line(sweep)))
 
 
@@ -119,9 +125,9 @@ def progress_line(sweep: Mapping[str, Any], elapsed_s: float) -> str:
     return f"[{formatting.duration(elapsed_s):>12}]{where} {status_line(sweep)}"
 
 
-def results_table(sweep: Mapping[str, Any], requested: Sequence[str]) -> Table:
-    """The final report: one row per rule and a total."""
-    table = Table(title=_title(sweep), title_justify="left")
+def results_table(sweep: Mapping[str, Any], requested: Sequence[str]) -> Group:
+    """The final report: a summary line, then one row per rule and a total."""
+    table = Table()
     table.add_column("rule")
     for name in (*COUNTS, "bytes"):
         table.add_column(name, justify="right")
@@ -134,7 +140,7 @@ def results_table(sweep: Mapping[str, Any], requested: Sequence[str]) -> Table:
         table.add_row(name, *(str(c[key]) for key in COUNTS), formatting.size(c["bytes"]))
     table.add_section()
     table.add_row("total", *(str(total[key]) for key in COUNTS), formatting.size(total["bytes"]))
-    return table
+    return Group(Text(summary(sweep)), table)
 
 
 def skipped_reasons(sweep: Mapping[str, Any]) -> list[str]:
@@ -148,7 +154,8 @@ def skipped_reasons(sweep: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _title(sweep: Mapping[str, Any]) -> str:
+def summary(sweep: Mapping[str, Any]) -> str:
+    """``Sweep <id> <status> in <duration>, as of <time>``."""
     kind = "Dry run (nothing deleted)" if sweep.get("dry_run") else "Sweep"
     started, finished = sweep.get("started_ts"), sweep.get("finished_ts")
     took = ""
