@@ -120,9 +120,10 @@ class SweepCommand:
         if as_json:
             print(json.dumps(final, indent=2, sort_keys=True))
         else:
+            self._say(sweep_view.summary(final))
             self._console.print(sweep_view.results_table(final, shown))
             for line in sweep_view.skipped_reasons(final):
-                self._console.print(line, markup=False, highlight=False)
+                self._say(line)
         succeeded = sweep_view.FINAL_STATUSES.get(str(final.get("status")), False)
         return EXIT_COMPLETED if succeeded else EXIT_NOT_COMPLETED
 
@@ -147,10 +148,13 @@ class SweepCommand:
             )
             if last != [key]:
                 last[:] = [key]
-                line = sweep_view.progress_line(sweep, self._clock() - started)
-                self._console.print(line, markup=False, highlight=False)
+                self._say(sweep_view.progress_line(sweep, self._clock() - started))
 
         return show
+
+    def _say(self, line: str) -> None:
+        """One line as it is: never wrapped (logs), no markup."""
+        self._console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def _cancel(self, sweep_id: str | None) -> int:
         """Ctrl-C: ask the server to stop the sweep after its current batch."""

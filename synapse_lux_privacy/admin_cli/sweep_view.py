@@ -122,11 +122,11 @@ def progress_line(sweep: Mapping[str, Any], elapsed_s: float) -> str:
             f" {rule}: {dealt_with(result)}/{c['candidates']} (deleted {c['deleted']},"
             f" held {c['held']}, skipped {c['skipped']}, errors {c['errors']});"
         )
-    return f"[{formatting.duration(elapsed_s):>12}]{where} {status_line(sweep)}"
+    return f"[{formatting.duration(elapsed_s):>9}]{where} {status_line(sweep)}"
 
 
-def results_table(sweep: Mapping[str, Any], requested: Sequence[str]) -> Group:
-    """The final report: a summary line, then one row per rule and a total."""
+def results_table(sweep: Mapping[str, Any], requested: Sequence[str]) -> Table:
+    """The final report: one row per rule and a total."""
     table = Table()
     table.add_column("rule")
     for name in (*COUNTS, "bytes"):
@@ -140,7 +140,7 @@ def results_table(sweep: Mapping[str, Any], requested: Sequence[str]) -> Group:
         table.add_row(name, *(str(c[key]) for key in COUNTS), formatting.size(c["bytes"]))
     table.add_section()
     table.add_row("total", *(str(total[key]) for key in COUNTS), formatting.size(total["bytes"]))
-    return Group(Text(summary(sweep)), table)
+    return table
 
 
 def skipped_reasons(sweep: Mapping[str, Any]) -> list[str]:

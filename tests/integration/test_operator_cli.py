@@ -39,8 +39,10 @@ ROOMS = 3
 MESSAGES_PER_ROOM = 300
 SWEEP_BATCH = 20
 SEND_THREADS = 16
-# Terminal controls (rich redraws the display by moving the cursor up and erasing lines;
-# no colours: NO_COLOR): each becomes a line break, so every frame drawn can be read.
+# Terminal controls: rich redraws the display by moving the cursor up and erasing lines,
+# and makes headers bold (no colours: NO_COLOR). Styles and the cursor's visibility are
+# dropped, every other control becomes a line break, so every frame drawn can be read.
+STYLES = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\?25[hl]")
 CONTROLS = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
 # A rule's line in the live display: name, bar, "dealt with/candidates", del(eted) n.
 BAR_LINE = re.compile(r"^messages\s+\S*\s+(\d+)/(\d+)\s+del (\d+)\b.*?(done)?$")
@@ -83,7 +85,8 @@ class Terminal:
         return bool(chunk)
 
     def text(self) -> str:
-        lines = CONTROLS.sub("\n", self._raw.decode("utf-8", "replace")).splitlines()
+        raw = STYLES.sub("", self._raw.decode("utf-8", "replace"))
+        lines = CONTROLS.sub("\n", raw).splitlines()
         return "\n".join(line.rstrip() for line in lines if line.strip())
 
     def finish(self, timeout: float = 300) -> int:
@@ -259,6 +262,9 @@ def test_r1_r14_operator_cli_follows_a_background_sweep_and_prints_reports(
     )
     assert refused.returncode == 2
     assert refused.stderr.startswith("error: the server answered 403 M_FORBIDDEN: ")
-    print(f"\n--- sweep on a terminal ({database}), last frames and table ---")
-    print("\n".join(output.splitlines()[-22:]))
+    lines = output.splitlines()
+    middle = [i for i, line in enumerate(lines) if BAR_LINE.match(line.strip())]
+    print(f"\n--- sweep on a terminal ({database}): a frame mid-sweep, the last frame, table ---")
+    print("\n".join(lines[middle[len(middle) // 2] : middle[len(middle) // 2] + 2]))
+    print("\n".join(lines[middle[-1] :]))
     print(f"--- piped ({database}) ---\n{piped.stdout}")

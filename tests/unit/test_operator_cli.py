@@ -116,7 +116,7 @@ def test_progress_view_shows_a_bar_and_counts_per_rule() -> None:
 def test_progress_line_for_logs() -> None:
     running = sweep("running", "messages", messages=result(40, 25, held=5))
     assert sweep_view.progress_line(running, 65) == (
-        "[  1 min 05 s] messages: 30/40 (deleted 25, held 5, skipped 0, errors 0);"
+        "[1 min 05 s] messages: 30/40 (deleted 25, held 5, skipped 0, errors 0);"
         " sweep s1: running, rule messages, 12.5 items/s"
     )
 
@@ -129,8 +129,10 @@ def test_results_table_has_every_count_a_total_and_the_skipped_reasons() -> None
             5, 2, skipped=3, bytes=1024, skipped_reasons={"avatar_in_use": 2, "newest_event": 1}
         ),
     )
-    text = rendered(sweep_view.results_table(done, ["messages", "attachments"]), width=120)
-    assert "Sweep s1 completed_with_errors in 1 min 00 s, as of 2026-01-01 00:00:00 UTC" in text
+    assert sweep_view.summary(done) == (
+        "Sweep s1 completed_with_errors in 1 min 00 s, as of 2026-01-01 00:00:00 UTC"
+    )
+    text = rendered(sweep_view.results_table(done, ["messages", "attachments"]))
     rows = [line.split("│")[1:-1] for line in text.splitlines() if line.startswith("│")]
     cells = [[c.strip() for c in row] for row in rows]
     assert cells == [
