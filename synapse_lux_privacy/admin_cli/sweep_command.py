@@ -103,7 +103,7 @@ class SweepCommand:
             if as_json:
                 final = self._wait(path, lambda sweep: None)
             elif self._console.is_terminal:
-                with Live(console=self._console, auto_refresh=False) as live:
+                with Live(console=self._console, refresh_per_second=8) as live:
                     final = self._wait(
                         path,
                         lambda sweep: live.update(

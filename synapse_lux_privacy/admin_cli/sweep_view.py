@@ -1,8 +1,9 @@
 """What ``synapse-lux-privacy sweep`` shows of a sweep (pure functions of
 ``GET /sweeps/{id}``): a progress bar per rule, a progress line for logs, the final table.
 
-A rule's progress is the share of its candidates found so far that are dealt with
-(deleted, held, skipped or errors): while a rule runs, both grow, page by page.
+A rule's counts are those of its candidates found so far and of those dealt with
+(deleted, held, skipped or errors): while a rule runs, both grow, page by page. Its bar
+is empty while it waits, pulses while it runs, and is full once it is done.
 """
 
 from collections.abc import Mapping, Sequence
@@ -83,15 +84,13 @@ def progress_view(sweep: Mapping[str, Any], requested: Sequence[str]) -> Rendera
     for name in rules:
         result = results.get(name) or {}
         state = states[name]
-        candidates = counts(result)["candidates"]
-        if state == WAITING:
-            bar = ProgressBar(total=1, completed=0, width=BAR_WIDTH)
-        elif state == RUNNING and candidates == 0:
-            bar = ProgressBar(total=None, width=BAR_WIDTH)  # pulses: looking for candidates
+        if state == RUNNING:
+            # Pulses: the server finds a rule's candidates page by page and cannot say
+            # how many are left (``eta_s`` is null while it runs), so there is no share
+            # to draw; the counts beside the bar grow instead.
+            bar = ProgressBar(total=None, width=BAR_WIDTH)
         else:
-            total = max(candidates, dealt_with(result), 1)
-            completed = total if state == DONE else dealt_with(result)
-            bar = ProgressBar(total=total, completed=completed, width=BAR_WIDTH)
+            bar = ProgressBar(total=1, completed=1 if state == DONE else 0, width=BAR_WIDTH)
         grid.add_row(Text(f"{name:<16}"), bar, Text(_counts_text(result, state)))
     return Group(grid, Text(status_line(sweep)))
 

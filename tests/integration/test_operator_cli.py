@@ -44,8 +44,9 @@ SEND_THREADS = 16
 # dropped, every other control becomes a line break, so every frame drawn can be read.
 STYLES = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\?25[hl]")
 CONTROLS = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
-# A rule's line in the live display: name, bar, "dealt with/candidates", del(eted) n.
-BAR_LINE = re.compile(r"^messages\s+\S*\s+(\d+)/(\d+)\s+del (\d+)\b.*?(done)?$")
+# A rule's line in the live display: name, bar (pulsing: blocks and gaps), "dealt
+# with/candidates", del(eted) n, and "done" once the rule is done.
+BAR_LINE = re.compile(r"^messages\s+[━\s]*?(\d+)/(\d+)\s+del (\d+)\b.*?(done)?$")
 
 
 def cli(*args: str) -> list[str]:
@@ -268,3 +269,4 @@ def test_r1_r14_operator_cli_follows_a_background_sweep_and_prints_reports(
     print("\n".join(lines[middle[len(middle) // 2] : middle[len(middle) // 2] + 2]))
     print("\n".join(lines[middle[-1] :]))
     print(f"--- piped ({database}) ---\n{piped.stdout}")
+    print(f"--- report ({database}) ---\n{readable.stdout}")
