@@ -12,22 +12,19 @@ user's R14 report.
 """
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stdout
 from typing import Any
-from urllib.parse import quote
 
 import yaml
 from rich.console import Console
 from synapse.module_api.errors import ConfigError
 
 from synapse_lux_privacy.admin_cli import report_command
-from synapse_lux_privacy.admin_cli.client import AdminApiError, AdminClient, read_token
+from synapse_lux_privacy.admin_cli.client import AdminClient, parse_url, read_token
 from synapse_lux_privacy.admin_cli.sweep_command import (
-    EXIT_API_ERROR,
     SweepCommand,
     parse_as_of,
     parse_interval,
@@ -113,12 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sweep":
         command = SweepCommand(client, Console(), interval_s=args.interval)
         return command.run(args.dry_run, args.as_of, args.rules, args.json)
-    return _report(client, args.user_id, args.json)
+    return report_command.run(client, args.user_id, args.json)
 
 
 def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--url", required=True, help="the server's base URL, e.g. https://matrix.example.org"
+        "--url",
+        required=True,
+        type=_argument(parse_url),
+        help="the server's base URL, e.g. https://matrix.example.org",
     )
     parser.add_argument(
         "--token-file",
@@ -138,20 +138,6 @@ def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(str(e)) from None
 
     return convert
-
-
-def _report(client: AdminClient, user_id: str, as_json: bool) -> int:
-    """Print the R14 report of a user."""
-    try:
-        report = client.call("GET", f"/users/{quote(user_id, safe='')}")
-    except AdminApiError as e:
-        print(f"error: {e.describe()}", file=sys.stderr)
-        return EXIT_API_ERROR
-    if as_json:
-        print(json.dumps(report, indent=2, sort_keys=True))
-    else:
-        print("\n".join(report_command.report_lines(report)))
-    return EXIT_OK
 
 
 def _check_config(paths: Sequence[str]) -> int:

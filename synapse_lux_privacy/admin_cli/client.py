@@ -30,6 +30,14 @@ class AdminApiError(Exception):
         return f"the server answered {self.status} {self.errcode}: {self.error}"
 
 
+def parse_url(value: str) -> str:
+    """The server's base URL: ``http://`` or ``https://`` and a host."""
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("http", "https") or not rest.strip("/"):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
 def read_token(path: str) -> str:
     """The access token in a file (surrounding whitespace ignored); OSError if unreadable,
     ValueError if empty."""

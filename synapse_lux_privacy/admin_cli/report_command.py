@@ -6,10 +6,31 @@ sessions) one per line. Every field the server sends is shown, including fields
 added later by other features. ``--json`` prints the answer as it is.
 """
 
+import json
+import sys
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from synapse_lux_privacy.admin_cli import formatting
+from synapse_lux_privacy.admin_cli.client import AdminApiError, AdminClient
+
+EXIT_OK = 0
+EXIT_API_ERROR = 2
+
+
+def run(client: AdminClient, user_id: str, as_json: bool) -> int:
+    """Print the R14 report of a user; 0, or 2 if the server refused or was not reached."""
+    try:
+        report = client.call("GET", f"/users/{quote(user_id, safe='')}")
+    except AdminApiError as e:
+        print(f"error: {e.describe()}", file=sys.stderr)
+        return EXIT_API_ERROR
+    if as_json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        print("\n".join(report_lines(report)))
+    return EXIT_OK
 
 
 def report_lines(report: Mapping[str, Any]) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from synapse_lux_privacy.admin_cli import formatting, report_command, sweep_view
-from synapse_lux_privacy.admin_cli.client import AdminApiError, _matrix_error
+from synapse_lux_privacy.admin_cli.client import AdminApiError, _matrix_error, parse_url
 from synapse_lux_privacy.admin_cli.sweep_command import (
     SweepCommand,
     parse_as_of,
@@ -279,3 +279,10 @@ def test_unreachable_server_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     args = ["--url", "http://127.0.0.1:9", "--token-file", str(tmp_path / "token")]
     assert main(["report", "@a:b", *args]) == 2
     assert capsys.readouterr().err.startswith("error: cannot reach the server: ")
+
+
+def test_the_url_must_be_http_or_https() -> None:
+    assert parse_url("https://matrix.example.org") == "https://matrix.example.org"
+    for bad in ("matrix.example.org", "ftp://x", "https://"):
+        with pytest.raises(ValueError, match="is not an http:// or https:// URL"):
+            parse_url(bad)
