@@ -2,8 +2,9 @@
 
 Reads Synapse's ``users``, ``devices``, ``user_ips``, ``room_memberships``,
 ``event_json``, ``local_media_repository`` and ``users_pending_deactivation`` tables
-with SELECT only. Deletions go through Synapse's own machinery: the deactivation
-handler (with erasure) and the profile handler (media goes through
+with SELECT only (with the module's own activity record and unfinished account
+deletions). Deletions go through Synapse's own machinery: the deactivation handler
+(with erasure) and the profile handler (media goes through
 ``synapse_adapter.media.delete_local_media``).
 """
 
@@ -94,7 +95,10 @@ async def find_idle_accounts(
     user_ids: Sequence[str] | None = None,
 ) -> list[str]:
     """Active local users (not appservice) inactive since ``account_cutoff_ms`` with no
-    session left: every device not seen since ``session_cutoff_ms`` (R11 logs it out).
+    session left: every device not seen since ``session_cutoff_ms`` (R11 logs it out);
+    and users the accounts rule deactivated without finishing their deletion (a row in
+    the module's ``lux_privacy_account_deletions``), whatever their activity: what was
+    started is finished (R12, R7).
 
     Inactive: the module's record (registration time if there is none) and every
     device's last request are at most ``account_cutoff_ms``.
@@ -102,14 +106,17 @@ async def find_idle_accounts(
     Ordered by user ID, after ``after``; ``user_ids`` restricts to these users.
     """
     last_active = "COALESCE(r.last_active_ts, COALESCE(u.creation_ts, 0) * 1000)"
-    where = [
-        "u.deactivated = 0",
-        "u.appservice_id IS NULL",
-        f"{last_active} <= ?",
-        f"NOT EXISTS (SELECT 1 FROM devices AS d {DEVICE_JOIN} WHERE d.user_id = u.name"
+    idle = (
+        f"u.deactivated = 0 AND {last_active} <= ?"
+        f" AND NOT EXISTS (SELECT 1 FROM devices AS d {DEVICE_JOIN} WHERE d.user_id = u.name"
         f" AND d.hidden = ? AND ({logout_basis_sql(dialect)} > ?"
-        f" OR {device_activity_sql(dialect)} > ?))",
-    ]
+        f" OR {device_activity_sql(dialect)} > ?))"
+    )
+    started = (
+        "u.deactivated = 1"
+        " AND EXISTS (SELECT 1 FROM lux_privacy_account_deletions AS p WHERE p.user_id = u.name)"
+    )
+    where = ["u.appservice_id IS NULL", f"(({idle}) OR {started})"]
     args: list[Any] = [account_cutoff_ms, False, session_cutoff_ms, account_cutoff_ms]
     if after is not None:
         where.append("u.name > ?")

@@ -8,8 +8,9 @@ together with the module's own ``lux_privacy_expunged``. Deletions go through:
   history before a topological point, under its per-room purge lock, in one
   transaction. It deletes non-state events with their JSON, edges, relations,
   search entries, push actions and redactions, and keeps state events (as outliers).
-- ``EventsWorkerStore.expire_event`` (R1, R2, R3): Synapse's event-expiry machinery,
-  which replaces an event's stored JSON with its redacted form.
+- the steps of ``CensorEventsStore.expire_event`` (R1, R2, R3): Synapse's event-expiry
+  machinery, which replaces an event's stored JSON with its redacted form (redactions
+  whose target is gone included, see ``expunge_event``).
 - ``CensorEventsStore._censor_event_txn`` (R5): the step Synapse's
   ``_censor_redactions`` job runs on a redacted event's original JSON.
 
@@ -24,7 +25,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
-from synapse.api.errors import NotFoundError
 from synapse.module_api import ModuleApi
 from synapse.synapse_rust.events import redact_event
 from synapse.util.async_helpers import concurrently_execute
@@ -350,16 +350,29 @@ async def purge_history(api: ModuleApi, room_id: str, depth: int, stream: int) -
 async def expunge_event(api: ModuleApi, event_id: str) -> bool:
     """Replace an event's stored JSON with its redacted form; False if it is gone.
 
-    Uses ``store.expire_event`` (Synapse's event-expiry machinery: prunes the JSON,
-    invalidates the event caches on every worker), then removes what expiry leaves
-    behind (``_unindex_txn``).
+    The steps of Synapse's ``CensorEventsStore.expire_event`` (event expiry: prune the
+    JSON with ``_censor_event_txn``, drop any ``event_expiry`` row, invalidate the event
+    caches here and on every worker), in one transaction with ``_unindex_txn``.
+
+    The event is read with ``allow_rejected=True``, as ``_censor_redactions`` reads the
+    events it prunes: ``get_event`` (which ``expire_event`` uses) withholds a redaction
+    whose target is no longer stored, so a redaction whose target was already purged
+    would otherwise keep its own content, its ``reason``, for ever (R1, R3).
     """
     store = api._hs.get_datastores().main
-    try:
-        await store.expire_event(event_id)
-    except NotFoundError:
+    event = await store.get_event(event_id, allow_none=True, allow_rejected=True)
+    if event is None:
         return False
-    await api.run_db_interaction("lux_privacy_unindex_event", _unindex_txn, event_id)
+    pruned = json_encoder.encode(redact_event(event).get_pdu_json())
+
+    def txn(cur: Any) -> None:
+        store._delete_event_expiry_txn(cur, event_id)
+        store._censor_event_txn(cur, event_id, pruned)
+        store.invalidate_get_event_cache_after_txn(cur, event_id)
+        store._send_invalidation_to_replication(cur, "_get_event_cache", (event_id,))
+        _unindex_txn(cur, event_id)
+
+    await store.db_pool.runInteraction("lux_privacy_expunge_event", txn)
     return True
 
 

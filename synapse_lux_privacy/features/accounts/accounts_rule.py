@@ -7,6 +7,13 @@ registered again (R8). Synapse does not delete media: the rule deletes every fil
 the user uploaded (avatars included) through the media repository. The
 deactivation callback (``DeactivationHandler``) then runs as for any deactivation.
 
+Crash resume: the user is marked in ``lux_privacy_account_deletions`` before the
+deactivation and the mark is cleared once the media is deleted. A sweep killed in
+between leaves the mark; the next sweep selects the marked user whatever their
+activity and runs the deletion again: Synapse's deactivation (every step of it is a
+no-op where already done, and a crash may have cut it short), then the media that is
+left. Nothing that was started waits for R2.
+
 Never touched: exempt users (``accounts.exempt``), application-service users, the
 server-notices user, held users (R13, dropped by the orchestrator) and members of a
 held room (their erasure would prune their membership events there).
@@ -18,6 +25,7 @@ from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import DbRunner, Dialect
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
+from synapse_lux_privacy.features.accounts.deletion_marks import DeletionMarks
 from synapse_lux_privacy.features.accounts.policy import Exemptions
 from synapse_lux_privacy.features.accounts.tracker import ActivityTracker
 from synapse_lux_privacy.store.holds import HoldSet, HoldStore
@@ -36,6 +44,7 @@ class AccountsRule:
         run: DbRunner,
         dialect: Dialect,
         store: ActivityStore,
+        marks: DeletionMarks,
         tracker: ActivityTracker,
         holds: HoldStore,
         exemptions: Exemptions,
@@ -46,6 +55,7 @@ class AccountsRule:
         self._run = run
         self._dialect = dialect
         self._store = store
+        self._marks = marks
         self._tracker = tracker
         self._holds = holds
         self._exemptions = exemptions
@@ -101,6 +111,7 @@ class AccountsRule:
             user_id = item.item_id
             if user_id not in due or holds.covers(user_id, None):
                 continue
+            await self._marks.start(user_id, self._api.get_current_time_msec())
             await accounts.deactivate_and_erase(self._api, self._run, user_id)
             # Read after: the deactivation callback has deleted the avatar files (R7).
             owned = await accounts.media_of_users(self._run, [user_id])
@@ -110,5 +121,6 @@ class AccountsRule:
             )
             await media.delete_local_media(self._api, [m for m in uploads if m not in kept])
             await self._store.forget_user(user_id)
+            await self._marks.finish(user_id)
             deleted.append(item)
         return deleted

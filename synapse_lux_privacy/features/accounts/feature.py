@@ -10,6 +10,7 @@ from synapse_lux_privacy.feature import Feature, ModuleContext
 from synapse_lux_privacy.features.accounts.accounts_rule import AccountsRule
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
 from synapse_lux_privacy.features.accounts.deactivation import DeactivationHandler
+from synapse_lux_privacy.features.accounts.deletion_marks import DeletionMarks
 from synapse_lux_privacy.features.accounts.ip_logs_rule import IpLogsRule
 from synapse_lux_privacy.features.accounts.policy import Exemptions
 from synapse_lux_privacy.features.accounts.report import AccountsReport
@@ -47,7 +48,8 @@ class AccountsFeature(Feature):
             accounts.server_notices_user(api),
             accounts.appservice_checker(api),
         )
-        self._deactivation = DeactivationHandler(api, ctx.db, self._store, ctx.holds)
+        marks = DeletionMarks(ctx.db)
+        self._deactivation = DeactivationHandler(api, ctx.db, self._store, marks, ctx.holds)
         self._report = AccountsReport(
             api, ctx.db, config, self._store, self.tracker, ctx.holds, exemptions, self._clock_ms
         )
@@ -80,6 +82,7 @@ class AccountsFeature(Feature):
                 ctx.db,
                 self._dialect,
                 self._store,
+                marks,
                 self.tracker,
                 ctx.holds,
                 exemptions,

@@ -1,4 +1,5 @@
-"""The activity record's tables (R11, R12): the module's own last activity per user and device.
+"""The accounts feature's tables (R11, R12): the module's own last activity per user and
+device, and the account deletions started but not finished.
 
 Synapse's only record of activity is its IP log (``user_ips``) and ``devices.last_seen``;
 the first is purged after ``logs.ip_retention`` (R9) and the second goes with the
@@ -26,6 +27,14 @@ ACCOUNTS_MIGRATIONS: Mapping[str, Sequence[str]] = {
             first_seen_ts BIGINT NOT NULL,
             last_seen_ts BIGINT,
             PRIMARY KEY (user_id, device_id)
+        )
+        """,
+        # R12, R7: accounts whose deletion the accounts rule started and has not finished
+        # (deactivated, media not deleted yet); the next sweep finishes them.
+        """
+        CREATE TABLE IF NOT EXISTS lux_privacy_account_deletions (
+            user_id TEXT PRIMARY KEY,
+            started_ts BIGINT NOT NULL
         )
         """,
     ),
