@@ -76,7 +76,7 @@ class LuxPrivacyModule:
     def _mount_admin_api(self) -> None:
         clock = self._api.get_current_time_msec
         sweep = SweepEndpoint(self._config, self._orchestrator, clock)
-        holds = HoldsEndpoint(self._holds, clock)
+        holds = HoldsEndpoint(self._api, self._holds, clock)
         audit = AuditEndpoint(self._audit)
         users = UsersEndpoint(self._api, self._holds, [f.report for f in self._features])
         routes = [

@@ -458,10 +458,12 @@ async def user_event_stats(db: DbRunner, dialect: Dialect, user_id: str) -> list
     return await db("lux_privacy_user_event_stats", txn)
 
 
-async def urls_in_rooms(db: DbRunner, room_ids: Iterable[str]) -> list[tuple[str, str]]:
-    """(room_id, event JSON) of every event with a media URL in clear in these rooms.
+async def mxc_events_in_rooms(db: DbRunner, room_ids: Iterable[str]) -> list[tuple[str, str]]:
+    """(room_id, event JSON) of every event of these rooms whose JSON holds ``mxc://``.
 
-    Used to keep the media of held rooms (R13); encrypted events hide their URLs.
+    Used to keep the media of held rooms (R13), wherever the URI stands in the event
+    (Synapse's ``contains_url`` flags only a top-level ``url``, so the stored JSON is
+    searched instead); encrypted events hide their URIs.
     """
     rooms = sorted(room_ids)
 
@@ -469,12 +471,11 @@ async def urls_in_rooms(db: DbRunner, room_ids: Iterable[str]) -> list[tuple[str
         found: list[tuple[str, str]] = []
         for part in chunks(rooms):
             cur.execute(
-                "SELECT e.room_id, ej.json FROM events AS e"
-                " JOIN event_json AS ej ON ej.event_id = e.event_id"
-                f" WHERE e.room_id IN ({placeholders(part)}) AND e.contains_url = ?",
-                (*part, True),
+                "SELECT room_id, json FROM event_json"
+                f" WHERE room_id IN ({placeholders(part)}) AND json LIKE ?",
+                (*part, "%mxc://%"),
             )
             found.extend((str(r[0]), str(r[1])) for r in cur.fetchall())
         return found
 
-    return await db("lux_privacy_urls_in_rooms", txn)
+    return await db("lux_privacy_mxc_events_in_rooms", txn)

@@ -20,6 +20,7 @@ from synapse_lux_privacy.db import DbRunner, Dialect
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
 from synapse_lux_privacy.features.accounts.policy import Exemptions
 from synapse_lux_privacy.features.accounts.tracker import ActivityTracker
+from synapse_lux_privacy.features.content.held_media import held_local_media
 from synapse_lux_privacy.store.holds import HoldSet, HoldStore
 from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, SweepContext
 from synapse_lux_privacy.synapse_adapter import accounts, media
@@ -104,9 +105,7 @@ class AccountsRule:
             owned = await accounts.media_of_users(self._run, [user_id])
             uploads = [media_id for media_id, _ in owned.get(user_id, ())]
             await accounts.deactivate_and_erase(self._api, user_id)
-            kept = await accounts.media_in_rooms(
-                self._run, self._api.server_name, uploads, holds.room_ids
-            )
+            kept = await held_local_media(self._run, holds, self._api.server_name, uploads)
             await media.delete_local_media(self._api, [m for m in uploads if m not in kept])
             await self._store.forget_user(user_id)
             deleted.append(item)
