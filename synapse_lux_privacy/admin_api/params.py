@@ -10,7 +10,7 @@ from synapse.module_api.errors import Codes, SynapseError
 _HOLD_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 _MAX_INT = 2**63 - 1
 # The bodies of this API are a few small fields: anything larger or deeper is refused.
-MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_BYTES = 1024 * 1024
 MAX_DEPTH = 16
 # Matrix identifiers: at most 255 characters (spec "Common identifier format").
 MAX_ID_LENGTH = 255
