@@ -181,6 +181,8 @@ def _read_merged(files: Sequence[str]) -> dict[str, Any]:
             raise _Unusable(f"cannot read {path}: {e}") from None
         except yaml.YAMLError as e:
             raise _Unusable(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+        except RecursionError:
+            raise _Unusable(f"{path} is nested too deeply to be read as YAML") from None
         if loaded is None:
             continue
         if not isinstance(loaded, dict):

@@ -95,7 +95,7 @@ class LuxPrivacyModule:
         sweep = SweepEndpoint(self._config, self._orchestrator, clock)
         sweeps = SweepsEndpoint(sweep, self._orchestrator, self._runs, clock)
         failures = FailuresEndpoint(self._failures)
-        holds = HoldsEndpoint(self._holds, clock)
+        holds = HoldsEndpoint(self._api, self._holds, clock)
         audit = AuditEndpoint(self._audit)
         users = UsersEndpoint(self._api, self._holds, [f.report for f in self._features])
         routes = [

@@ -181,28 +181,6 @@ async def media_of_users(
     return await run("lux_privacy_media_of_users", txn)
 
 
-async def media_in_rooms(
-    run: DbRunner, server_name: str, media_ids: Iterable[str], room_ids: Iterable[str]
-) -> set[str]:
-    """Those local media IDs that an event of these rooms points to (legal holds, R13)."""
-    rooms = sorted(room_ids)
-    wanted = {f"mxc://{server_name}/{m}": m for m in media_ids}
-    if not rooms or not wanted:
-        return set()
-
-    def txn(cur: Cursor) -> set[str]:
-        cur.execute(
-            f"SELECT json FROM event_json WHERE room_id IN ({placeholders(rooms)}) AND json LIKE ?",
-            (*rooms, f"%mxc://{server_name}/%"),
-        )
-        found: set[str] = set()
-        for (text,) in cur.fetchall():
-            found.update(m for uri, m in wanted.items() if uri in str(text))
-        return found
-
-    return await run("lux_privacy_media_in_rooms", txn)
-
-
 async def current_avatar_url(api: ModuleApi, user_id: str) -> str | None:
     """The avatar URL in the user's profile, if any (stable module API)."""
     profile = await api.get_profile_for_user(UserID.from_string(user_id).localpart)

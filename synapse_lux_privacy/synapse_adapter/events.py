@@ -21,7 +21,7 @@ whole event, so ``_unindex_txn`` does it with two minimal statements on that one
 event (documented in docs/content-retention.md).
 """
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -423,27 +423,35 @@ def _unindex_txn(cur: Cursor, event_id: str) -> None:
 
 @attrs.frozen
 class TypeStats:
-    """A user's stored non-state events of one (type, msgtype), for the report (R14)."""
+    """A user's stored non-state events of one (type, msgtype), for the report (R14),
+    in held rooms (``held``) or not."""
 
     type: str
     msgtype: str | None
     count: int
     oldest_ts: int | None
     oldest_unexpunged_ts: int | None
+    held: bool = False
 
 
-async def user_event_stats(db: DbRunner, dialect: Dialect, user_id: str) -> list[TypeStats]:
-    """The user's stored non-state events, grouped by type and msgtype."""
+async def user_event_stats(
+    db: DbRunner, dialect: Dialect, user_id: str, held_rooms: Collection[str] = ()
+) -> list[TypeStats]:
+    """The user's stored non-state events, grouped by type, msgtype and whether their
+    room is one of ``held_rooms`` (R13)."""
+    rooms = sorted(held_rooms)
+    held_sql = f"CASE WHEN e.room_id IN ({placeholders(rooms)}) THEN 1 ELSE 0 END" if rooms else "0"
 
     def txn(cur: Cursor) -> list[TypeStats]:
         cur.execute(
             f"SELECT e.type, {_msgtype_sql(dialect)} AS mt, COUNT(*), MIN(e.origin_server_ts),"
-            " MIN(CASE WHEN x.event_id IS NULL THEN e.origin_server_ts END)"
+            " MIN(CASE WHEN x.event_id IS NULL THEN e.origin_server_ts END),"
+            f" {held_sql} AS held"
             " FROM events AS e JOIN event_json AS ej ON ej.event_id = e.event_id"
             " LEFT JOIN lux_privacy_expunged AS x ON x.event_id = e.event_id"
             f" WHERE e.sender = ? AND {_NOT_STATE} AND {_NOT_REJECTED}"
-            " GROUP BY e.type, mt",
-            (user_id,),
+            " GROUP BY e.type, mt, held",
+            (*rooms, user_id),
         )
         return [
             TypeStats(
@@ -452,6 +460,7 @@ async def user_event_stats(db: DbRunner, dialect: Dialect, user_id: str) -> list
                 count=int(row[2]),
                 oldest_ts=None if row[3] is None else int(row[3]),
                 oldest_unexpunged_ts=None if row[4] is None else int(row[4]),
+                held=bool(row[5]),
             )
             for row in cur.fetchall()
         ]
@@ -459,10 +468,12 @@ async def user_event_stats(db: DbRunner, dialect: Dialect, user_id: str) -> list
     return await db("lux_privacy_user_event_stats", txn)
 
 
-async def urls_in_rooms(db: DbRunner, room_ids: Iterable[str]) -> list[tuple[str, str]]:
-    """(room_id, event JSON) of every event with a media URL in clear in these rooms.
+async def mxc_events_in_rooms(db: DbRunner, room_ids: Iterable[str]) -> list[tuple[str, str]]:
+    """(room_id, event JSON) of every event of these rooms whose JSON holds ``mxc://``.
 
-    Used to keep the media of held rooms (R13); encrypted events hide their URLs.
+    Used to keep the media of held rooms (R13), wherever the URI stands in the event
+    (Synapse's ``contains_url`` flags only a top-level ``url``, so the stored JSON is
+    searched instead); encrypted events hide their URIs.
     """
     rooms = sorted(room_ids)
 
@@ -470,12 +481,11 @@ async def urls_in_rooms(db: DbRunner, room_ids: Iterable[str]) -> list[tuple[str
         found: list[tuple[str, str]] = []
         for part in chunks(rooms):
             cur.execute(
-                "SELECT e.room_id, ej.json FROM events AS e"
-                " JOIN event_json AS ej ON ej.event_id = e.event_id"
-                f" WHERE e.room_id IN ({placeholders(part)}) AND e.contains_url = ?",
-                (*part, True),
+                "SELECT room_id, json FROM event_json"
+                f" WHERE room_id IN ({placeholders(part)}) AND json LIKE ?",
+                (*part, "%mxc://%"),
             )
             found.extend((str(r[0]), str(r[1])) for r in cur.fetchall())
         return found
 
-    return await db("lux_privacy_urls_in_rooms", txn)
+    return await db("lux_privacy_mxc_events_in_rooms", txn)

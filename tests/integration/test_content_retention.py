@@ -484,11 +484,13 @@ def test_r14_the_report_tells_what_is_stored_and_when_it_goes(
         "count": 2,
         "oldest_ts": base,
         "next_deletion_ts": base + 24 * MONTH,
+        "held_count": 0,
     }
     assert report["media"] == {
         "count": 2,
         "oldest_ts": base - DAY,
         "next_deletion_ts": base + 12 * MONTH,
+        "held_count": 0,
     }
     hold_id = place_hold(hs_admin, user_id=alice.user_id)
     try:

@@ -20,6 +20,7 @@ from synapse.module_api import ModuleApi
 from synapse_lux_privacy.db import DbRunner
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
 from synapse_lux_privacy.features.accounts.deletion_marks import DeletionMarks
+from synapse_lux_privacy.features.content.held_media import held_local_media
 from synapse_lux_privacy.store.holds import HoldStore
 from synapse_lux_privacy.synapse_adapter import accounts, media
 
@@ -78,9 +79,7 @@ class DeactivationHandler:
             self._run, self._api.server_name, user_id, [avatar_url]
         )
         holds = await self._holds.active_holds()
-        kept = await accounts.media_in_rooms(
-            self._run, self._api.server_name, avatars, holds.room_ids
-        )
+        kept = await held_local_media(self._run, holds, self._api.server_name, avatars)
         await media.delete_local_media(self._api, [m for m in avatars if m not in kept])
 
 

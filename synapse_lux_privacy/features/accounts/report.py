@@ -2,9 +2,10 @@
 
 ``last_active_ts``, ``account_deletion_due_ts`` (null when R12 does not apply: exempt,
 application-service or server-notices user, held, member of a held room,
-deactivated) and ``sessions`` with each device's ``last_seen_ts`` (null if never
-seen) and ``logout_due_ts`` (null when R11 does not apply). The dates are those the
-rules use (``policy``).
+deactivated), ``account_held`` (true when a legal hold keeps the account, R13: a
+hold on the user, or on a room they are a member of) and ``sessions`` with each
+device's ``last_seen_ts`` (null if never seen) and ``logout_due_ts`` (null when R11
+does not apply). The dates are those the rules use (``policy``).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +60,7 @@ class AccountsReport:
         return {
             "last_active_ts": state.last_active,
             "account_deletion_due_ts": state.account_due,
+            "account_held": state.account_held,
             "sessions": [
                 {
                     "device_id": d.device_id,
@@ -100,12 +102,15 @@ class AccountsReport:
             or holds.covers(user_id, None)
             or self._exemptions.from_sessions(user_id)
         )
+        account_held = holds.covers(user_id, None) or bool(
+            await accounts.members_of_rooms(self._run, [user_id], holds.room_ids)
+        )
         account_due = None
         if (
             last_active is not None
             and sessions_apply
             and not self._exemptions.from_accounts(user_id)
-            and not await accounts.members_of_rooms(self._run, [user_id], holds.room_ids)
+            and not account_held
         ):
             account_due = policy.account_deletion_due_ts(
                 last_active,
@@ -114,7 +119,7 @@ class AccountsReport:
                 session_ms,
                 now,
             )
-        return _State(now, known, last_active, sessions_apply, account_due)
+        return _State(now, known, last_active, sessions_apply, account_due, account_held)
 
 
 @attrs.frozen
@@ -126,3 +131,4 @@ class _State:
     last_active: int | None
     sessions_apply: bool
     account_due: int | None
+    account_held: bool
