@@ -21,6 +21,8 @@ import attrs
 import yaml
 
 from synapse_lux_privacy.config import LuxPrivacyConfig
+from synapse_lux_privacy.finding import Finding
+from synapse_lux_privacy.policy_findings import find_policy_findings
 from synapse_lux_privacy.synapse_adapter.config_files import synapse_duration_ms
 from synapse_lux_privacy.units import (
     DAY_MS,
@@ -39,24 +41,17 @@ _WHEN_MS = {"S": SECOND_MS, "M": MINUTE_MS, "H": HOUR_MS, "D": DAY_MS, "MIDNIGHT
 _WEEKDAY = re.compile(r"W[0-6]")
 
 
-@attrs.frozen
-class Finding:
-    """One native setting at odds with the policy, with the rule it contradicts."""
-
-    key: str
-    value: str
-    expected: str
-    rule: str
-
-    def __str__(self) -> str:
-        return f"{self.key} is {self.value}; it should be {self.expected} ({self.rule})"
-
-
 def find_contradictions(
     homeserver: Mapping[str, Any], config: LuxPrivacyConfig, config_dir: str | None
 ) -> list[Finding]:
-    """Every contradiction between ``homeserver.yaml`` (as parsed) and the policy."""
+    """Every contradiction between ``homeserver.yaml`` (as parsed) and the policy.
+
+    With them, the findings about the module's own settings (``policy_findings``), so
+    that ``check-config`` and the start-up log report both.
+    """
+    server_name = homeserver.get("server_name")
     findings = [
+        *find_policy_findings(config, server_name if isinstance(server_name, str) else None),
         *_native_retention(homeserver.get("retention"), config.retention.messages_ms),
         *_media_retention(homeserver.get("media_retention"), config),
         _with_default(

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import StartSynapse
 from tests.harness import SynapseServer
+from tests.harness.synapse_server import SERVER_NAME
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +98,27 @@ def _wait_for(predicate: Any, what: str, timeout: float = 30) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r12_startup_log_names_admins_not_exempt_and_periods_beyond_the_notice(
+    start_synapse: StartSynapse, database: str
+) -> None:
+    """config.md "Exempt lists" and "Beyond the notice": at start-up the module logs each
+    server admin that accounts.exempt does not cover, and each period longer than the
+    notice's. The admins exist from the first start; the restart shows the warnings."""
+    kept, other = "kept-admin", "other-admin"
+    server = start_synapse(
+        database,
+        {"retention": {"messages": "10y"}, "accounts": {"exempt": [f"@{kept}:{SERVER_NAME}"]}},
+    )
+    server.register_user(kept, admin=True)
+    server.register_user(other, admin=True)
+    server.register_user("plain-user")
+    server.restart()
+    server.wait_for_log(f"server admin {server.user_id(other)} is not in accounts.exempt")
+    log = server.log_text()
+    assert f"server admin {server.user_id(kept)}" not in log
+    assert "server admin @plain-user" not in log
+    assert "retention.messages is 10y; it should be at most 24M" in log
+    assert "Traceback" not in log

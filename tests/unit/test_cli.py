@@ -49,7 +49,7 @@ def test_r9_r5_findings_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "redaction_retention_period is null (redacted content is kept for ever); "
         "it should be at most 7d (retention.redacted_content is 7d) (R5)",
         "user_ips_max_age is 1y; it should be at most 180d (logs.ip_retention is 6M) (R9)",
-        "2 Synapse setting(s) contradict the privacy policy.",
+        "2 setting(s) at odds with the privacy policy.",
     ]
 
 
@@ -61,7 +61,7 @@ def test_r15_synapse_default_push_content_exits_1(
     assert out.splitlines() == [
         "push.include_content is absent (Synapse default true); it should be false, so that "
         "message content is not sent to the push gateway and on to Apple and Google (R15)",
-        "1 Synapse setting(s) contradict the privacy policy.",
+        "1 setting(s) at odds with the privacy policy.",
     ]
 
 
@@ -214,3 +214,28 @@ def test_python_dash_m_runs_check_config(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stdout.startswith("user_ips_max_age is null")
+
+
+def test_r1_r12_module_settings_beyond_the_notice_or_exempting_everyone_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = {"retention": {"messages": "10y"}, "accounts": {"exempt": ["re:.*"]}}
+    status, out, _ = _run(capsys, _homeserver(tmp_path / "homeserver.yaml", config))
+    assert status == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("retention.messages is 10y; it should be at most 24M")
+    assert lines[1].startswith('accounts.exempt[0] is "re:.*", which matches every user')
+    assert lines[2] == "2 setting(s) at odds with the privacy policy."
+
+
+@pytest.mark.parametrize("entry", ["admin", "@admin", "@Admin:example.org"])
+def test_r12_exempt_entry_that_can_never_match_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str
+) -> None:
+    path = _homeserver(tmp_path / "homeserver.yaml", {"accounts": {"exempt": [entry]}})
+    status, out, err = _run(capsys, path)
+    assert (status, out) == (2, "")
+    assert err.startswith(
+        f'error in modules[1].config: accounts.exempt[0]: "{entry}" is neither a user ID'
+        " nor re:<pattern>"
+    )

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synapse_lux_privacy.config import parse_config
-from synapse_lux_privacy.native_settings import Finding, find_contradictions
+from synapse_lux_privacy.finding import Finding
+from synapse_lux_privacy.native_settings import find_contradictions
 
 DEFAULTS = parse_config(None)
 
