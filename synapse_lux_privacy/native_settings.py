@@ -1,4 +1,4 @@
-"""Synapse's own settings that contradict the policy (R1, R2, R5, R9, R11, R15).
+"""Synapse's own settings that contradict the policy (R1, R2, R5, R9, R10, R11, R15).
 
 The module enforces its limits by itself, but a native setting that keeps data
 longer, advertises a longer policy or copies data where no limit applies
@@ -71,6 +71,7 @@ def find_contradictions(
         *_log_config(homeserver, config_dir, config.logs.ip_retention_ms),
         _stale_devices(homeserver.get("delete_stale_devices_after"), config),
         _push_content(homeserver),
+        *_profile_lookups(homeserver, config.directory.require_consent),
     ]
     return [finding for finding in findings if finding is not None]
 
@@ -213,6 +214,34 @@ def _push_content(homeserver: Mapping[str, Any]) -> Finding | None:
         return None
     shown = "true" if include is True else f"{describe(include)}, which Synapse reads as true"
     return Finding("push.include_content", shown, expected, "R15")
+
+
+def _profile_lookups(homeserver: Mapping[str, Any], require_consent: bool) -> list[Finding]:
+    """R10: ``GET /profile/{user_id}`` gives a hidden user's display name to whoever asks.
+
+    Hiding users from directory search (``directory.require_consent``) does not stop a
+    profile lookup by user ID. Synapse's two settings (both default false, read by
+    truthiness) limit it to signed-in users who share a room with the user.
+    """
+    if not require_consent:
+        return []
+    why = {
+        "require_auth_for_profile_requests": "so that only signed-in users can look up profiles",
+        "limit_profile_requests_to_users_who_share_rooms": (
+            "so that a user's profile is shown only to users who share a room with them"
+        ),
+    }
+    findings = []
+    for key, reason in why.items():
+        if key not in homeserver:
+            shown = "absent (Synapse default false)"
+        elif homeserver[key]:
+            continue
+        else:
+            shown = describe(homeserver[key])
+        expected = f"true, {reason}, as directory.require_consent hides users from search"
+        findings.append(Finding(key, shown, expected, "R10"))
+    return findings
 
 
 def _log_config(

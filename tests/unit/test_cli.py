@@ -21,6 +21,8 @@ def _homeserver(path: Path, config: object = None, **settings: object) -> Path:
         "server_name": "example.org",
         "modules": [{"module": "other.Module"}, {"module": MODULE, "config": config}],
         "push": {"include_content": False},
+        "require_auth_for_profile_requests": True,
+        "limit_profile_requests_to_users_who_share_rooms": True,
         **settings,
     }
     path.write_text(yaml.safe_dump(document))

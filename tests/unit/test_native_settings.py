@@ -47,11 +47,23 @@ COMPLIANT = {
     "media_retention": {"local_media_lifetime": "360d", "remote_media_lifetime": "30d"},
     "log_config": "log.yaml",
     "push": {"include_content": False},
+    "require_auth_for_profile_requests": True,
+    "limit_profile_requests_to_users_who_share_rooms": True,
 }
 
-# R15: what every test below adds to its homeserver.yaml unless it sets ``push`` itself,
+PROFILE_KEYS = (
+    "require_auth_for_profile_requests",
+    "limit_profile_requests_to_users_who_share_rooms",
+)
+
+
+# R10, R15: what every test below adds to its homeserver.yaml unless it sets these itself,
 # so that each test sees only the findings of the settings it is about.
-NO_PUSH_CONTENT = {"push": {"include_content": False}}
+NO_PUSH_CONTENT = {
+    "push": {"include_content": False},
+    "require_auth_for_profile_requests": True,
+    "limit_profile_requests_to_users_who_share_rooms": True,
+}
 
 
 def _write_log_config(directory: Path, handlers: dict[str, Any], name: str = "log.yaml") -> Path:
@@ -77,11 +89,14 @@ def test_r1_r2_r5_r9_r11_r15_compliant_homeserver_has_no_findings(tmp_path: Path
     assert find_contradictions(COMPLIANT, DEFAULTS, str(tmp_path)) == []
 
 
-def test_r5_r9_r15_of_synapse_defaults_only_push_content_contradicts() -> None:
+def test_r5_r9_r10_r15_of_synapse_defaults_only_push_content_and_profiles_contradict() -> None:
     """Synapse's default user_ips_max_age (28d) and redaction_retention_period (7d) are
-    within the policy; its default push.include_content (true) is not (R15)."""
+    within the policy; its default push.include_content (true) is not (R15), nor are its
+    profile lookups open to everyone (R10)."""
     assert [finding.key for finding in find_contradictions({}, DEFAULTS, None)] == [
-        "push.include_content"
+        "push.include_content",
+        "require_auth_for_profile_requests",
+        "limit_profile_requests_to_users_who_share_rooms",
     ]
     assert _contradictions({}) == []
 
@@ -444,7 +459,8 @@ R15_EXPECTED = (
 
 
 def test_r15_push_content_absent_means_synapse_default_true() -> None:
-    assert [str(finding) for finding in find_contradictions({}, DEFAULTS, None)] == [
+    profiles_restricted = {key: True for key in PROFILE_KEYS}
+    assert [str(f) for f in find_contradictions(profiles_restricted, DEFAULTS, None)] == [
         f"push.include_content is absent (Synapse default true); {R15_EXPECTED}"
     ]
     assert _find({"push": None}) == _find({"push": {}}) == _find({"push": {"enabled": True}})
@@ -505,9 +521,12 @@ def test_r1_r2_r5_r9_r11_r15_every_contradiction_is_reported_together(tmp_path: 
         "log_config": "log.yaml",
         "delete_stale_devices_after": "1y",
         "push": {"include_content": True},
+        "require_auth_for_profile_requests": False,
     }
     found = find_contradictions(homeserver, DEFAULTS, str(tmp_path))
-    assert [finding.rule for finding in found] == ["R1", "R2", "R5", "R9", "R9", "R11", "R15"]
+    assert [finding.rule for finding in found] == [
+        "R1", "R2", "R5", "R9", "R9", "R11", "R15", "R10", "R10"
+    ]  # fmt: skip
 
 
 _VALUES = st.recursive(
@@ -536,5 +555,28 @@ _VALUES = st.recursive(
 )  # fmt: skip
 def test_r1_r2_r5_r9_r11_r15_any_yaml_shaped_homeserver_gives_findings(homeserver: Any) -> None:
     found = find_contradictions(homeserver, DEFAULTS, None)
-    assert all(finding.rule in {"R1", "R2", "R5", "R9", "R11", "R15"} for finding in found)
+    assert all(finding.rule in {"R1", "R2", "R5", "R9", "R10", "R11", "R15"} for finding in found)
     assert all("\n" not in str(finding) for finding in found)
+
+
+def test_r10_profile_lookups_open_to_all_are_reported_with_require_consent() -> None:
+    """Synapse's defaults (both false) let anyone read a hidden user's display name."""
+    homeserver = {**NO_PUSH_CONTENT}
+    for key in PROFILE_KEYS:
+        del homeserver[key]
+    found = [str(f) for f in find_contradictions(homeserver, DEFAULTS, None)]
+    assert found == [
+        "require_auth_for_profile_requests is absent (Synapse default false); it should be true,"
+        " so that only signed-in users can look up profiles, as directory.require_consent"
+        " hides users from search (R10)",
+        "limit_profile_requests_to_users_who_share_rooms is absent (Synapse default false); it"
+        " should be true, so that a user's profile is shown only to users who share a room with"
+        " them, as directory.require_consent hides users from search (R10)",
+    ]
+    found = _find({PROFILE_KEYS[0]: False, PROFILE_KEYS[1]: True})
+    assert [f.split(";")[0] for f in found] == ["require_auth_for_profile_requests is false"]
+
+
+def test_r10_profile_settings_are_not_reported_without_require_consent() -> None:
+    homeserver = {key: False for key in PROFILE_KEYS}
+    assert _find(homeserver, directory={"require_consent": False}) == []
