@@ -48,9 +48,9 @@ def test_tables_survive_restart_and_periodic_sweep_runs(
     """Schema creation is idempotent across restarts; the periodic sweep records its runs.
 
     Also: a module configured with dry_run never deletes, whatever the request says, and
-    a native setting that keeps IPs for ever (R9), and Synapse's default
-    push.include_content (R15, the harness does not set it), are logged as warnings at
-    start-up.
+    Synapse's own IP pruning left on (R9, R13: it ignores legal holds), and Synapse's
+    default push.include_content (R15, the harness does not set it), are logged as
+    warnings at start-up.
     """
     server: SynapseServer = start_synapse(
         database,
@@ -60,7 +60,7 @@ def test_tables_survive_restart_and_periodic_sweep_runs(
             "sweep_interval": "2s",
             "allow_future_sweeps": True,
         },
-        {"user_ips_max_age": None},
+        {"user_ips_max_age": "90d"},
     )
     admin = server.register_user("boss", admin=True)
     # The tables are created in the background at start-up, or by the first use.
@@ -68,7 +68,7 @@ def test_tables_survive_restart_and_periodic_sweep_runs(
     assert (status, hold["hold_id"]) == (201, "keep")
     assert MODULE_TABLES <= server.db().tables()
     _wait_for(lambda: _periodic_sweeps(server) >= 1, "a periodic sweep")
-    assert "user_ips_max_age" in server.log_text()
+    assert 'user_ips_max_age is "90d": Synapse then deletes' in server.log_text()
     assert "push.include_content is absent (Synapse default true)" in server.log_text()
 
     future = int(time.time() * 1000) + 900 * 86_400_000
