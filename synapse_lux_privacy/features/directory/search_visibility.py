@@ -29,18 +29,29 @@ class SearchVisibility:
         """Wrap Synapse's search-table writer; where background tasks run, reconcile.
 
         Call after the module's tables exist. Without ``require_consent`` only the
-        reconciliation runs: it puts back users hidden while it was on.
+        reconciliation runs: it puts back users hidden while it was on. A failure is
+        logged, not raised, so that the other features still start.
         """
-        if self._require_consent:
-            directory.keep_hidden_users_out(self._api)
-        if self._api.should_run_background_tasks():
-            hidden, shown = await directory.reconcile(self._api, self._run, self._require_consent)
-            if hidden or shown:
-                logger.info(
-                    "lux_privacy: user directory search: %d users hidden, %d put back (R10)",
-                    hidden,
-                    shown,
-                )
+        try:
+            if self._require_consent:
+                directory.keep_hidden_users_out(self._api)
+            if self._api.should_run_background_tasks():
+                await self._reconcile()
+        except Exception:
+            logger.error(
+                "lux_privacy: could not keep users without consent out of user directory"
+                " search (R10)",
+                exc_info=True,
+            )
+
+    async def _reconcile(self) -> None:
+        hidden, shown = await directory.reconcile(self._api, self._run, self._require_consent)
+        if hidden or shown:
+            logger.info(
+                "lux_privacy: user directory search: %d users hidden, %d put back (R10)",
+                hidden,
+                shown,
+            )
 
     async def consent_changed(self, user_id: str, consent: bool) -> None:
         """Show a user who consents, hide one who withdraws (with ``require_consent``)."""
