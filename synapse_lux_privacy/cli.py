@@ -162,7 +162,7 @@ def _check_config(paths: Sequence[str]) -> int:
     for finding in findings:
         print(finding)
     if findings:
-        print(f"{len(findings)} Synapse setting(s) contradict the privacy policy.")
+        print(f"{len(findings)} setting(s) at odds with the privacy policy.")
         return EXIT_FINDINGS
     print(f"OK: the {MODULE} config is valid and no Synapse setting contradicts it.")
     return EXIT_OK

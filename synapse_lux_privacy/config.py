@@ -34,9 +34,16 @@ QUOTA_COUNTS = ("media", "events")
 # two sizes already written out ("1.5 MB").
 QUOTA_NOTICE_FIELDS = ("count", "removed", "quota")
 
-# A Matrix user ID with nothing in it that a regex would read differently
-# (apart from ".", which then matches only itself).
-_PLAIN_USER_ID = re.compile(r"@[a-z0-9._=\-/]+:[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
+# A user ID Synapse can register: a lower-case localpart of the characters Synapse
+# allows (``synapse.types.mxid_localpart_allowed_characters``) and a server name
+# (DNS name, IPv4 or bracketed IPv6 literal, optional port), 255 characters at most.
+_USER_ID = re.compile(
+    r"@[a-z0-9._=\-/+]+:(?:[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+)
+_USER_ID_MAX_LENGTH = 255
+# Any user ID, whatever its case: an entry of this shape is meant as one.
+_ANY_CASE_USER_ID = re.compile(_USER_ID.pattern, re.IGNORECASE)
+EXEMPT_PATTERN_PREFIX = "re:"
 
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]+)*")
 
@@ -121,7 +128,12 @@ class SessionsConfig:
 
 @attrs.frozen
 class AccountsConfig:
-    """R12: accounts inactive this long are deactivated and erased, unless exempt."""
+    """R12: accounts inactive this long are deactivated and erased, unless exempt.
+
+    An ``exempt`` entry is an exact user ID or ``re:`` and a regular expression
+    that must match the whole user ID (config.md "Exempt lists"); any other entry
+    is a configuration error naming it.
+    """
 
     inactive_delete_after_ms: int
     exempt: tuple[str, ...]
@@ -129,27 +141,68 @@ class AccountsConfig:
     _patterns: tuple[re.Pattern[str], ...] = attrs.field(init=False, eq=False, repr=False)
 
     @_exact.default
-    def _plain_user_ids(self) -> frozenset[str]:
-        return frozenset(entry for entry in self.exempt if _PLAIN_USER_ID.fullmatch(entry))
+    def _user_ids(self) -> frozenset[str]:
+        exact = set()
+        for index, entry in enumerate(self.exempt):
+            if not entry.startswith(EXEMPT_PATTERN_PREFIX):
+                _check_user_id(entry, ("accounts", "exempt", str(index)))
+                exact.add(entry)
+        return frozenset(exact)
 
     @_patterns.default
     def _compile_patterns(self) -> tuple[re.Pattern[str], ...]:
         patterns = []
         for index, entry in enumerate(self.exempt):
-            if entry in self._exact:
-                continue
-            try:
-                patterns.append(re.compile(entry))
-            except (re.error, OverflowError, RecursionError) as e:
-                raise config_error(
-                    ("accounts", "exempt", str(index)),
-                    f"{describe(entry)} is neither a user ID nor a valid regular expression ({e})",
-                ) from None
+            if entry.startswith(EXEMPT_PATTERN_PREFIX):
+                path = ("accounts", "exempt", str(index))
+                patterns.append(_exempt_pattern(entry[len(EXEMPT_PATTERN_PREFIX) :], path))
         return tuple(patterns)
 
+    def patterns(self) -> tuple[tuple[int, re.Pattern[str]], ...]:
+        """The ``re:`` entries, compiled, with their positions in ``exempt``."""
+        indexes = [i for i, e in enumerate(self.exempt) if e.startswith(EXEMPT_PATTERN_PREFIX)]
+        return tuple(zip(indexes, self._patterns, strict=True))
+
     def is_exempt(self, user_id: str) -> bool:
-        """Exact comparison for plain user IDs, ``re.fullmatch`` for the other entries."""
+        """Exact comparison for user IDs, ``re.fullmatch`` for the ``re:`` entries."""
         return user_id in self._exact or any(p.fullmatch(user_id) for p in self._patterns)
+
+
+def _check_user_id(entry: str, path: Path) -> None:
+    """R12: an exact ``exempt`` entry must be a user ID that Synapse can register."""
+    neither = f"{describe(entry)} is neither a user ID nor re:<pattern>"
+    if len(entry) > _USER_ID_MAX_LENGTH:
+        raise config_error(path, f"{neither}: longer than {_USER_ID_MAX_LENGTH} characters")
+    if _USER_ID.fullmatch(entry):
+        return
+    localpart = entry[1:].split(":", 1)[0]
+    if _ANY_CASE_USER_ID.fullmatch(entry) and localpart != localpart.lower():
+        lower = "@" + localpart.lower() + entry[1 + len(localpart) :]
+        raise config_error(
+            path,
+            f"{neither}: Synapse registers lower-case localparts only; "
+            f"did you mean {describe(lower)}?",
+        )
+    try:
+        re.compile(entry)
+    except (re.error, OverflowError, RecursionError):
+        raise config_error(path, neither) from None
+    if entry.startswith("@") and ":" in entry:
+        raise config_error(path, f"{neither}; for a regular expression write re:{entry}")
+    raise config_error(path, neither)
+
+
+def _exempt_pattern(pattern: str, path: Path) -> re.Pattern[str]:
+    """R12: the regular expression of a ``re:`` entry, matched against whole user IDs."""
+    if not pattern:
+        raise config_error(path, f"{describe(EXEMPT_PATTERN_PREFIX)} has an empty pattern")
+    try:
+        return re.compile(pattern)
+    except (re.error, OverflowError, RecursionError) as e:
+        raise config_error(
+            path,
+            f"{describe(EXEMPT_PATTERN_PREFIX + pattern)} is not a valid regular expression ({e})",
+        ) from None
 
 
 @attrs.frozen

@@ -1,9 +1,11 @@
-"""Synapse's own settings that contradict the policy (R1, R2, R5, R9, R11, R12, R15).
+"""Synapse's own settings that contradict the policy (R1, R2, R5, R9, R10, R11, R12, R13, R15).
 
 The module enforces its limits by itself, but a native setting that keeps data
 longer, advertises a longer policy or copies data where no limit applies
-contradicts the notice. These checks run at start-up (one warning each) and in
-``check-config`` (non-zero exit).
+contradicts the notice; and a Synapse job that deletes data by itself ignores the
+module's legal holds (R13): the module is meant to be the one deleter that knows
+them, so the recommended setting switches each such job off. These checks run at
+start-up (one warning each) and in ``check-config`` (non-zero exit).
 
 Synapse keys are read with Synapse's own duration syntax: a bare int is
 milliseconds, ``m`` is minutes and there is no ``M``.
@@ -17,10 +19,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
 import yaml
 
 from synapse_lux_privacy.config import LuxPrivacyConfig
+from synapse_lux_privacy.finding import Finding
+from synapse_lux_privacy.policy_findings import find_policy_findings
 from synapse_lux_privacy.synapse_adapter.config_files import synapse_duration_ms
 from synapse_lux_privacy.units import (
     DAY_MS,
@@ -39,44 +42,23 @@ _WHEN_MS = {"S": SECOND_MS, "M": MINUTE_MS, "H": HOUR_MS, "D": DAY_MS, "MIDNIGHT
 _WEEKDAY = re.compile(r"W[0-6]")
 
 
-@attrs.frozen
-class Finding:
-    """One native setting at odds with the policy, with the rule it contradicts."""
-
-    key: str
-    value: str
-    expected: str
-    rule: str
-
-    def __str__(self) -> str:
-        return f"{self.key} is {self.value}; it should be {self.expected} ({self.rule})"
-
-
 def find_contradictions(
     homeserver: Mapping[str, Any], config: LuxPrivacyConfig, config_dir: str | None
 ) -> list[Finding]:
-    """Every contradiction between ``homeserver.yaml`` (as parsed) and the policy."""
+    """Every contradiction between ``homeserver.yaml`` (as parsed) and the policy.
+
+    With them, the findings about the module's own settings (``policy_findings``), so
+    that ``check-config`` and the start-up log report both.
+    """
+    server_name = homeserver.get("server_name")
     findings = [
+        *find_policy_findings(config, server_name if isinstance(server_name, str) else None),
         *_native_retention(homeserver.get("retention"), config.retention.messages_ms),
-        *_media_retention(homeserver.get("media_retention"), config),
-        _with_default(
-            homeserver,
-            "redaction_retention_period",
-            "7d",
-            "redacted content is kept for ever",
-            (config.retention.redacted_content_ms, "retention.redacted_content", "R5"),
-        ),
-        _with_default(
-            homeserver,
-            "user_ips_max_age",
-            "28d",
-            "IP addresses are kept for ever",
-            (config.logs.ip_retention_ms, "logs.ip_retention", "R9"),
-        ),
+        *_hold_blind_jobs(homeserver, config),
         *_log_config(homeserver, config_dir, config.logs.ip_retention_ms),
-        _stale_devices(homeserver.get("delete_stale_devices_after"), config),
         _push_content(homeserver),
         _warning_mailer(homeserver, config),
+        *_profile_lookups(homeserver, config.directory.require_consent),
     ]
     return [finding for finding in findings if finding is not None]
 
@@ -87,10 +69,10 @@ def _at_most(limit_ms: int, limit_key: str) -> str:
 
 
 def _too_long(
-    key: str, raw: object, limit_ms: int, limit_key: str, rule: str, note: str = ""
+    key: str, raw: object, limit_ms: int, limit_key: str, rule: str
 ) -> Finding | None:
     """A finding when the Synapse duration ``raw`` is invalid or longer than ``limit_ms``."""
-    expected = _at_most(limit_ms, limit_key) + note
+    expected = _at_most(limit_ms, limit_key)
     if not (type(raw) is int or isinstance(raw, str)):
         return Finding(key, describe(raw), f"{_SYNAPSE_SYNTAX} of {expected}", rule)
     try:
@@ -105,38 +87,90 @@ def _too_long(
     return Finding(key, shown, expected, rule)
 
 
-def _with_default(
-    homeserver: Mapping[str, Any],
-    key: str,
-    synapse_default: str,
-    null_means: str,
-    limit: tuple[int, str, str],
-) -> Finding | None:
-    """A key Synapse sets to ``synapse_default`` when absent and reads as "for ever" if null."""
-    limit_ms, limit_key, rule = limit
-    if homeserver.get(key, synapse_default) is None:
-        return Finding(key, f"null ({null_means})", _at_most(limit_ms, limit_key), rule)
-    finding = _too_long(key, homeserver.get(key, synapse_default), limit_ms, limit_key, rule)
-    if finding is not None and key not in homeserver:
-        return attrs.evolve(finding, value=f"absent (Synapse default {synapse_default})")
-    return finding
+# Synapse's jobs that delete what a legal hold may cover (R13), none of which knows the
+# module's holds: (key, Synapse's default, what it deletes, the module's rule doing that
+# work instead and its period, rules). The recommended setting is null (absent where
+# Synapse's default is null): the job is off and the module's hold-aware rule does it.
+_HOLD_BLIND_JOBS = (
+    ("user_ips_max_age", "28d", "client IP rows (user_ips)", "ip_logs", "logs.ip_retention",
+     "R9"),
+    ("redaction_retention_period", "7d", "the original content of redacted events",
+     "redacted_content", "retention.redacted_content", "R5"),
+    ("delete_stale_devices_after", None, "idle devices with their access tokens and keys",
+     "sessions", "sessions.inactive_logout_after", "R11"),
+    ("forgotten_room_retention_period", None,
+     "the whole history of rooms every local member has forgotten", "messages",
+     "retention.messages", "R1"),
+    ("media_retention.local_media_lifetime", None, "local media not accessed for that long",
+     "attachments", "retention.attachments", "R2"),
+    ("media_retention.remote_media_lifetime", None,
+     "cached remote media not accessed for that long", "remote_media",
+     "retention.remote_media", "R2, R6"),
+)  # fmt: skip
 
 
-def _stale_devices(raw: object, config: LuxPrivacyConfig) -> Finding | None:
-    """R11: Synapse reads a false-ish value as "never"; the module then deletes devices itself."""
-    if not raw:
-        return None
-    limit_ms = config.sessions.inactive_logout_after_ms
-    return _too_long(
-        "delete_stale_devices_after", raw, limit_ms, "sessions.inactive_logout_after", "R11"
-    )
+def _hold_blind_jobs(homeserver: Mapping[str, Any], config: LuxPrivacyConfig) -> list[Finding]:
+    """R13: each Synapse job left on deletes without regard to the module's legal holds.
+
+    The module's own rule deletes the same data at the policy's period and keeps what a
+    hold covers, so the recommended setting switches Synapse's job off. Synapse reads
+    ``delete_stale_devices_after`` by truthiness; the others are off only when null.
+    """
+    periods = {
+        "logs.ip_retention": config.logs.ip_retention_ms,
+        "retention.redacted_content": config.retention.redacted_content_ms,
+        "sessions.inactive_logout_after": config.sessions.inactive_logout_after_ms,
+        "retention.messages": config.retention.messages_ms,
+        "retention.attachments": config.retention.attachments_ms,
+        "retention.remote_media": config.retention.remote_media_ms,
+    }
+    findings = []
+    for key, default, what, rule_name, period_key, rule in _HOLD_BLIND_JOBS:
+        section, _, leaf = key.rpartition(".")
+        values = homeserver.get(section) if section else homeserver
+        if not isinstance(values, Mapping):
+            values = {}
+        if leaf not in values:
+            if default is None:
+                continue
+            shown = f"absent (Synapse default {default})"
+        else:
+            value = values[leaf]
+            if value is None or (leaf == "delete_stale_devices_after" and not value):
+                continue
+            shown = describe(value)
+        null = "null" if default is not None else "null or absent"
+        period = format_duration(periods[period_key])
+        findings.append(
+            Finding(
+                key,
+                f"{shown}: Synapse then deletes {what} without regard to legal holds",
+                f"{null}, so that the module's {rule_name} rule does it after {period_key}"
+                f" ({period}) and keeps what a hold covers",
+                f"{rule}, R13",
+            )
+        )
+    return findings
 
 
 def _native_retention(section: object, messages_ms: int) -> list[Finding | None]:
-    """R1: Synapse's room retention policies must not advertise more than retention.messages."""
+    """R1: Synapse's room retention policies must not advertise more than retention.messages.
+
+    R13: enabled, Synapse's purge jobs delete room history without regard to legal
+    holds; the module's messages rule does that work when they are off.
+    """
     if not isinstance(section, Mapping) or not section.get("enabled"):
         return []
-    checks: list[Finding | None] = []
+    checks: list[Finding | None] = [
+        Finding(
+            "retention.enabled",
+            f"{describe(section['enabled'])}: Synapse's purge jobs then delete room history"
+            " without regard to legal holds",
+            "false, so that the module's messages rule purges after retention.messages"
+            f" ({format_duration(messages_ms)}) and keeps what a hold covers",
+            "R1, R13",
+        )
+    ]
     if section.get("allowed_lifetime_max") is None:
         checks.append(
             Finding(
@@ -168,22 +202,6 @@ def _native_retention(section: object, messages_ms: int) -> list[Finding | None]
             )
         )
     return checks
-
-
-def _media_retention(section: object, config: LuxPrivacyConfig) -> list[Finding | None]:
-    """R2: Synapse's media lifetimes (counted from last access) against ours (from upload)."""
-    if not isinstance(section, Mapping):
-        return []
-    note = "; Synapse counts it from the last access, the module from the upload"
-    limits = (
-        ("local_media_lifetime", config.retention.attachments_ms, "retention.attachments"),
-        ("remote_media_lifetime", config.retention.remote_media_ms, "retention.remote_media"),
-    )
-    return [
-        _too_long(f"media_retention.{key}", section[key], limit_ms, limit_key, "R2", note)
-        for key, limit_ms, limit_key in limits
-        if section.get(key) is not None
-    ]
 
 
 def _push_content(homeserver: Mapping[str, Any]) -> Finding | None:
@@ -238,6 +256,34 @@ def _warning_mailer(homeserver: Mapping[str, Any], config: LuxPrivacyConfig) -> 
         " is deleted (notify.account_deletion; set it to [] to do without the warnings)",
         "R12",
     )
+
+
+def _profile_lookups(homeserver: Mapping[str, Any], require_consent: bool) -> list[Finding]:
+    """R10: ``GET /profile/{user_id}`` gives a hidden user's display name to whoever asks.
+
+    Hiding users from directory search (``directory.require_consent``) does not stop a
+    profile lookup by user ID. Synapse's two settings (both default false, read by
+    truthiness) limit it to signed-in users who share a room with the user.
+    """
+    if not require_consent:
+        return []
+    why = {
+        "require_auth_for_profile_requests": "so that only signed-in users can look up profiles",
+        "limit_profile_requests_to_users_who_share_rooms": (
+            "so that a user's profile is shown only to users who share a room with them"
+        ),
+    }
+    findings = []
+    for key, reason in why.items():
+        if key not in homeserver:
+            shown = "absent (Synapse default false)"
+        elif homeserver[key]:
+            continue
+        else:
+            shown = describe(homeserver[key])
+        expected = f"true, {reason}, as directory.require_consent hides users from search"
+        findings.append(Finding(key, shown, expected, "R10"))
+    return findings
 
 
 def _log_config(

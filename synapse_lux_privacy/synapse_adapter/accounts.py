@@ -85,6 +85,20 @@ async def backfill_user_activity(run: DbRunner, dialect: Dialect) -> None:
     await run("lux_privacy_backfill_activity", txn)
 
 
+async def server_admins(run: DbRunner) -> list[str]:
+    """The active server admins (``users.admin``), in user ID order (R12 exemptions).
+
+    Synapse offers no listing of admins short of paging through every user
+    (``get_users_paginate``), hence the SELECT.
+    """
+
+    def txn(cur: Cursor) -> list[str]:
+        cur.execute("SELECT name FROM users WHERE admin = 1 AND deactivated = 0 ORDER BY name", ())
+        return [str(row[0]) for row in cur.fetchall()]
+
+    return await run("lux_privacy_server_admins", txn)
+
+
 async def find_idle_accounts(
     run: DbRunner,
     dialect: Dialect,

@@ -46,8 +46,9 @@ class StoredEvent:
     msgtype: str | None
     depth: int  # Synapse's topological_ordering
     stream: int  # Synapse's stream_ordering
-    ts: int  # origin_server_ts
+    ts: int  # origin_server_ts: the order of the attachments rule's cursor
     size: int  # length of the stored JSON
+    age_ts: int  # when the event's age counts from: see ``age_ts_sql``
 
     @property
     def position(self) -> tuple[int, int]:
@@ -74,11 +75,27 @@ def _msgtype_sql(dialect: Dialect) -> str:
     return f"CASE WHEN e.type = '{MESSAGE_TYPE}' THEN {extract} END"
 
 
+def age_ts_sql(dialect: Dialect) -> str:
+    """When an event's age counts from (R1, R6): the earlier of the time its sender claims
+    (``origin_server_ts``, which a remote server or an application service's ``ts`` sets
+    at will) and the time this server received it (``received_ts``, NULL on rows older
+    than the column). A future-dated event is therefore due ``lifetime`` after it
+    arrived at the latest; a back-dated one by its claimed time, earlier: the safe side.
+    """
+    least = "LEAST" if dialect == "postgres" else "MIN"
+    return f"{least}(e.origin_server_ts, COALESCE(e.received_ts, e.origin_server_ts))"
+
+
+# "age_ts_sql(...) < ?" written so that the origin_server_ts indexes stay usable; the
+# arguments are the bound twice.
+_AGED_BEFORE = "(e.origin_server_ts < ? OR e.received_ts < ?)"
+
+
 def _columns(dialect: Dialect) -> str:
     return (
         "e.event_id, e.room_id, e.sender, e.type, "
         f"{_msgtype_sql(dialect)}, e.topological_ordering, e.stream_ordering,"
-        " e.origin_server_ts, LENGTH(ej.json)"
+        f" e.origin_server_ts, LENGTH(ej.json), {age_ts_sql(dialect)}"
     )
 
 
@@ -94,6 +111,7 @@ def _row(row: Sequence[Any]) -> StoredEvent:
         stream=int(row[6] or 0),
         ts=int(row[7] or 0),
         size=int(row[8] or 0),
+        age_ts=int(row[9] or 0),
     )
 
 
@@ -121,7 +139,8 @@ def _after(position: tuple[int, int] | None) -> tuple[str, tuple[int, ...]]:
 async def rooms_with_pending_events(
     db: DbRunner, before_ts: int, after_room: str, limit: int
 ) -> list[str]:
-    """Rooms, in ID order after ``after_room``, with an event sent before ``before_ts``
+    """Rooms, in ID order after ``after_room``, with an event aged from before ``before_ts``
+    (``age_ts_sql``)
     that may still have something to lose (R1, R3): a non-state event that is not
     expunged yet, or that is expunged but not a forward extremity (so a purge may
     remove it), or a state event that is no longer current and not expunged yet.
@@ -134,11 +153,11 @@ async def rooms_with_pending_events(
     def txn(cur: Cursor) -> list[str]:
         cur.execute(
             "SELECT DISTINCT e.room_id FROM events AS e"
-            " WHERE e.origin_server_ts < ? AND e.room_id > ?"
+            f" WHERE {_AGED_BEFORE} AND e.room_id > ?"
             f" AND {_NOT_CURRENT} AND {_NOT_REJECTED}"
             f" AND ({_NOT_EXPUNGED} OR ({_NOT_STATE} AND {_NOT_EXTREMITY}))"
             " ORDER BY e.room_id LIMIT ?",
-            (before_ts, after_room, limit),
+            (before_ts, before_ts, after_room, limit),
         )
         return [str(row[0]) for row in cur.fetchall()]
 
@@ -194,7 +213,8 @@ async def old_room_events(
     after: tuple[int, int] | None,
     limit: int,
 ) -> list[StoredEvent]:
-    """Events of one room sent before ``before_ts``, not rejected, not yet expunged.
+    """Events of one room aged from before ``before_ts`` (``age_ts_sql``), not rejected,
+    not yet expunged.
 
     ``state=False``: non-state events at ``min_depth`` or deeper (those a purge keeps);
     ``state=True``: state events that are no longer part of the room's current state.
@@ -208,10 +228,10 @@ async def old_room_events(
         cur.execute(
             f"SELECT {_columns(dialect)} FROM events AS e"
             " JOIN event_json AS ej ON ej.event_id = e.event_id"
-            f" WHERE e.room_id = ? AND e.origin_server_ts < ?{depth_sql}"
+            f" WHERE e.room_id = ? AND {_AGED_BEFORE}{depth_sql}"
             f" AND {kind} AND {_NOT_REJECTED} AND {_NOT_EXPUNGED}{after_sql}"
             " ORDER BY e.topological_ordering, e.stream_ordering LIMIT ?",
-            (room_id, before_ts, *depth_args, *after_args, limit),
+            (room_id, before_ts, before_ts, *depth_args, *after_args, limit),
         )
         return [_row(row) for row in cur.fetchall()]
 
@@ -228,7 +248,10 @@ async def old_attachment_events(
 ) -> list[StoredEvent]:
     """Unexpunged events of these types that carry a media URL in clear (R2).
 
-    In (origin_server_ts, stream_ordering) order after ``after``. Synapse sets
+    Aged from before ``before_ts`` (``age_ts_sql``), in (origin_server_ts,
+    stream_ordering) order after ``after``: a future-dated event comes late in that
+    order, but it comes (the index on origin_server_ts then no longer bounds the last
+    page: it reads on through the newer events). Synapse sets
     ``contains_url`` when an event's content has a ``url`` string: attachments and
     stickers sent in clear. Encrypted events never have it.
     """
@@ -244,11 +267,11 @@ async def old_attachment_events(
         cur.execute(
             f"SELECT {_columns(dialect)} FROM events AS e"
             " JOIN event_json AS ej ON ej.event_id = e.event_id"
-            f" WHERE e.origin_server_ts < ? AND e.type IN ({placeholders(types)})"
+            f" WHERE {_AGED_BEFORE} AND e.type IN ({placeholders(types)})"
             f" AND e.contains_url = ? AND {_NOT_STATE} AND {_NOT_REJECTED}"
             f" AND {_NOT_EXPUNGED}{after_sql}"
             " ORDER BY e.origin_server_ts, e.stream_ordering LIMIT ?",
-            (before_ts, *types, True, *after_args, limit),
+            (before_ts, before_ts, *types, True, *after_args, limit),
         )
         return [_row(row) for row in cur.fetchall()]
 
@@ -444,8 +467,8 @@ async def user_event_stats(
 
     def txn(cur: Cursor) -> list[TypeStats]:
         cur.execute(
-            f"SELECT e.type, {_msgtype_sql(dialect)} AS mt, COUNT(*), MIN(e.origin_server_ts),"
-            " MIN(CASE WHEN x.event_id IS NULL THEN e.origin_server_ts END),"
+            f"SELECT e.type, {_msgtype_sql(dialect)} AS mt, COUNT(*), MIN({age_ts_sql(dialect)}),"
+            f" MIN(CASE WHEN x.event_id IS NULL THEN {age_ts_sql(dialect)} END),"
             f" {held_sql} AS held"
             " FROM events AS e JOIN event_json AS ej ON ej.event_id = e.event_id"
             " LEFT JOIN lux_privacy_expunged AS x ON x.event_id = e.event_id"

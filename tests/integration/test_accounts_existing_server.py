@@ -40,7 +40,7 @@ from tests.integration.test_accounts_rules import (
 
 pytestmark = pytest.mark.integration
 
-EXEMPT = r"@exempt-[a-z0-9]+:lux\.test"
+EXEMPT = r"re:@exempt-[a-z0-9]+:lux\.test"
 YEAR_AND_A_DAY = ACCOUNT_MS + DAY
 
 

@@ -20,6 +20,7 @@ from tests.harness import MatrixClient, SynapseServer, uid
 from tests.integration.test_content_support import (
     DAY,
     MONTH,
+    YEAR,
     RemoteServer,
     backdate_events,
     backdate_media,
@@ -318,6 +319,39 @@ def test_r6_a_remote_users_events_and_cached_remote_media_follow_our_rules(
     assert remote_media_rows(db, remote.name, mid) == 0
     assert [f for f in files if f.exists()] == []
     end_of_era(hs_admin, 6)
+
+
+def test_r1_r6_an_events_age_counts_from_its_arrival_when_its_sender_dates_it_later(
+    hs: SynapseServer, hs_admin: MatrixClient
+) -> None:
+    """Era 13. A remote server sends an event dated 10 years after it arrives, and one
+    dated 5 years before. Time: both events' ``received_ts`` is backdated to the start
+    of the era (as if they arrived then); their ``origin_server_ts`` is what the sender
+    signed. The future-dated event is kept at 24 months after arrival minus a day and
+    gone at plus a day: its sender cannot keep it for ever. The back-dated one counts
+    from its claimed time, the earlier one: its content is gone at once (expunged in
+    place, as the not-yet-due event before it keeps the purge back)."""
+    db = hs.db()
+    alice = hs.register_user(uid("alice"))
+    room = alice.create_room(preset="public_chat")
+    remote = RemoteServer(hs)
+    base = era(13)
+    remote.join(room, "mallory")
+    future = remote.send(room, "mallory", {"msgtype": "m.text", "body": "later"}, base + 10 * YEAR)
+    back = remote.send(room, "mallory", {"msgtype": "m.text", "body": "earlier"}, base - 5 * YEAR)
+    wait_visible(alice, room, back)
+    alice.send_message(room, "latest")
+    db.execute("UPDATE events SET received_ts = ? WHERE event_id IN (?, ?)", (base, future, back))
+
+    sweep(hs_admin, base + DAY, ["messages"])
+    assert stored_json(db, back)["content"] == {}  # type: ignore[index]
+    assert stored_json(db, future)["content"]["body"] == "later"  # type: ignore[index]
+    sweep(hs_admin, base + 24 * MONTH - DAY, ["messages"])
+    assert stored_json(db, future)["content"]["body"] == "later"  # type: ignore[index]
+    sweep(hs_admin, base + 24 * MONTH + DAY, ["messages"])
+    assert stored_events(db, [future, back]) == set()
+    assert status(alice, event_path(room, future)) == 404
+    end_of_era(hs_admin, 13)
 
 
 def test_r13_nothing_of_a_held_user_or_in_a_held_room_goes(

@@ -35,6 +35,7 @@ from tests.harness import Database, MatrixClient, PostgresCluster, SynapseServer
 
 DAY = 86_400_000
 MONTH = 30 * DAY
+YEAR = 365 * DAY
 # Eras start in 1980 and are three years apart: longer than any lifetime swept here
 # (24 months and a day), and the last one ends before today's data could be due.
 _ERA_ZERO = 315_532_800_000
@@ -190,7 +191,8 @@ def png(size: int = 64) -> bytes:
 class RemoteServer:
     """A fake homeserver ``name`` whose users join rooms and send events over federation.
 
-    Its signing key is written into the homeserver's key cache (``server_keys_json``)
+    Its signing key is written into the homeserver's key cache (``server_keys_json``),
+    valid for 20 years so that events dated in the future verify too,
     instead of being fetched, so no network is needed; everything else (request
     signatures, event signatures and hashes, auth rules) is checked by Synapse as
     for any other server.
@@ -211,7 +213,7 @@ class RemoteServer:
         target.db().execute(
             "INSERT INTO server_keys_json (server_name, key_id, from_server, ts_added_ms,"
             " ts_valid_until_ms, key_json) VALUES (?, ?, ?, ?, ?, ?)",
-            (self.name, self.key_id, self.name, now, now + 365 * DAY, key_json.encode()),
+            (self.name, self.key_id, self.name, now, now + 20 * YEAR, key_json.encode()),
         )
 
     def user_id(self, localpart: str) -> str:

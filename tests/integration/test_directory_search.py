@@ -7,13 +7,15 @@ Time: nothing ages here; consent is set through the admin API and its effect is 
 back at once (a withdrawal must hide the user from the very next search).
 """
 
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.harness import MatrixClient, SynapseServer
+from tests.conftest import StartSynapse
+from tests.harness import MatrixClient, SynapseServer, uid
 
 pytestmark = pytest.mark.integration
 
@@ -185,3 +187,68 @@ def test_r10_consent_endpoint_needs_a_server_admin(
     assert MatrixClient(synapse.base_url).lux(method, path, body)[0] == 401
     status, error = user.lux(method, path, body)
     assert (status, error["errcode"]) == (403, "M_FORBIDDEN")
+
+
+def _search(client: MatrixClient, term: str, limit: int) -> Any:
+    """The whole response of a user directory search, as a client sees it."""
+    body = {"search_term": term, "limit": limit}
+    return client.call("POST", "/_matrix/client/v3/user_directory/search", json=body)
+
+
+def test_r10_a_search_matching_only_hidden_users_answers_as_one_matching_nobody(
+    synapse: SynapseServer, admin: MatrixClient, user: MatrixClient, unique: Unique
+) -> None:
+    """Neither ``limited`` nor the results tell a hidden user is there: for every limit
+    (0, 1, 10) and every prefix of the hidden name (prefix extension), the response is
+    the one for a term that matches nobody. With a consenting user matching too, the
+    response is the one the consenting user alone would give."""
+    word, nobody = "zq" + secrets.token_hex(5), "nq" + secrets.token_hex(5)
+    hidden = [
+        _user_id(synapse.register_user(unique("hid"), displayname=f"Zebulon {word}"))
+        for _ in range(3)
+    ]
+    assert _wait_for(lambda: _indexed(synapse, *hidden)), "users never indexed"
+    empty = {"limited": False, "results": []}
+    for length in range(2, len(word) + 1):
+        for limit in (0, 1, 10):
+            assert _search(user, word[:length], limit) == empty, (word[:length], limit)
+            assert _search(user, nobody[:length], limit) == empty
+
+    listed = synapse.register_user(unique("vis"), displayname=f"Visible {word}")
+    _consent(admin, _user_id(listed), True)
+    assert _wait_for(lambda: user.directory_search(word) == [listed.user_id])
+    only = _search(user, word, 1)
+    assert only == {"limited": False, "results": [_result(only, listed.user_id)]}
+    assert _search(user, word, 10) == only
+    assert _search(user, word, 0) == {"limited": True, "results": []}
+
+
+def _result(response: Any, user_id: str | None) -> Any:
+    (result,) = [r for r in response["results"] if r["user_id"] == user_id]
+    return result
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r10_users_indexed_before_the_module_are_hidden_and_come_back_without_require_consent(
+    start_synapse: StartSynapse, database: str
+) -> None:
+    """An existing server: Synapse indexed its users before the module was added. At its
+    first start the module takes those without consent out of search; started again with
+    ``require_consent: false`` it puts them back. Same data directory each time."""
+    first = start_synapse(database, None)
+    word = "zq" + secrets.token_hex(5)
+    searcher = first.register_user(uid("searcher"))
+    hidden = _user_id(first.register_user(uid("hid"), displayname=f"Zebulon {word}"))
+    assert _wait_for(lambda: searcher.directory_search(word) == [hidden])
+    first.stop()
+
+    for module, expected in (({}, []), ({"directory": {"require_consent": False}}, [hidden])):
+        server = SynapseServer(first.dir, first.database, first.pg_params, module)
+        server.start()
+        try:
+            client = MatrixClient(server.base_url, searcher.access_token, searcher.user_id)
+            assert _wait_for(lambda: client.directory_search(word) == expected)  # noqa: B023
+            if not expected:
+                assert _search(client, word, 0) == {"limited": False, "results": []}
+        finally:
+            server.stop()

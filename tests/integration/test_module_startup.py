@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import StartSynapse
 from tests.harness import SynapseServer
+from tests.harness.synapse_server import SERVER_NAME
 
 pytestmark = pytest.mark.integration
 
@@ -47,9 +48,9 @@ def test_tables_survive_restart_and_periodic_sweep_runs(
     """Schema creation is idempotent across restarts; the periodic sweep records its runs.
 
     Also: a module configured with dry_run never deletes, whatever the request says, and
-    a native setting that keeps IPs for ever (R9), and Synapse's default
-    push.include_content (R15, the harness does not set it), are logged as warnings at
-    start-up.
+    Synapse's own IP pruning left on (R9, R13: it ignores legal holds), and Synapse's
+    default push.include_content (R15, the harness does not set it), are logged as
+    warnings at start-up.
     """
     server: SynapseServer = start_synapse(
         database,
@@ -59,7 +60,7 @@ def test_tables_survive_restart_and_periodic_sweep_runs(
             "sweep_interval": "2s",
             "allow_future_sweeps": True,
         },
-        {"user_ips_max_age": None},
+        {"user_ips_max_age": "90d"},
     )
     admin = server.register_user("boss", admin=True)
     # The tables are created in the background at start-up, or by the first use.
@@ -67,7 +68,7 @@ def test_tables_survive_restart_and_periodic_sweep_runs(
     assert (status, hold["hold_id"]) == (201, "keep")
     assert MODULE_TABLES <= server.db().tables()
     _wait_for(lambda: _periodic_sweeps(server) >= 1, "a periodic sweep")
-    assert "user_ips_max_age" in server.log_text()
+    assert 'user_ips_max_age is "90d": Synapse then deletes' in server.log_text()
     assert "push.include_content is absent (Synapse default true)" in server.log_text()
 
     future = int(time.time() * 1000) + 900 * 86_400_000
@@ -97,3 +98,27 @@ def _wait_for(predicate: Any, what: str, timeout: float = 30) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r12_startup_log_names_admins_not_exempt_and_periods_beyond_the_notice(
+    start_synapse: StartSynapse, database: str
+) -> None:
+    """config.md "Exempt lists" and "Beyond the notice": at start-up the module logs each
+    server admin that accounts.exempt does not cover, and each period longer than the
+    notice's. The admins exist from the first start; the restart shows the warnings."""
+    kept, other = "kept-admin", "other-admin"
+    server = start_synapse(
+        database,
+        {"retention": {"messages": "10y"}, "accounts": {"exempt": [f"@{kept}:{SERVER_NAME}"]}},
+    )
+    server.register_user(kept, admin=True)
+    server.register_user(other, admin=True)
+    server.register_user("plain-user")
+    server.restart()
+    server.wait_for_log(f"server admin {server.user_id(other)} is not in accounts.exempt")
+    log = server.log_text()
+    assert f"server admin {server.user_id(kept)}" not in log
+    assert "server admin @plain-user" not in log
+    assert "retention.messages is 10y; it should be at most 24M" in log
+    assert "Traceback" not in log

@@ -60,7 +60,7 @@ def test_r12_an_account_goes_after_the_limit_and_once_no_session_is_left() -> No
 
 
 def test_exemptions_apply_to_r12_only_for_configured_users() -> None:
-    config = AccountsConfig(ACCOUNT, ("@admin:x", "@svc-.*:x"))
+    config = AccountsConfig(ACCOUNT, ("@admin:x", "re:@svc-.*:x"))
     exemptions = Exemptions(config, "@notices:x", lambda u: u.startswith("@bridge_"))
     assert exemptions.from_accounts("@admin:x") and exemptions.from_accounts("@svc-1:x")
     assert not exemptions.from_sessions("@admin:x")

@@ -23,6 +23,10 @@ def _homeserver(path: Path, config: object = None, **settings: object) -> Path:
         "modules": [{"module": "other.Module"}, {"module": MODULE, "config": config}],
         "push": {"include_content": False},
         "email": {"notif_from": "noreply@example.org"},
+        "user_ips_max_age": None,
+        "redaction_retention_period": None,
+        "require_auth_for_profile_requests": True,
+        "limit_profile_requests_to_users_who_share_rooms": True,
         **settings,
     }
     path.write_text(yaml.safe_dump(document))
@@ -43,15 +47,19 @@ def test_compliant_config_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_r9_r5_findings_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _homeserver(
-        tmp_path / "homeserver.yaml", user_ips_max_age="1y", redaction_retention_period=None
+        tmp_path / "homeserver.yaml", user_ips_max_age="1y", redaction_retention_period="7d"
     )
     status, out, _ = _run(capsys, path)
     assert status == 1
     assert out.splitlines() == [
-        "redaction_retention_period is null (redacted content is kept for ever); "
-        "it should be at most 7d (retention.redacted_content is 7d) (R5)",
-        "user_ips_max_age is 1y; it should be at most 180d (logs.ip_retention is 6M) (R9)",
-        "2 Synapse setting(s) contradict the privacy policy.",
+        'user_ips_max_age is "1y": Synapse then deletes client IP rows (user_ips) without'
+        " regard to legal holds; it should be null, so that the module's ip_logs rule does it"
+        " after logs.ip_retention (6M) and keeps what a hold covers (R9, R13)",
+        'redaction_retention_period is "7d": Synapse then deletes the original content of'
+        " redacted events without regard to legal holds; it should be null, so that the"
+        " module's redacted_content rule does it after retention.redacted_content (7d) and"
+        " keeps what a hold covers (R5, R13)",
+        "2 setting(s) at odds with the privacy policy.",
     ]
 
 
@@ -63,7 +71,7 @@ def test_r15_synapse_default_push_content_exits_1(
     assert out.splitlines() == [
         "push.include_content is absent (Synapse default true); it should be false, so that "
         "message content is not sent to the push gateway and on to Apple and Google (R15)",
-        "1 Synapse setting(s) contradict the privacy policy.",
+        "1 setting(s) at odds with the privacy policy.",
     ]
 
 
@@ -171,9 +179,9 @@ def test_module_listed_twice_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_r9_later_files_replace_top_level_keys(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    first = _homeserver(tmp_path / "a.yaml", user_ips_max_age=None)
+    first = _homeserver(tmp_path / "a.yaml", user_ips_max_age="90d")
     second = tmp_path / "b.yaml"
-    second.write_text("user_ips_max_age: 90d\n")
+    second.write_text("user_ips_max_age: null\n")
     assert _run(capsys, first, second)[0] == 0
     assert _run(capsys, second, first)[0] == 1
 
@@ -189,7 +197,7 @@ def test_r9_directories_are_read_like_synapse(
     (conf_d / "notes.txt").write_text("user_ips_max_age: null\n")
     status, out, err = _run(capsys, main_file, conf_d)
     assert status == 1
-    assert out.splitlines()[0].startswith("user_ips_max_age is 1y;")
+    assert out.splitlines()[0].startswith('user_ips_max_age is "1y": Synapse then deletes')
     assert "notes.txt" in err
 
 
@@ -207,7 +215,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_python_dash_m_runs_check_config(tmp_path: Path) -> None:
-    path = _homeserver(tmp_path / "homeserver.yaml", user_ips_max_age=None)
+    path = _homeserver(tmp_path / "homeserver.yaml", user_ips_max_age="28d")
     result = subprocess.run(
         [sys.executable, "-m", "synapse_lux_privacy", "check-config", str(path)],
         capture_output=True,
@@ -215,4 +223,29 @@ def test_python_dash_m_runs_check_config(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 1
-    assert result.stdout.startswith("user_ips_max_age is null")
+    assert result.stdout.startswith('user_ips_max_age is "28d"')
+
+
+def test_r1_r12_module_settings_beyond_the_notice_or_exempting_everyone_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = {"retention": {"messages": "10y"}, "accounts": {"exempt": ["re:.*"]}}
+    status, out, _ = _run(capsys, _homeserver(tmp_path / "homeserver.yaml", config))
+    assert status == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("retention.messages is 10y; it should be at most 24M")
+    assert lines[1].startswith('accounts.exempt[0] is "re:.*", which matches every user')
+    assert lines[2] == "2 setting(s) at odds with the privacy policy."
+
+
+@pytest.mark.parametrize("entry", ["admin", "@admin", "@Admin:example.org"])
+def test_r12_exempt_entry_that_can_never_match_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str
+) -> None:
+    path = _homeserver(tmp_path / "homeserver.yaml", {"accounts": {"exempt": [entry]}})
+    status, out, err = _run(capsys, path)
+    assert (status, out) == (2, "")
+    assert err.startswith(
+        f'error in modules[1].config: accounts.exempt[0]: "{entry}" is neither a user ID'
+        " nor re:<pattern>"
+    )

@@ -327,11 +327,11 @@ ERRORS = [
     ({"accounts": {"exempt": "@a:b.c"}}, ("accounts", "exempt"), '"@a:b.c" is not a list'),
     ({"accounts": {"exempt": [None]}}, ("accounts", "exempt", "0"), "null is not a non-empty"),
     (
-        {"accounts": {"exempt": ["@ok:example.org", "@bad(:example.org"]}},
+        {"accounts": {"exempt": ["@ok:example.org", "re:@bad(:example.org"]}},
         ("accounts", "exempt", "1"),
-        'accounts.exempt[1]: "@bad(:example.org" is neither a user ID nor a valid regular',
+        'accounts.exempt[1]: "re:@bad(:example.org" is not a valid regular expression',
     ),
-    ({"accounts": {"exempt": ["a{99999999999}"]}}, ("accounts", "exempt", "0"), "neither"),
+    ({"accounts": {"exempt": ["re:a{99999999999}"]}}, ("accounts", "exempt", "0"), "not a valid"),
     ({"logs": "6M"}, ("logs",), "expected keys: ip_retention"),
     ({"logs": {"ip": "6M"}}, ("logs", "ip"), "unknown key; allowed keys: ip_retention"),
     ({"logs": {"ip_retention": 1e9}}, ("logs", "ip_retention"), "is not a duration"),
@@ -660,30 +660,72 @@ def test_r12_plain_user_id_with_port_is_compared_exactly() -> None:
     assert not accounts.is_exempt("@bot:localhost:8449")
 
 
-def test_r12_other_entries_are_full_match_regexes() -> None:
-    accounts = parse_config({"accounts": {"exempt": [r"@bot-\d+:example\.org"]}}).accounts
+def test_r12_re_entries_are_full_match_regexes() -> None:
+    accounts = parse_config({"accounts": {"exempt": [r"re:@bot-\d+:example\.org"]}}).accounts
     assert accounts.is_exempt("@bot-12:example.org")
     assert not accounts.is_exempt("@bot-12:example.org.evil")
     assert not accounts.is_exempt("@xbot-12:example.org")
     assert not accounts.is_exempt("@bot-x:example.org")
 
 
-def test_r12_plus_in_an_entry_makes_it_a_regex() -> None:
+def test_r12_plus_in_a_user_id_is_compared_exactly() -> None:
     accounts = AccountsConfig(YEAR_MS, ("@a+b:example.org",))
-    assert accounts.is_exempt("@aaab:example.org")
-    assert not accounts.is_exempt("@a+b:example.org")
+    assert accounts.is_exempt("@a+b:example.org")
+    assert not accounts.is_exempt("@aaab:example.org")
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("admin", '"admin" is neither a user ID nor re:<pattern>'),
+        ("@admin", '"@admin" is neither a user ID nor re:<pattern>'),
+        ("admin:localhost", '"admin:localhost" is neither a user ID nor re:<pattern>'),
+        ("@admin:", '"@admin:" is neither a user ID nor re:<pattern>'),
+        ("@:localhost", '"@:localhost" is neither a user ID nor re:<pattern>'),
+        ("@a b:localhost", '"@a b:localhost" is neither a user ID nor re:<pattern>'),
+        (
+            "@Admin:localhost",
+            '"@Admin:localhost" is neither a user ID nor re:<pattern>: Synapse registers'
+            ' lower-case localparts only; did you mean "@admin:localhost"?',
+        ),
+        (
+            "@svc-.*:localhost",
+            '"@svc-.*:localhost" is neither a user ID nor re:<pattern>;'
+            " for a regular expression write re:@svc-.*:localhost",
+        ),
+        (".*", '".*" is neither a user ID nor re:<pattern>'),
+        ("@" + "a" * 250 + ":x.lu", "is neither a user ID nor re:<pattern>: longer than 255"),
+        ("re:", '"re:" has an empty pattern'),
+    ],
+)
+def test_r12_exempt_entry_that_can_never_match_is_a_config_error(entry: str, message: str) -> None:
+    """config.md "Exempt lists": an entry is a user ID that can exist, or re:<pattern>."""
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"accounts": {"exempt": ["@ok:localhost", entry]}})
+    assert raised.value.path == ("accounts", "exempt", "1")
+    assert raised.value.msg.startswith("accounts.exempt[1]: ")
+    assert message in raised.value.msg
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["@admin:localhost", "@a.b_c=d-e/f+g:example.org", "@bot:localhost:8448", "@u:[::1]:8448",
+     "@u:192.168.0.1", "@0:x"],
+)  # fmt: skip
+def test_r12_exempt_user_ids_synapse_can_register_are_accepted(entry: str) -> None:
+    assert parse_config({"accounts": {"exempt": [entry]}}).accounts.is_exempt(entry)
 
 
 def test_r12_exempt_lists_mix_exact_and_regex() -> None:
-    accounts = AccountsConfig(YEAR_MS, ("@admin:example.org", "@svc-.*:example.org"))
+    accounts = AccountsConfig(YEAR_MS, ("@admin:example.org", "re:@svc-.*:example.org"))
     assert accounts.is_exempt("@admin:example.org")
     assert accounts.is_exempt("@svc-mail:example.org")
     assert not accounts.is_exempt("@alice:example.org")
 
 
 def test_r12_accounts_config_compares_and_hashes_by_public_fields() -> None:
-    first = parse_config({"accounts": {"exempt": ["@a:b.c", "@x.*:b.c"]}})
-    second = parse_config({"accounts": {"exempt": ["@a:b.c", "@x.*:b.c"]}})
+    first = parse_config({"accounts": {"exempt": ["@a:b.c", "re:@x.*:b.c"]}})
+    second = parse_config({"accounts": {"exempt": ["@a:b.c", "re:@x.*:b.c"]}})
     assert first == second
     assert hash(first) == hash(second)
     assert "_patterns" not in repr(first.accounts)

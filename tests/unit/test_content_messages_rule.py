@@ -50,7 +50,7 @@ class FakeSynapse:
         self._stream += 1
         event_id = f"${room}-{self._stream}"
         event = StoredEvent(event_id, room, sender, "m.room.message", "m.text", depth,
-                            self._stream, ts, 10)  # fmt: skip
+                            self._stream, ts, 10, ts)  # fmt: skip
         self.rows[event_id] = Row(event, state, current)
         return event_id
 
@@ -72,7 +72,7 @@ class FakeSynapse:
         rooms = {
             r.event.room_id
             for r in self.rows.values()
-            if r.event.ts < before and not r.current and r.event.room_id > after_room
+            if r.event.age_ts < before and not r.current and r.event.room_id > after_room
             and (r.event.event_id not in self.expunged
                  or (not r.state and r.event.depth < (self.extremity(r.event.room_id) or 0)))
         }  # fmt: skip
@@ -93,7 +93,7 @@ class FakeSynapse:
     ) -> list[StoredEvent]:  # fmt: skip
         rows = [
             r.event for r in self._room(room)
-            if r.state == state and not r.current and r.event.ts < before
+            if r.state == state and not r.current and r.event.age_ts < before
             and r.event.event_id not in self.expunged
             and (state or min_depth is None or r.event.depth >= min_depth)
             and (after is None or r.event.position > after)

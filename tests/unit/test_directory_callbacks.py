@@ -1,4 +1,4 @@
-"""R10 callbacks: the search filter, the consent cache, profile updates and deactivation.
+"""R10 callbacks: search visibility, the consent cache, profile updates and deactivation.
 
 A fake module API stands in for Synapse; consent lives in a real SQLite (see
 test_directory_outbox). Time: a fixed "now"; nothing sleeps.
@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 import pytest_twisted
-from synapse.module_api import ModuleApi, ProfileInfo, UserProfile
+from synapse.module_api import ModuleApi, ProfileInfo
 from synapse.util.clock import Clock
 from twisted.internet import reactor
 
@@ -19,7 +19,7 @@ from synapse_lux_privacy.features.content.expunged import Expunger
 from synapse_lux_privacy.features.directory import DirectoryFeature
 from synapse_lux_privacy.features.directory.consent_cache import ConsentCache
 from synapse_lux_privacy.features.directory.consent_store import ConsentStore
-from synapse_lux_privacy.features.directory.search_filter import SearchFilter
+from synapse_lux_privacy.features.directory.search_visibility import SearchVisibility
 from synapse_lux_privacy.features.directory.service import DirectoryService
 from synapse_lux_privacy.store.holds import HoldStore
 from synapse_lux_privacy.sweep.orchestrator import SweepOrchestrator
@@ -78,6 +78,16 @@ class FakeApi:
         self.background.append(desc)
 
 
+class SearchRecorder:
+    """Stands in for SearchVisibility (which writes Synapse's tables): records the calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bool]] = []
+
+    async def consent_changed(self, user_id: str, consent: bool) -> None:
+        self.calls.append((user_id, consent))
+
+
 class Feature:
     """The service wired as the feature wires it, over a fake API and a real database."""
 
@@ -87,9 +97,10 @@ class Feature:
         api = cast(ModuleApi, self.fake)
         store = self.env.consent if national else ConsentStore(self.env.db, national=False)
         self.cache = ConsentCache(api, store)
-        self.filter = SearchFilter(api, self.cache)
+        self.search = SearchRecorder()
         delivery = self.env.delivery if national else None
-        self.service = DirectoryService(api, store, self.cache, delivery)
+        visibility = cast(SearchVisibility, self.search)
+        self.service = DirectoryService(api, store, self.cache, delivery, visibility)
         self.reads = 0
         store_get = store.get
 
@@ -100,8 +111,7 @@ class Feature:
         store.get = counting_get  # type: ignore[method-assign]
 
     async def hidden(self, user_id: str) -> bool:
-        profile = UserProfile(user_id=user_id, display_name=None, avatar_url=None)
-        return await self.filter.check_username_for_spam(profile, BOB)
+        return not await self.cache.consents(user_id)
 
 
 @pytest.fixture
@@ -110,13 +120,13 @@ def feature(tmp_path: Path) -> Feature:
 
 
 @pytest_twisted.ensureDeferred
-async def test_r10_search_hides_local_users_without_consent_only(feature: Feature) -> None:
-    assert await feature.hidden(ALICE) is True  # never set: no consent
+async def test_r10_every_consent_change_shows_or_hides_the_user_in_search(
+    feature: Feature,
+) -> None:
     await feature.service.set_consent(ALICE, True)
-    assert await feature.hidden(ALICE) is False
-    reads = feature.reads
-    assert await feature.hidden(REMOTE) is False  # their own server holds their consent
-    assert feature.reads == reads
+    await feature.service.set_consent(ALICE, False)
+    await feature.service.forget_user(BOB)
+    assert feature.search.calls == [(ALICE, True), (ALICE, False), (BOB, False)]
 
 
 @pytest_twisted.ensureDeferred
@@ -134,7 +144,7 @@ async def test_r10_consent_is_cached_and_a_change_invalidates_it_on_every_worker
     assert feature.fake.invalidated == [(registered, (ALICE,))]
     assert await feature.hidden(ALICE) is False
     await feature.service.set_consent(ALICE, False)
-    assert await feature.hidden(ALICE) is True  # the very next search
+    assert await feature.hidden(ALICE) is True  # the very next lookup
     assert feature.reads == 3
 
 
@@ -191,7 +201,7 @@ async def test_r10_without_national_nothing_is_queued_or_delivered(tmp_path: Pat
 
 
 @pytest.mark.parametrize("require_consent", [True, False])
-def test_r10_the_feature_filters_search_only_with_require_consent(
+def test_r10_the_feature_registers_no_search_callback(
     tmp_path: Path, require_consent: bool
 ) -> None:
     national = {"url": "https://directory.example.lu/api/v1", "token_path": str(tmp_path / "t")}
@@ -208,9 +218,9 @@ def test_r10_the_feature_filters_search_only_with_require_consent(
     )
     feature = DirectoryFeature(context)
     feature.register_callbacks()
-    assert [set(c) for c in fake.spam_checkers] == (
-        [{"check_username_for_spam"}] if require_consent else []
-    )
+    # Hidden users are kept out of Synapse's search table (SearchVisibility), not
+    # filtered from results, which would leak them through "limited".
+    assert fake.spam_checkers == []
     # Deactivation withdraws consent, and renames go national, whatever require_consent says.
     assert set(fake.third_party_rules) == {
         "on_profile_update",

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synapse_lux_privacy.config import parse_config
-from synapse_lux_privacy.native_settings import Finding, find_contradictions
+from synapse_lux_privacy.finding import Finding
+from synapse_lux_privacy.native_settings import find_contradictions
 
 DEFAULTS = parse_config(None)
 
@@ -35,25 +36,34 @@ SYNAPSE_LOG_CONFIG = {
 
 COMPLIANT = {
     "server_name": "example.org",
-    "user_ips_max_age": "180d",
-    "redaction_retention_period": "7d",
-    "retention": {
-        "enabled": True,
-        "allowed_lifetime_max": "720d",
-        "default_policy": {"max_lifetime": "1y"},
-    },
-    "delete_stale_devices_after": "90d",
-    "media_retention": {"local_media_lifetime": "360d", "remote_media_lifetime": "30d"},
+    "user_ips_max_age": None,
+    "redaction_retention_period": None,
+    "retention": {"enabled": False},
+    "delete_stale_devices_after": None,
+    "forgotten_room_retention_period": None,
+    "media_retention": {"local_media_lifetime": None, "remote_media_lifetime": None},
     "log_config": "log.yaml",
     "push": {"include_content": False},
     "email": {"smtp_host": "mail.example.org", "notif_from": "Luxchat <noreply@example.org>"},
+    "require_auth_for_profile_requests": True,
+    "limit_profile_requests_to_users_who_share_rooms": True,
 }
 
-# R15, R12: what every test below adds to its homeserver.yaml unless it sets ``push`` or
-# ``email`` itself, so that each test sees only the findings of the settings it is about.
-NO_PUSH_CONTENT = {
+PROFILE_KEYS = (
+    "require_auth_for_profile_requests",
+    "limit_profile_requests_to_users_who_share_rooms",
+)
+
+
+# R5, R9, R10, R12, R13, R15: what every test below adds to its homeserver.yaml unless it
+# sets these itself, so that each test sees only the findings of the settings it is about.
+RECOMMENDED = {
+    "user_ips_max_age": None,
+    "redaction_retention_period": None,
     "push": {"include_content": False},
     "email": {"notif_from": "noreply@example.org"},
+    "require_auth_for_profile_requests": True,
+    "limit_profile_requests_to_users_who_share_rooms": True,
 }
 
 
@@ -66,8 +76,8 @@ def _write_log_config(directory: Path, handlers: dict[str, Any], name: str = "lo
 def _contradictions(
     homeserver: dict[str, Any], config_dir: str | None = None, config: Any = None
 ) -> list[Finding]:
-    """The findings for ``homeserver`` plus NO_PUSH_CONTENT (unless it sets ``push``)."""
-    return find_contradictions({**NO_PUSH_CONTENT, **homeserver}, parse_config(config), config_dir)
+    """The findings for ``homeserver`` plus RECOMMENDED (unless it sets ``push``)."""
+    return find_contradictions({**RECOMMENDED, **homeserver}, parse_config(config), config_dir)
 
 
 def _find(homeserver: dict[str, Any], config_dir: Path | None = None, **config: Any) -> list[str]:
@@ -80,13 +90,18 @@ def test_r1_r2_r5_r9_r11_r15_compliant_homeserver_has_no_findings(tmp_path: Path
     assert find_contradictions(COMPLIANT, DEFAULTS, str(tmp_path)) == []
 
 
-def test_r5_r9_r12_r15_of_synapse_defaults_push_content_and_mailer_contradict() -> None:
-    """Synapse's default user_ips_max_age (28d) and redaction_retention_period (7d) are
-    within the policy; its default push.include_content (true) is not (R15), and without
-    an e-mail sender no warning goes out before an R12 deletion."""
+def test_r5_r9_r10_r12_r13_r15_of_synapse_defaults() -> None:
+    """Synapse's default user_ips_max_age (28d) and redaction_retention_period (7d) prune
+    without regard to holds (R13); its default push.include_content (true) sends content
+    out (R15); without an e-mail sender no warning goes out before an R12 deletion; its
+    profile lookups are open to everyone (R10)."""
     assert [finding.key for finding in find_contradictions({}, DEFAULTS, None)] == [
+        "user_ips_max_age",
+        "redaction_retention_period",
         "push.include_content",
         "email.notif_from",
+        "require_auth_for_profile_requests",
+        "limit_profile_requests_to_users_who_share_rooms",
     ]
     assert _contradictions({}) == []
 
@@ -96,57 +111,97 @@ def test_finding_renders_on_one_line() -> None:
     assert str(finding) == "user_ips_max_age is 1y; it should be at most 180d (R9)"
 
 
-# --- R9 user_ips_max_age ----------------------------------------------------------------
+# --- R13 Synapse's own deleting jobs ---------------------------------------------------
 
 
-def test_r9_user_ips_kept_for_ever() -> None:
-    assert _find({"user_ips_max_age": None}) == [
-        "user_ips_max_age is null (IP addresses are kept for ever); "
-        "it should be at most 180d (logs.ip_retention is 6M) (R9)"
+def test_r9_r13_user_ips_absent_means_synapse_prunes_them_at_28_days_holds_or_not() -> None:
+    homeserver = {**RECOMMENDED}
+    del homeserver["user_ips_max_age"]
+    assert [str(f) for f in find_contradictions(homeserver, DEFAULTS, None)] == [
+        "user_ips_max_age is absent (Synapse default 28d): Synapse then deletes client IP"
+        " rows (user_ips) without regard to legal holds; it should be null, so that the"
+        " module's ip_logs rule does it after logs.ip_retention (6M) and keeps what a hold"
+        " covers (R9, R13)"
     ]
 
 
-def test_r9_user_ips_longer_than_ip_retention() -> None:
-    assert _find({"user_ips_max_age": "1y"}) == [
-        "user_ips_max_age is 1y; it should be at most 180d (logs.ip_retention is 6M) (R9)"
-    ]
-
-
-def test_r9_user_ips_in_milliseconds_and_minutes_use_synapse_semantics() -> None:
-    assert _find({"user_ips_max_age": 181 * 86_400_000}) == [
-        "user_ips_max_age is 15638400000 (181d); "
-        "it should be at most 180d (logs.ip_retention is 6M) (R9)"
-    ]
-    assert _find({"user_ips_max_age": "259200m"}) == []  # 180 days in minutes
-    assert _find({"user_ips_max_age": "259201m"}) != []
-
-
-def test_r9_user_ips_with_our_month_suffix_is_not_synapse_syntax() -> None:
-    (finding,) = _contradictions({"user_ips_max_age": "6M"})
-    assert (finding.key, finding.value, finding.rule) == ("user_ips_max_age", '"6M"', "R9")
-    assert finding.expected.startswith("a Synapse duration")
-    assert "no M" in finding.expected
-
-
-def test_r9_user_ips_absent_means_synapse_default_28_days() -> None:
-    assert _find({}, logs={"ip_retention": "14d"}) == [
-        "user_ips_max_age is absent (Synapse default 28d); "
-        "it should be at most 14d (logs.ip_retention is 14d) (R9)"
-    ]
-
-
-@pytest.mark.parametrize("value", [True, [], "", "28x"])
-def test_r9_user_ips_unreadable_value_is_reported(value: object) -> None:
+@pytest.mark.parametrize("value", ["180d", "1y", 1000, "6M", True])
+def test_r9_r13_any_user_ips_max_age_is_a_job_blind_to_holds(value: object) -> None:
     (finding,) = _contradictions({"user_ips_max_age": value})
-    assert finding.key == "user_ips_max_age"
-    assert finding.expected.startswith("a Synapse duration")
+    assert (finding.key, finding.rule) == ("user_ips_max_age", "R9, R13")
+    assert finding.expected.startswith("null, so that the module's ip_logs rule")
+
+
+def test_r5_r13_redaction_retention_is_a_job_blind_to_holds() -> None:
+    assert _find({"redaction_retention_period": "7d"}, retention={"redacted_content": "2d"}) == [
+        'redaction_retention_period is "7d": Synapse then deletes the original content of'
+        " redacted events without regard to legal holds; it should be null, so that the"
+        " module's redacted_content rule does it after retention.redacted_content (2d) and"
+        " keeps what a hold covers (R5, R13)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("homeserver", "key", "rule"),
+    [
+        ({"delete_stale_devices_after": "90d"}, "delete_stale_devices_after", "R11, R13"),
+        ({"forgotten_room_retention_period": "7d"}, "forgotten_room_retention_period", "R1, R13"),
+        (
+            {"media_retention": {"local_media_lifetime": "90d"}},
+            "media_retention.local_media_lifetime",
+            "R2, R13",
+        ),
+        (
+            {"media_retention": {"remote_media_lifetime": "2y"}},
+            "media_retention.remote_media_lifetime",
+            "R2, R6, R13",
+        ),
+        (
+            {"retention": {"enabled": True, "allowed_lifetime_max": "1y"}},
+            "retention.enabled",
+            "R1, R13",
+        ),
+    ],
+)
+def test_r1_r2_r11_r13_each_synapse_deleting_job_left_on_is_reported(
+    homeserver: dict[str, Any], key: str, rule: str
+) -> None:
+    """Each job deletes without regard to legal holds; the module's rule does it instead."""
+    (finding,) = _contradictions(homeserver)
+    assert (finding.key, finding.rule) == (key, rule)
+    assert "without regard to legal holds" in finding.value
+    assert "keeps what a hold covers" in finding.expected
+
+
+@pytest.mark.parametrize(
+    "homeserver",
+    [
+        {"delete_stale_devices_after": None},
+        {"delete_stale_devices_after": ""},
+        {"forgotten_room_retention_period": None},
+        {"media_retention": {"local_media_lifetime": None, "remote_media_lifetime": None}},
+        {"media_retention": {}},
+        {"retention": {"enabled": False}},
+    ],
+)
+def test_r13_synapse_jobs_switched_off_are_the_recommended_setting(
+    homeserver: dict[str, Any],
+) -> None:
+    assert _find(homeserver) == []
 
 
 # --- R1 native retention ----------------------------------------------------------------
 
 
+def _advertised(homeserver: dict[str, Any], **config: Any) -> list[str]:
+    """The findings about what Synapse's enabled retention advertises (after the R13 one)."""
+    found = _find(homeserver, **config)
+    assert found[0].startswith("retention.enabled is true")
+    return found[1:]
+
+
 def test_r1_retention_enabled_without_allowed_lifetime_max() -> None:
-    assert _find({"retention": {"enabled": True}}) == [
+    assert _advertised({"retention": {"enabled": True}}) == [
         "retention.allowed_lifetime_max is absent, so rooms may ask to keep messages for ever; "
         "it should be at most 720d (retention.messages is 24M) (R1)"
     ]
@@ -154,7 +209,7 @@ def test_r1_retention_enabled_without_allowed_lifetime_max() -> None:
 
 def test_r1_allowed_lifetime_max_longer_than_messages() -> None:
     homeserver = {"retention": {"enabled": True, "allowed_lifetime_max": "3y"}}
-    assert _find(homeserver) == [
+    assert _advertised(homeserver) == [
         "retention.allowed_lifetime_max is 3y; "
         "it should be at most 720d (retention.messages is 24M) (R1)"
     ]
@@ -162,8 +217,8 @@ def test_r1_allowed_lifetime_max_longer_than_messages() -> None:
 
 def test_r1_allowed_lifetime_max_follows_configured_messages() -> None:
     homeserver = {"retention": {"enabled": True, "allowed_lifetime_max": "1y"}}
-    assert _find(homeserver) == []
-    assert _find(homeserver, retention={"messages": "6M"}) == [
+    assert _advertised(homeserver) == []
+    assert _advertised(homeserver, retention={"messages": "6M"}) == [
         "retention.allowed_lifetime_max is 1y; "
         "it should be at most 180d (retention.messages is 6M) (R1)"
     ]
@@ -177,7 +232,7 @@ def test_r1_default_policy_max_lifetime_longer_than_messages() -> None:
             "default_policy": {"max_lifetime": "1000d"},
         }
     }
-    assert _find(homeserver) == [
+    assert _advertised(homeserver) == [
         "retention.default_policy.max_lifetime is 1000d; "
         "it should be at most 720d (retention.messages is 24M) (R1)"
     ]
@@ -187,71 +242,6 @@ def test_r1_disabled_native_retention_is_not_checked() -> None:
     homeserver = {"retention": {"enabled": False, "default_policy": {"max_lifetime": "9y"}}}
     assert _find(homeserver) == []
     assert _find({"retention": {"default_policy": {"max_lifetime": "9y"}}}) == []
-
-
-# --- R5 redaction_retention_period ------------------------------------------------------
-
-
-def test_r5_redacted_content_kept_for_ever() -> None:
-    assert _find({"redaction_retention_period": None}) == [
-        "redaction_retention_period is null (redacted content is kept for ever); "
-        "it should be at most 7d (retention.redacted_content is 7d) (R5)"
-    ]
-
-
-def test_r5_redaction_retention_longer_than_redacted_content() -> None:
-    assert _find({"redaction_retention_period": "30d"}) == [
-        "redaction_retention_period is 30d; "
-        "it should be at most 7d (retention.redacted_content is 7d) (R5)"
-    ]
-
-
-def test_r5_redaction_retention_absent_means_synapse_default_7_days() -> None:
-    assert _find({}, retention={"redacted_content": "2d"}) == [
-        "redaction_retention_period is absent (Synapse default 7d); "
-        "it should be at most 2d (retention.redacted_content is 2d) (R5)"
-    ]
-
-
-# --- R11 delete_stale_devices_after -----------------------------------------------------
-
-
-def test_r11_stale_devices_kept_longer_than_logout() -> None:
-    assert _find({"delete_stale_devices_after": "1y"}) == [
-        "delete_stale_devices_after is 1y; "
-        "it should be at most 180d (sessions.inactive_logout_after is 6M) (R11)"
-    ]
-
-
-@pytest.mark.parametrize("value", [None, "", "180d", "90d"])
-def test_r11_stale_devices_off_or_shorter_is_fine(value: object) -> None:
-    assert _find({"delete_stale_devices_after": value}) == []
-
-
-# --- R2 media_retention -----------------------------------------------------------------
-
-
-def test_r2_local_media_lifetime_longer_than_attachments() -> None:
-    assert _find({"media_retention": {"local_media_lifetime": "400d"}}) == [
-        "media_retention.local_media_lifetime is 400d; it should be at most 360d "
-        "(retention.attachments is 12M); Synapse counts it from the last access, "
-        "the module from the upload (R2)"
-    ]
-
-
-def test_r2_remote_media_lifetime_longer_than_remote_media() -> None:
-    (finding,) = _contradictions({"media_retention": {"remote_media_lifetime": "2y"}})
-    assert (finding.key, finding.value, finding.rule) == (
-        "media_retention.remote_media_lifetime",
-        "2y",
-        "R2",
-    )
-    assert finding.expected.startswith("at most 360d (retention.remote_media is 12M)")
-
-
-def test_r2_media_lifetimes_within_limits_are_fine() -> None:
-    media = {"local_media_lifetime": "90d", "remote_media_lifetime": None}
-    assert _find({"media_retention": media}) == []
 
 
 # --- R9 log_config ----------------------------------------------------------------------
@@ -392,7 +382,7 @@ def test_r9_log_config_that_is_not_a_path(tmp_path: Path) -> None:
 
 def test_r9_log_config_findings_follow_configured_ip_retention(tmp_path: Path) -> None:
     (tmp_path / "log.yaml").write_text(yaml.safe_dump(SYNAPSE_LOG_CONFIG))
-    homeserver = {"log_config": "log.yaml", "user_ips_max_age": "1d"}
+    homeserver = {"log_config": "log.yaml"}
     assert _find(homeserver, tmp_path, logs={"ip_retention": "4d"}) == []
     (finding,) = _find(homeserver, tmp_path, logs={"ip_retention": "3d"})
     assert "keeping up to 4d (when: midnight, interval: 1, backupCount: 3)" in finding
@@ -449,8 +439,9 @@ R15_EXPECTED = (
 
 
 def test_r15_push_content_absent_means_synapse_default_true() -> None:
-    mailer = {"email": {"notif_from": "noreply@example.org"}}
-    assert [str(finding) for finding in find_contradictions(mailer, DEFAULTS, None)] == [
+    homeserver = {**RECOMMENDED}
+    del homeserver["push"]
+    assert [str(f) for f in find_contradictions(homeserver, DEFAULTS, None)] == [
         f"push.include_content is absent (Synapse default true); {R15_EXPECTED}"
     ]
     assert _find({"push": None}) == _find({"push": {}}) == _find({"push": {"enabled": True}})
@@ -508,15 +499,17 @@ def test_r1_r2_r5_r9_r11_r12_r15_every_contradiction_is_reported_together(tmp_pa
     homeserver = {
         "retention": {"enabled": True},
         "media_retention": {"local_media_lifetime": "1y"},
-        "redaction_retention_period": None,
-        "user_ips_max_age": None,
+        "redaction_retention_period": "7d",
+        "user_ips_max_age": "28d",
         "log_config": "log.yaml",
         "delete_stale_devices_after": "1y",
         "push": {"include_content": True},
+        "require_auth_for_profile_requests": False,
     }
     found = find_contradictions(homeserver, DEFAULTS, str(tmp_path))
     assert [finding.rule for finding in found] == [
-        "R1", "R2", "R5", "R9", "R9", "R11", "R15", "R12"
+        "R1, R13", "R1", "R9, R13", "R5, R13", "R11, R13", "R2, R13", "R9", "R15", "R12",
+        "R10", "R10",
     ]  # fmt: skip
 
 
@@ -548,8 +541,32 @@ def test_r1_r2_r5_r9_r11_r12_r15_any_yaml_shaped_homeserver_gives_findings(
     homeserver: Any,
 ) -> None:
     found = find_contradictions(homeserver, DEFAULTS, None)
-    assert all(finding.rule in {"R1", "R2", "R5", "R9", "R11", "R12", "R15"} for finding in found)
+    rules = {"R1", "R2", "R5", "R6", "R9", "R10", "R11", "R12", "R13", "R15"}
+    assert all(set(finding.rule.split(", ")) <= rules for finding in found)
     assert all("\n" not in str(finding) for finding in found)
+
+
+def test_r10_profile_lookups_open_to_all_are_reported_with_require_consent() -> None:
+    """Synapse's defaults (both false) let anyone read a hidden user's display name."""
+    homeserver = {**RECOMMENDED}
+    for key in PROFILE_KEYS:
+        del homeserver[key]
+    found = [str(f) for f in find_contradictions(homeserver, DEFAULTS, None)]
+    assert found == [
+        "require_auth_for_profile_requests is absent (Synapse default false); it should be true,"
+        " so that only signed-in users can look up profiles, as directory.require_consent"
+        " hides users from search (R10)",
+        "limit_profile_requests_to_users_who_share_rooms is absent (Synapse default false); it"
+        " should be true, so that a user's profile is shown only to users who share a room with"
+        " them, as directory.require_consent hides users from search (R10)",
+    ]
+    found = _find({PROFILE_KEYS[0]: False, PROFILE_KEYS[1]: True})
+    assert [f.split(";")[0] for f in found] == ["require_auth_for_profile_requests is false"]
+
+
+def test_r10_profile_settings_are_not_reported_without_require_consent() -> None:
+    homeserver = {key: False for key in PROFILE_KEYS}
+    assert _find(homeserver, directory={"require_consent": False}) == []
 
 
 def test_r12_deletion_warnings_without_a_mail_sender_are_reported() -> None:

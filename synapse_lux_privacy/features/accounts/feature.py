@@ -43,7 +43,7 @@ class AccountsFeature(Feature):
             self._clock_ms,
             lambda user_id: accounts.is_own_request(user_id) and api.is_mine(user_id),
         )
-        exemptions = Exemptions(
+        self._exemptions = exemptions = Exemptions(
             config.accounts,
             accounts.server_notices_user(api),
             accounts.appservice_checker(api),
@@ -146,6 +146,21 @@ class AccountsFeature(Feature):
                     self._ctx.config.sweep_interval_ms,
                     desc="lux_privacy_account_warnings",
                 )
+            await self._warn_about_admins()
+
+    async def _warn_about_admins(self) -> None:
+        """R12, config.md "Exempt lists": say which server admins are not exempt.
+
+        An admin account used only now and then is deleted like any other after a
+        year idle; the operator may want it in ``accounts.exempt``.
+        """
+        admins = await accounts.server_admins(self._ctx.db)
+        for user_id in (a for a in admins if not self._exemptions.from_accounts(a)):
+            logger.warning(
+                "lux_privacy: server admin %s is not in accounts.exempt: like any account,"
+                " it is deleted after accounts.inactive_delete_after without activity (R12)",
+                user_id,
+            )
 
     async def _on_registration(self, user_id: str) -> None:
         """R12: a new account is active from its registration."""

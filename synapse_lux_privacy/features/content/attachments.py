@@ -76,7 +76,7 @@ class AttachmentsRule:
         items = [
             event_candidate(EXPUNGE, e)
             for e in rows
-            if self._policy.attachment_due(e.type, e.msgtype, e.ts, ctx.as_of_ms)
+            if self._policy.attachment_due(e.type, e.msgtype, e.age_ts, ctx.as_of_ms)
         ]
         if len(rows) < ctx.batch_size:
             return CandidatePage(items, cursor.encode(MEDIA_STEP, None, None))

@@ -206,7 +206,7 @@ class MessagesRule:
                 return scan
 
     def _row_due(self, event: StoredEvent, ctx: SweepContext) -> bool:
-        return self._policy.row_due(event.type, event.msgtype, event.ts, ctx.as_of_ms)
+        return self._policy.row_due(event.type, event.msgtype, event.age_ts, ctx.as_of_ms)
 
     async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
         purges: dict[str, list[Candidate]] = defaultdict(list)

@@ -55,7 +55,7 @@ class RedactedContentRule:
             )
             for r in rows
             if not self._policy.row_due(
-                r.original.type, r.original.msgtype, r.original.ts, ctx.as_of_ms
+                r.original.type, r.original.msgtype, r.original.age_ts, ctx.as_of_ms
             )
         ]
         if len(rows) < ctx.batch_size:

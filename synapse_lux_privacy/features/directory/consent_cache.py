@@ -1,4 +1,4 @@
-"""Consent lookups for every directory search, cached and invalidated on every worker (R10).
+"""Consent lookups (profile updates going national), cached and invalidated on every worker (R10).
 
 The cache is a ``synapse.module_api.cached`` function registered with
 ``ModuleApi.register_cached_function``; a change calls ``ModuleApi.invalidate_cache``,
@@ -14,12 +14,12 @@ from synapse.module_api import ModuleApi, cached
 from synapse_lux_privacy.features.directory.consent_store import ConsentStore
 from synapse_lux_privacy.synapse_adapter.directory import homeserver_clock
 
-# Entries are one boolean per user searched for; 100,000 users fit in a few megabytes.
+# Entries are one boolean per user asked about; 100,000 users fit in a few megabytes.
 MAX_ENTRIES = 100_000
 
 
 class ConsentCache:
-    """Whether a user consents to be listed, as the search filter asks it."""
+    """Whether a user consents to be listed, as a profile update asks it."""
 
     def __init__(self, api: ModuleApi, store: ConsentStore) -> None:
         # ``@cached`` needs these two attributes on the object it decorates.

@@ -1,4 +1,4 @@
-"""The directory feature (R10): consent, filtered user search, national directory sync."""
+"""The directory feature (R10): consent, user search without hidden users, national sync."""
 
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,7 +14,7 @@ from synapse_lux_privacy.features.directory.outbox_store import OutboxStore
 from synapse_lux_privacy.features.directory.report import DirectoryReport
 from synapse_lux_privacy.features.directory.rule import DirectoryRule
 from synapse_lux_privacy.features.directory.schema import DIRECTORY_MIGRATIONS
-from synapse_lux_privacy.features.directory.search_filter import SearchFilter
+from synapse_lux_privacy.features.directory.search_visibility import SearchVisibility
 from synapse_lux_privacy.features.directory.service import DirectoryService
 from synapse_lux_privacy.store.sweep_lock import SweepLockStore
 from synapse_lux_privacy.sweep.rule import Rule
@@ -45,7 +45,10 @@ class DirectoryFeature(Feature):
                 instance_name=api.worker_name or "master",
                 server_name=api.server_name,
             )
-        self._service = DirectoryService(api, self._consent, self._cache, self._delivery)
+        self._search = SearchVisibility(api, ctx.db, self._config.require_consent)
+        self._service = DirectoryService(
+            api, self._consent, self._cache, self._delivery, self._search
+        )
         self._report = DirectoryReport(self._consent, self._outbox)
 
     async def forget_user(self, user_id: str) -> None:
@@ -71,11 +74,6 @@ class DirectoryFeature(Feature):
 
     def register_callbacks(self) -> None:
         self._cache.register()
-        if self._config.require_consent:
-            search_filter = SearchFilter(self._api, self._cache)
-            self._api.register_spam_checker_callbacks(
-                check_username_for_spam=search_filter.check_username_for_spam
-            )
         self._api.register_third_party_rules_callbacks(
             on_profile_update=self._service.on_profile_update,
             on_user_deactivation_status_changed=self._service.on_user_deactivation_status_changed,
@@ -85,6 +83,7 @@ class DirectoryFeature(Feature):
         return await self._report.fields(user_id)
 
     async def start(self) -> None:
+        await self._search.start()
         if self._client is None or self._delivery is None:
             return
         self._client.load_token()

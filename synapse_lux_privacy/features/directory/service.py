@@ -1,8 +1,9 @@
 """The directory operations (R10): consent changes, profile updates, deactivation.
 
 Each change is recorded (with its national directory change, when ``national`` is
-configured) in one transaction, then the consent cache is invalidated on every worker
-and a delivery is started at once on this instance.
+configured) in one transaction, then the consent cache is invalidated on every worker,
+the user is shown in or hidden from user directory search, and a delivery is started
+at once on this instance.
 """
 
 import logging
@@ -13,6 +14,7 @@ from synapse_lux_privacy.features.directory.consent_cache import ConsentCache
 from synapse_lux_privacy.features.directory.consent_store import ConsentStore
 from synapse_lux_privacy.features.directory.delivery import OutboxDelivery
 from synapse_lux_privacy.features.directory.policy import Consent
+from synapse_lux_privacy.features.directory.search_visibility import SearchVisibility
 
 logger = logging.getLogger(__name__)
 
@@ -24,17 +26,23 @@ class DirectoryService:
         store: ConsentStore,
         cache: ConsentCache,
         delivery: OutboxDelivery | None,
+        search: SearchVisibility,
     ) -> None:
         self._api = api
         self._store = store
         self._cache = cache
         self._delivery = delivery
+        self._search = search
 
     async def get_consent(self, user_id: str) -> Consent:
         return await self._store.get(user_id)
 
     async def set_consent(self, user_id: str, consent: bool) -> Consent:
-        """Give or withdraw consent; a withdrawal hides the user from the next search."""
+        """Give or withdraw consent; a withdrawal hides the user from the next search.
+
+        The consent is recorded first: if the search table change then fails, the
+        start-up reconciliation makes it agree (``SearchVisibility``).
+        """
         display_name = None
         if consent and self._delivery is not None:
             localpart = UserID.from_string(user_id).localpart
@@ -42,6 +50,7 @@ class DirectoryService:
         now = self._api.get_current_time_msec()
         result, queued = await self._store.set(user_id, consent, now, display_name)
         await self._cache.invalidate(user_id)
+        await self._search.consent_changed(user_id, result.consent)
         logger.info("lux_privacy: directory consent of %s is now %s", user_id, result.consent)
         if queued:
             self.deliver_soon()
