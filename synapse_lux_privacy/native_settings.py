@@ -68,9 +68,7 @@ def _at_most(limit_ms: int, limit_key: str) -> str:
     return f"at most {synapse_syntax} ({limit_key} is {format_duration(limit_ms)})"
 
 
-def _too_long(
-    key: str, raw: object, limit_ms: int, limit_key: str, rule: str
-) -> Finding | None:
+def _too_long(key: str, raw: object, limit_ms: int, limit_key: str, rule: str) -> Finding | None:
     """A finding when the Synapse duration ``raw`` is invalid or longer than ``limit_ms``."""
     expected = _at_most(limit_ms, limit_key)
     if not (type(raw) is int or isinstance(raw, str)):
