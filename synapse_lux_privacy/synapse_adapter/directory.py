@@ -25,8 +25,7 @@ from typing import Any
 from synapse.module_api import ModuleApi
 from synapse.util.clock import Clock
 
-from synapse_lux_privacy.db import Cursor, DbRunner
-from synapse_lux_privacy.synapse_adapter.events import placeholders
+from synapse_lux_privacy.db import Cursor, DbRunner, placeholders
 
 _CHUNK = 500
 _CONSENTING = "SELECT user_id FROM lux_privacy_directory_consent WHERE consent = ?"
