@@ -53,7 +53,7 @@ class AdminApiResource(DirectServeJsonResource):
         admin = await self._require_admin(request)
         for r, m in matched:
             if r.method == method:
-                return await r.handler(request, admin, [unquote(g) for g in m.groups()])
+                return await r.handler(request, admin, [_path_param(g) for g in m.groups()])
         raise SynapseError(405, f"{method} is not allowed on {subpath}", Codes.UNRECOGNIZED)
 
     async def _require_admin(self, request: SynapseRequest) -> str:
@@ -62,3 +62,11 @@ class AdminApiResource(DirectServeJsonResource):
         if not await self._api.is_user_admin(user_id):
             raise SynapseError(403, "You are not a server admin", Codes.FORBIDDEN)
         return user_id
+
+
+def _path_param(raw: str) -> str:
+    """A path segment, URL-decoded; a NUL byte (which PostgreSQL refuses in text) is a 400."""
+    value = unquote(raw)
+    if "\x00" in value:
+        raise SynapseError(400, "path parameters may not contain NUL", Codes.INVALID_PARAM)
+    return value

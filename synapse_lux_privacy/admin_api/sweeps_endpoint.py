@@ -7,6 +7,7 @@ far, rate) is read from the sweep's record, so any worker can answer for a sweep
 running on another, the periodic one included.
 """
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,7 +49,7 @@ class SweepsEndpoint:
     async def get(
         self, request: SynapseRequest, admin: str, params: Sequence[str]
     ) -> tuple[int, Any]:
-        record = await self._runs.get(params[0])
+        record = await self._runs.get(params[0]) if _is_sweep_id(params[0]) else None
         if record is None:
             raise _unknown(params[0])
         return 200, record.to_json(self._clock_ms())
@@ -64,10 +65,15 @@ class SweepsEndpoint:
         self, request: SynapseRequest, admin: str, params: Sequence[str]
     ) -> tuple[int, Any]:
         """Ask a running sweep to stop after its current batch (a finished one: no-op)."""
-        record = await self._runs.request_cancel(params[0])
+        record = await self._runs.request_cancel(params[0]) if _is_sweep_id(params[0]) else None
         if record is None:
             raise _unknown(params[0])
         return 202, record.to_json(self._clock_ms())
+
+
+def _is_sweep_id(value: str) -> bool:
+    """Sweep IDs are 32 hexadecimal digits; anything else names no sweep."""
+    return re.fullmatch(r"[0-9a-f]{32}", value) is not None
 
 
 def _unknown(sweep_id: str) -> SynapseError:

@@ -156,3 +156,16 @@ def test_r1_a_background_sweep_shows_progress_and_can_be_cancelled(
     status, report = admin.lux("POST", "/sweep", {"as_of": as_of, "rules": ["messages"]})
     assert status == 200 and balanced(report["results"]["messages"]), report
     assert len(stored_events(db, events)) <= 1  # the room's newest event stays, expunged
+
+
+def test_sweep_ids_that_name_no_sweep_are_404_and_a_nul_is_400(admin: MatrixClient) -> None:
+    """Found by the fuzz test: ``DELETE /sweeps/%00`` reached PostgreSQL and gave a 500."""
+    for sweep_id in ("nope", "0" * 31 + "g", "%F0%9F%98%80", "A" * 32):
+        for method in ("GET", "DELETE"):
+            status, body = admin.lux(method, f"/sweeps/{sweep_id}")
+            assert status == 404 and body["errcode"] == "M_NOT_FOUND", (method, sweep_id, body)
+    for method in ("GET", "DELETE"):
+        status, body = admin.lux(method, "/sweeps/%00")
+        assert status == 400 and body["errcode"] == "M_INVALID_PARAM", body
+    status, body = admin.lux("GET", "/holds/a%00b")
+    assert status == 400 and body["errcode"] == "M_INVALID_PARAM", body
