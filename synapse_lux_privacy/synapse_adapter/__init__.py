@@ -64,12 +64,6 @@ def check_synapse_version(allow_untested: bool, version: str | None = None) -> N
             " allow_untested_synapse: true to start if the adapter's self-check passes"
         )
     _refuse_on(selfcheck.check_private_api(), found, "private API")
-    logger.warning(
-        "lux_privacy: Synapse %s is newer than the tested range %s; the self-check of its"
-        " private API passed (allow_untested_synapse)",
-        found,
-        TESTED_SYNAPSE,
-    )
 
 
 def check_synapse_schema(api: ModuleApi) -> None:
@@ -95,7 +89,12 @@ def check_synapse_schema(api: ModuleApi) -> None:
     finally:
         conn.close()
     _refuse_on(findings, synapse_version(), "database schema")
-    logger.warning("lux_privacy: the self-check of Synapse's database schema passed")
+    logger.warning(
+        "lux_privacy: Synapse %s is newer than the tested range %s; the self-check of its"
+        " private API and of its database schema passed (allow_untested_synapse)",
+        synapse_version(),
+        TESTED_SYNAPSE,
+    )
 
 
 def _refuse_on(findings: list[str], version: str, part: str) -> None:
