@@ -160,6 +160,16 @@ class LogsConfig:
 
 
 @attrs.frozen
+class AuditConfig:
+    """Accountability records (audit rows, failure rows, sweep records) are kept this long.
+
+    They name users and rooms, so they are personal data too and go after ``retention``.
+    """
+
+    retention_ms: int
+
+
+@attrs.frozen
 class NationalDirectoryConfig:
     """R10: the shared national directory kept in step with consent."""
 
@@ -205,6 +215,7 @@ class LuxPrivacyConfig:
     accounts: AccountsConfig
     logs: LogsConfig
     directory: DirectoryConfig
+    audit: AuditConfig = AuditConfig(24 * MONTH_MS)
     storage_providers: StorageProvidersConfig = StorageProvidersConfig()
     allow_untested_synapse: bool = False
 
@@ -468,7 +479,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
         (),
         ("dry_run", "sweep_interval", "allow_future_sweeps", "allow_short_periods",
          "sweep_batch_size", "retention", "quota", "sessions", "accounts", "logs",
-         "directory", "storage_providers", "allow_untested_synapse"),
+         "directory", "audit", "storage_providers", "allow_untested_synapse"),
     )  # fmt: skip
     allow_short = top.boolean("allow_short_periods", False)
     retention = top.section(
@@ -478,6 +489,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
     accounts = top.section("accounts", ("inactive_delete_after", "exempt"))
     logs = top.section("logs", ("ip_retention",))
     directory = top.section("directory", ("require_consent", "national"))
+    audit = top.section("audit", ("retention",))
     return LuxPrivacyConfig(
         dry_run=top.boolean("dry_run", False),
         sweep_interval_ms=_sweep_interval(top, allow_short),
@@ -500,6 +512,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
             require_consent=directory.boolean("require_consent", True),
             national=_national(directory),
         ),
+        audit=AuditConfig(_period(audit, "retention", 24 * MONTH_MS, allow_short)),
         storage_providers=_storage_providers(top.section("storage_providers", ("delete_from",))),
         allow_untested_synapse=top.boolean("allow_untested_synapse", False),
     )

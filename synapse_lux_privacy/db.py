@@ -5,7 +5,7 @@ runner over a plain ``sqlite3`` connection. SQL is written with ``?``
 placeholders: Synapse converts them for PostgreSQL.
 """
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -30,3 +30,18 @@ class DbRunner(Protocol):
     """Runs ``func(cursor, *args)`` in one transaction and returns its result."""
 
     def __call__(self, desc: str, func: Callable[..., T], *args: Any) -> Awaitable[T]: ...
+
+
+# Values per ``IN (...)`` list: well under SQLite's limit of bound parameters.
+CHUNK = 500
+
+
+def chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``values`` in slices of at most CHUNK, for ``IN (...)`` lists."""
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
+def placeholders(values: Collection[Any]) -> str:
+    """``?, ?, ?``: one placeholder per value."""
+    return ", ".join("?" for _ in values)

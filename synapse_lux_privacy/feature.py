@@ -5,8 +5,8 @@ is one Feature in its own sub-package. The module composes them; a feature
 never edits another's files.
 """
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from synapse.module_api import ModuleApi
@@ -15,17 +15,28 @@ from synapse_lux_privacy.admin_api.resource import Route
 from synapse_lux_privacy.config import LuxPrivacyConfig
 from synapse_lux_privacy.db import DbRunner
 from synapse_lux_privacy.store.holds import HoldStore
+from synapse_lux_privacy.sweep.orchestrator import SweepOrchestrator
 from synapse_lux_privacy.sweep.rule import Rule
+
+if TYPE_CHECKING:
+    from synapse_lux_privacy.features.content.expunged import Expunger
 
 
 @attrs.frozen
 class ModuleContext:
-    """What every feature is built with."""
+    """What every feature is built with: the process's shared services.
+
+    A feature uses these rather than building its own: one orchestrator (one
+    lease, one audit trail, one failure table), one expunger, one clock.
+    """
 
     api: ModuleApi
     config: LuxPrivacyConfig
     db: DbRunner
     holds: HoldStore
+    orchestrator: SweepOrchestrator
+    expunger: "Expunger"
+    clock_ms: Callable[[], int]
 
 
 class Feature:

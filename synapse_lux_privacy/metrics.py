@@ -34,3 +34,18 @@ last_successful_sweep_timestamp_seconds = Gauge(
     "When the last real sweep without errors finished (seconds since the epoch).",
     labelnames=[SERVER_NAME_LABEL],
 )
+item_failures_total = Counter(
+    "lux_privacy_item_failures_total",
+    "Failed attempts to delete one item (retried at later sweeps with backoff)",
+    labelnames=[SERVER_NAME_LABEL, "rule"],
+)
+items_failing_over_a_day = Gauge(
+    "lux_privacy_items_failing_over_a_day",
+    "Items whose deletion has kept failing for more than a day (GET /failures lists them)",
+    labelnames=[SERVER_NAME_LABEL],
+)
+feature_start_failures_total = Counter(
+    "lux_privacy_feature_start_failures_total",
+    "Features that failed to start on this process (the others still start)",
+    labelnames=[SERVER_NAME_LABEL, "feature"],
+)

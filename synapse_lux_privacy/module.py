@@ -15,21 +15,25 @@ from synapse.module_api import ModuleApi
 from synapse_lux_privacy import metrics, synapse_adapter
 from synapse_lux_privacy.admin_api import ADMIN_API_PREFIX
 from synapse_lux_privacy.admin_api.audit_endpoint import AuditEndpoint
+from synapse_lux_privacy.admin_api.failures_endpoint import FailuresEndpoint
 from synapse_lux_privacy.admin_api.holds_endpoint import HoldsEndpoint
 from synapse_lux_privacy.admin_api.resource import AdminApiResource, route
 from synapse_lux_privacy.admin_api.sweep_endpoint import SweepEndpoint
+from synapse_lux_privacy.admin_api.sweeps_endpoint import SweepsEndpoint
 from synapse_lux_privacy.admin_api.users_endpoint import UsersEndpoint
 from synapse_lux_privacy.config import LuxPrivacyConfig, parse_config
-from synapse_lux_privacy.feature import ModuleContext
+from synapse_lux_privacy.feature import Feature, ModuleContext
 from synapse_lux_privacy.features import build_features
+from synapse_lux_privacy.features.content.expunged import Expunger
 from synapse_lux_privacy.native_settings import find_contradictions
 from synapse_lux_privacy.store.audit import AuditStore
 from synapse_lux_privacy.store.database import ModuleDatabase
+from synapse_lux_privacy.store.failures import FailureStore
 from synapse_lux_privacy.store.holds import HoldStore
+from synapse_lux_privacy.store.record_retention import RecordRetention
 from synapse_lux_privacy.store.sweep_lock import SweepLockStore
 from synapse_lux_privacy.store.sweeps import SweepRunStore
 from synapse_lux_privacy.sweep.orchestrator import SweepAlreadyRunning, SweepOrchestrator
-from synapse_lux_privacy.sweep.rule import Rule
 
 logger = logging.getLogger(__name__)
 
@@ -45,23 +49,36 @@ class LuxPrivacyModule:
         self._holds = HoldStore(self._db)
         self._audit = AuditStore(self._db)
         self._runs = SweepRunStore(self._db)
-        self._features = build_features(ModuleContext(api, config, self._db, self._holds))
-        rules: dict[str, Rule] = {}
-        for feature in self._features:
-            self._db.add_migrations(feature.migrations)
-            rules.update(feature.rules())
-            feature.register_callbacks()
+        self._failures = FailureStore(self._db)
         self._orchestrator = SweepOrchestrator(
-            rules=rules,
             holds=self._holds,
             audit=self._audit,
             lock=SweepLockStore(self._db),
             runs=self._runs,
+            failures=self._failures,
+            records=RecordRetention(self._db),
             clock_ms=api.get_current_time_msec,
             instance_name=api.worker_name or "master",
             server_name=api.server_name,
             batch_size=config.sweep_batch_size,
+            audit_retention_ms=config.audit.retention_ms,
+            spawn=lambda func: api.run_as_background_process("lux_privacy_sweep_task", func),
+            sleep=api.sleep,
         )
+        context = ModuleContext(
+            api=api,
+            config=config,
+            db=self._db,
+            holds=self._holds,
+            orchestrator=self._orchestrator,
+            expunger=Expunger(api, self._db),
+            clock_ms=api.get_current_time_msec,
+        )
+        self._features = build_features(context)
+        for feature in self._features:
+            self._db.add_migrations(feature.migrations)
+            self._orchestrator.register(feature.rules())
+            feature.register_callbacks()
         self._mount_admin_api()
         api.looping_background_call(
             self._periodic_sweep, config.sweep_interval_ms, desc="lux_privacy_sweep"
@@ -78,11 +95,18 @@ class LuxPrivacyModule:
     def _mount_admin_api(self) -> None:
         clock = self._api.get_current_time_msec
         sweep = SweepEndpoint(self._config, self._orchestrator, clock)
+        sweeps = SweepsEndpoint(sweep, self._orchestrator, self._runs, clock)
+        failures = FailuresEndpoint(self._failures)
         holds = HoldsEndpoint(self._holds, clock)
         audit = AuditEndpoint(self._audit)
         users = UsersEndpoint(self._api, self._holds, [f.report for f in self._features])
         routes = [
             route("POST", "/sweep", sweep.post),
+            route("POST", "/sweeps", sweeps.start),
+            route("GET", "/sweeps", sweeps.list),
+            route("GET", "/sweeps/{sweep_id}", sweeps.get),
+            route("DELETE", "/sweeps/{sweep_id}", sweeps.cancel),
+            route("GET", "/failures", failures.list),
             route("GET", "/audit", audit.get),
             route("GET", "/holds", holds.list),
             route("GET", "/holds/{hold_id}", holds.get),
@@ -103,7 +127,16 @@ class LuxPrivacyModule:
             )
         self._warn_about_native_settings()
         for feature in self._features:
+            await self._start_feature(feature)
+
+    async def _start_feature(self, feature: Feature) -> None:
+        """Start one feature; one that fails is logged and counted, the others still start."""
+        name = type(feature).__name__
+        try:
             await feature.start()
+        except Exception:
+            logger.exception("lux_privacy: feature %s failed to start; the others go on", name)
+            metrics.feature_start_failures_total.labels(self._api.server_name, name).inc()
 
     def _warn_about_native_settings(self) -> None:
         try:

@@ -1,8 +1,12 @@
-"""POST /sweep: run the retention rules now and return the report."""
+"""POST /sweep: run the retention rules now and return the report.
+
+``parse`` reads the request body shared with ``POST /sweeps`` (background sweeps).
+"""
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import attrs
 from synapse.module_api import SynapseRequest
 from synapse.module_api.errors import Codes, SynapseError
 
@@ -20,6 +24,13 @@ from synapse_lux_privacy.sweep.rule import RULE_NAMES
 _FUTURE_TOLERANCE_MS = 60_000
 
 
+@attrs.frozen
+class SweepRequest:
+    as_of: int | None
+    dry_run: bool
+    rules: list[str] | None
+
+
 class SweepEndpoint:
     def __init__(
         self,
@@ -34,6 +45,15 @@ class SweepEndpoint:
     async def post(
         self, request: SynapseRequest, admin: str, params: Sequence[str]
     ) -> tuple[int, Any]:
+        wanted = self.parse(request)
+        try:
+            report = await self._orchestrator.run(wanted.as_of, wanted.dry_run, wanted.rules)
+        except SweepAlreadyRunning:
+            raise already_running() from None
+        return 200, report.to_json()
+
+    def parse(self, request: SynapseRequest) -> SweepRequest:
+        """The sweep a request asks for (``dry_run``, ``as_of``, ``rules``), checked."""
         body = read_json_object(request, frozenset({"dry_run", "as_of", "rules"}))
         requested_dry_run = optional_bool(body, "dry_run")
         # A module configured with dry_run: true never deletes, whatever the request says.
@@ -50,16 +70,13 @@ class SweepEndpoint:
                 " allow_future_sweeps: true in the module config; use dry_run: true for a"
                 " forecast"
             )
-        rules = _rule_names(body.get("rules"))
-        try:
-            report = await self._orchestrator.run(as_of, dry_run, rules)
-        except SweepAlreadyRunning:
-            raise SynapseError(
-                409,
-                "A sweep is already running; try again when it has finished",
-                Codes.LIMIT_EXCEEDED,
-            ) from None
-        return 200, report.to_json()
+        return SweepRequest(as_of, dry_run, _rule_names(body.get("rules")))
+
+
+def already_running() -> SynapseError:
+    return SynapseError(
+        409, "A sweep is already running; try again when it has finished", Codes.LIMIT_EXCEEDED
+    )
 
 
 def _rule_names(value: object) -> list[str] | None:

@@ -1,8 +1,11 @@
 """The audit trail: what each sweep deleted, as identifiers and counts, never content.
 
 A batch is written as ``started`` before the rule deletes anything and marked
-``done`` (with the count actually deleted) or ``failed`` afterwards, so a sweep
-killed half-way leaves an honest ``started`` row rather than no trace at all.
+``done`` with the count actually deleted afterwards, so a sweep killed half-way
+leaves an honest ``started`` row rather than no trace at all (the next sweep marks
+it ``interrupted``). A group of which nothing was deleted loses its row: no audit
+row says "nothing done". Rows older than ``audit.retention`` are deleted
+(``prune``): they name users, so they are personal data too.
 """
 
 from collections.abc import Sequence
@@ -65,23 +68,39 @@ class AuditStore:
         return await self._run("lux_privacy_audit_start", txn)
 
     async def finish_batch(
-        self, row_ids: Sequence[int], outcome: Sequence[AuditGroup | None], status: str, ts: int
+        self, row_ids: Sequence[int], outcome: Sequence[AuditGroup | None], ts: int
     ) -> None:
-        """Mark a batch ``done`` or ``failed`` with what was really deleted, group by group.
+        """Mark a batch ``done`` with what was really deleted, group by group.
 
         ``outcome[i]`` is what was deleted of the group recorded as ``row_ids[i]``
-        (None: nothing).
+        (None: nothing, and the row goes).
         """
 
         def txn(cur: Cursor) -> None:
             for row_id, group in zip(row_ids, outcome, strict=True):
+                if group is None or group.count == 0:
+                    cur.execute("DELETE FROM lux_privacy_audit WHERE id = ?", (row_id,))
+                    continue
                 cur.execute(
-                    "UPDATE lux_privacy_audit SET status = ?, ts = ?, count = ?, bytes = ?"
+                    "UPDATE lux_privacy_audit SET status = 'done', ts = ?, count = ?, bytes = ?"
                     " WHERE id = ?",
-                    (status, ts, group.count if group else 0, group.bytes if group else 0, row_id),
+                    (ts, group.count, group.bytes, row_id),
                 )
 
         await self._run("lux_privacy_audit_finish", txn)
+
+    async def record(self, sweep_id: str, rule: str, ts: int, count: int) -> None:
+        """One ``done`` row for work that is not a batch of candidates (housekeeping)."""
+
+        def txn(cur: Cursor) -> None:
+            cur.execute(
+                "INSERT INTO lux_privacy_audit (ts, sweep_id, rule, status, count, bytes)"
+                " VALUES (?, ?, ?, 'done', ?, 0)",
+                (ts, sweep_id, rule, count),
+            )
+
+        if count:
+            await self._run("lux_privacy_audit_record", txn)
 
     async def list_entries(self, since_ts: int, limit: int) -> list[AuditEntry]:
         """Entries at or after ``since_ts``, newest first."""

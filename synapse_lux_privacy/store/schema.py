@@ -87,6 +87,29 @@ CORE_MIGRATIONS: Sequence[str] = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS lux_privacy_sweeps_started ON lux_privacy_sweeps (started_ts)",
+    # Background sweeps (issue #11): progress seen from every worker, cancellation.
+    "ALTER TABLE lux_privacy_sweeps ADD COLUMN current_rule TEXT",
+    "ALTER TABLE lux_privacy_sweeps ADD COLUMN cancel_requested BOOLEAN NOT NULL DEFAULT FALSE",
+    "ALTER TABLE lux_privacy_sweeps ADD COLUMN updated_ts BIGINT",
+    # Items whose deletion keeps failing: retried with backoff, listed by GET /failures.
+    # Identifiers and the error's class only, never content.
+    """
+    CREATE TABLE IF NOT EXISTS lux_privacy_failures (
+        rule TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        user_id TEXT,
+        room_id TEXT,
+        first_ts BIGINT NOT NULL,
+        last_ts BIGINT NOT NULL,
+        attempts INTEGER NOT NULL,
+        error_class TEXT NOT NULL,
+        next_retry_ts BIGINT NOT NULL,
+        PRIMARY KEY (rule, item_id)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS lux_privacy_failures_last ON lux_privacy_failures (last_ts)",
+    # Audit rows left 'started' by a killed sweep are found without reading the table.
+    "CREATE INDEX IF NOT EXISTS lux_privacy_audit_status ON lux_privacy_audit (status)",
 )
 
 MIGRATIONS: Mapping[str, Sequence[str]] = {"core": CORE_MIGRATIONS}

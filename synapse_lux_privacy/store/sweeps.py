@@ -1,9 +1,79 @@
-"""One row per sweep: its parameters, status and report (for operators and the metrics)."""
+"""One row per sweep: its parameters, status, progress and report.
+
+The running sweep writes its counts after every batch, so ``GET /sweeps/{id}`` shows
+its progress from any worker, and reads back ``cancel_requested`` there, so
+``DELETE /sweeps/{id}`` stops it after its current batch wherever it runs.
+"""
 
 import json
 from typing import Any
 
+import attrs
+
 from synapse_lux_privacy.db import Cursor, DbRunner
+from synapse_lux_privacy.sweep.report import INTERRUPTED, RUNNING
+
+_COLUMNS = (
+    "sweep_id, instance, started_ts, finished_ts, as_of_ts, dry_run, status, report,"
+    " current_rule, updated_ts, cancel_requested"
+)
+
+
+@attrs.frozen
+class SweepRecord:
+    """A sweep as stored: what ``GET /sweeps/{id}`` answers."""
+
+    sweep_id: str
+    instance: str
+    started_ts: int
+    finished_ts: int | None
+    as_of_ts: int
+    dry_run: bool
+    status: str
+    report: dict[str, Any] | None
+    current_rule: str | None
+    updated_ts: int | None
+    cancel_requested: bool
+
+    @staticmethod
+    def from_row(row: tuple[Any, ...]) -> "SweepRecord":
+        report = json.loads(row[7]) if row[7] else None
+        return SweepRecord(
+            sweep_id=row[0],
+            instance=row[1],
+            started_ts=int(row[2]),
+            finished_ts=None if row[3] is None else int(row[3]),
+            as_of_ts=int(row[4]),
+            dry_run=bool(row[5]),
+            status=row[6],
+            report=report,
+            current_rule=row[8],
+            updated_ts=None if row[9] is None else int(row[9]),
+            cancel_requested=bool(row[10]),
+        )
+
+    def to_json(self, now_ms: int) -> dict[str, Any]:
+        results = (self.report or {}).get("results", {})
+        processed = sum(int(r.get("candidates", 0)) for r in results.values())
+        end = self.finished_ts or (now_ms if self.status == RUNNING else self.updated_ts)
+        elapsed_s = max(0.001, ((end or self.started_ts) - self.started_ts) / 1000)
+        return {
+            "sweep_id": self.sweep_id,
+            "status": self.status,
+            "instance": self.instance,
+            "as_of": self.as_of_ts,
+            "dry_run": self.dry_run,
+            "started_ts": self.started_ts,
+            "finished_ts": self.finished_ts,
+            "current_rule": self.current_rule if self.status == RUNNING else None,
+            "cancel_requested": self.cancel_requested,
+            "results": results,
+            "rate_per_s": round(processed / elapsed_s, 1),
+            # What is left is unknown until each rule has listed its candidates: a rule
+            # pages through them without counting them first (that would cost a second
+            # pass over the history).
+            "eta_s": None if self.status == RUNNING else 0,
+        }
 
 
 class SweepRunStore:
@@ -15,35 +85,102 @@ class SweepRunStore:
     async def start(
         self, sweep_id: str, instance: str, now_ms: int, as_of_ms: int, dry_run: bool
     ) -> int:
-        """Record a new sweep; mark sweeps left ``running`` by a killed process ``interrupted``.
+        """Record a new sweep; mark what a killed sweep left behind ``interrupted``.
 
-        Returns how many interrupted sweeps were found. Only the lock holder calls
-        this, so any other ``running`` row belongs to a dead process.
+        Sweeps left ``running`` and audit rows left ``started`` belong to a dead
+        process: only the lock holder calls this. An interrupted audit row keeps the
+        counts of the batch it announced: at most that much was deleted. Returns how
+        many interrupted sweeps were found.
         """
 
         def txn(cur: Cursor) -> int:
             cur.execute(
-                "UPDATE lux_privacy_sweeps SET status = 'interrupted' WHERE status = 'running'", ()
+                "UPDATE lux_privacy_sweeps SET status = ?, finished_ts = COALESCE(updated_ts, ?)"
+                " WHERE status = ?",
+                (INTERRUPTED, now_ms, RUNNING),
             )
             interrupted = cur.rowcount
             cur.execute(
+                "UPDATE lux_privacy_audit SET status = ? WHERE status = 'started'",
+                (INTERRUPTED,),
+            )
+            cur.execute(
                 "INSERT INTO lux_privacy_sweeps (sweep_id, instance, started_ts, as_of_ts,"
-                " dry_run, status) VALUES (?, ?, ?, ?, ?, 'running')",
-                (sweep_id, instance, now_ms, as_of_ms, dry_run),
+                " dry_run, status, updated_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (sweep_id, instance, now_ms, as_of_ms, dry_run, RUNNING, now_ms),
             )
             return interrupted
 
         return await self._run("lux_privacy_sweep_start", txn)
 
+    async def progress(
+        self, sweep_id: str, now_ms: int, current_rule: str | None, report: dict[str, Any]
+    ) -> bool:
+        """Store the counts so far; return True when a cancellation was requested."""
+
+        def txn(cur: Cursor) -> bool:
+            cur.execute(
+                "UPDATE lux_privacy_sweeps SET updated_ts = ?, current_rule = ?, report = ?"
+                " WHERE sweep_id = ?",
+                (now_ms, current_rule, json.dumps(report), sweep_id),
+            )
+            cur.execute(
+                "SELECT cancel_requested FROM lux_privacy_sweeps WHERE sweep_id = ?", (sweep_id,)
+            )
+            row = cur.fetchone()
+            return row is not None and bool(row[0])
+
+        return await self._run("lux_privacy_sweep_progress", txn)
+
     async def finish(self, sweep_id: str, now_ms: int, status: str, report: dict[str, Any]) -> None:
         def txn(cur: Cursor) -> None:
             cur.execute(
-                "UPDATE lux_privacy_sweeps SET finished_ts = ?, status = ?, report = ?"
-                " WHERE sweep_id = ?",
-                (now_ms, status, json.dumps(report), sweep_id),
+                "UPDATE lux_privacy_sweeps SET finished_ts = ?, updated_ts = ?, status = ?,"
+                " report = ?, current_rule = NULL WHERE sweep_id = ?",
+                (now_ms, now_ms, status, json.dumps(report), sweep_id),
             )
 
         await self._run("lux_privacy_sweep_finish", txn)
+
+    async def request_cancel(self, sweep_id: str) -> SweepRecord | None:
+        """Ask a running sweep to stop after its batch; None for an unknown sweep."""
+
+        def txn(cur: Cursor) -> SweepRecord | None:
+            cur.execute(
+                "UPDATE lux_privacy_sweeps SET cancel_requested = ? WHERE sweep_id = ?"
+                " AND status = ?",
+                (True, sweep_id, RUNNING),
+            )
+            cur.execute(
+                f"SELECT {_COLUMNS} FROM lux_privacy_sweeps WHERE sweep_id = ?", (sweep_id,)
+            )
+            row = cur.fetchone()
+            return None if row is None else SweepRecord.from_row(row)
+
+        return await self._run("lux_privacy_sweep_cancel", txn)
+
+    async def get(self, sweep_id: str) -> SweepRecord | None:
+        def txn(cur: Cursor) -> SweepRecord | None:
+            cur.execute(
+                f"SELECT {_COLUMNS} FROM lux_privacy_sweeps WHERE sweep_id = ?", (sweep_id,)
+            )
+            row = cur.fetchone()
+            return None if row is None else SweepRecord.from_row(row)
+
+        return await self._run("lux_privacy_sweep_get", txn)
+
+    async def latest(self, limit: int) -> list[SweepRecord]:
+        """The newest sweeps first."""
+
+        def txn(cur: Cursor) -> list[SweepRecord]:
+            cur.execute(
+                f"SELECT {_COLUMNS} FROM lux_privacy_sweeps ORDER BY started_ts DESC, sweep_id"
+                " LIMIT ?",
+                (limit,),
+            )
+            return [SweepRecord.from_row(row) for row in cur.fetchall()]
+
+        return await self._run("lux_privacy_sweep_latest", txn)
 
     async def last_finished_ts(self) -> int | None:
         """When the newest real (not dry-run) sweep completed without errors."""

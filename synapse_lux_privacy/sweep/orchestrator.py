@@ -1,33 +1,60 @@
-"""Runs the rules in their fixed order, in batches, under the database lock.
+"""Runs the rules in their fixed order, in batches, under the database lease.
 
 Guarantees, whatever the rules do:
 - dry run: nothing is deleted, the counts are exact;
 - legal hold (R13): every candidate is checked against the holds read just
   before its batch is deleted, and a held one is never passed to ``delete``;
-- at most one sweep at a time on the whole deployment (lease in the database);
+- at most one sweep at a time on the whole deployment (lease in the database,
+  renewed on a timer for as long as the sweep runs: ``lease.py``);
+- every candidate is accounted for: ``candidates == deleted + held + errors +
+  skipped`` per rule, with the reasons of the skipped ones;
+- one item that cannot be deleted never stops the others: it is an error,
+  recorded in ``lux_privacy_failures`` and retried at later sweeps with backoff;
 - one audit row per batch and (user, room), written before the deletion and
-  completed after it, so an interrupted batch leaves a trace;
-- a rule that fails stops for this sweep and is counted; the others still run.
+  completed with what was really deleted after it (a group of which nothing went
+  loses its row), so an interrupted batch leaves a trace;
+- the sweep's counts are stored after every batch, so its progress is visible
+  from every worker, and a cancellation asked for anywhere stops it after the
+  batch;
+- a full real sweep deletes accountability records older than
+  ``audit.retention``.
 """
 
 import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+
+import attrs
 
 from synapse_lux_privacy import metrics
 from synapse_lux_privacy.store.audit import AuditGroup, AuditStore
+from synapse_lux_privacy.store.failures import DAY_MS, FailureStore
 from synapse_lux_privacy.store.holds import HoldStore
+from synapse_lux_privacy.store.record_retention import RecordRetention
 from synapse_lux_privacy.store.sweep_lock import SWEEP_LOCK, SweepLockStore
 from synapse_lux_privacy.store.sweeps import SweepRunStore
-from synapse_lux_privacy.sweep.report import RuleResult, SweepReport
-from synapse_lux_privacy.sweep.rule import RULE_NAMES, Candidate, Rule, SweepContext
+from synapse_lux_privacy.sweep.lease import LeaseKeeper
+from synapse_lux_privacy.sweep.report import (
+    CANCELLED,
+    COMPLETED,
+    COMPLETED_WITH_ERRORS,
+    INTERRUPTED,
+    RuleResult,
+    SweepReport,
+)
+from synapse_lux_privacy.sweep.rule import (
+    RULE_NAMES,
+    Candidate,
+    DeleteOutcome,
+    Rule,
+    SweepContext,
+)
 
 logger = logging.getLogger(__name__)
 
-# How long the sweep lock lasts without renewal. The orchestrator renews it
-# after every batch, so a batch may take up to this long.
+# How long the sweep lease lasts without renewal; the keeper renews it every third.
 LOCK_LEASE_MS = 10 * 60 * 1000
 
 # Identifies this process in lock holders ("instance/token/sweep"), shared by
@@ -37,57 +64,115 @@ LOCK_LEASE_MS = 10 * 60 * 1000
 # it is taken over at once instead of blocking sweeps until it runs out.
 PROCESS_TOKEN = uuid.uuid4().hex[:12]
 
+# Reasons an item is skipped by the orchestrator itself (rules add their own).
+ALREADY_GONE = "already_gone"
+DRY_RUN = "dry_run"
+RETRY_BACKOFF = "retry_backoff"
+FAILED_EARLIER = "failed_earlier_in_sweep"
+
+Spawn = Callable[[Callable[[], Awaitable[None]]], object]
+Sleep = Callable[[float], Awaitable[None]]
+
 
 class SweepAlreadyRunning(Exception):
     """Another sweep holds the lock (on this process or another worker)."""
 
 
-class SweepLockLost(Exception):
-    """The lease expired during the sweep and another sweep took it over."""
+class _SweepStopped(Exception):
+    """The sweep stops after its batch: cancelled, or its lease was lost."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+@attrs.define
+class StartedSweep:
+    """A sweep that holds the lease and has its record, ready to run."""
+
+    report: SweepReport
+    holder: str
+    rule_names: tuple[str, ...]
+    full: bool
+    keeper: LeaseKeeper
+    failed_items: set[str] = attrs.Factory(set)
+
+    @property
+    def sweep_id(self) -> str:
+        return self.report.sweep_id
 
 
 class SweepOrchestrator:
-    """Runs sweeps. One instance per Synapse process."""
+    """Runs sweeps. One instance per Synapse process, shared by every feature."""
 
     def __init__(
         self,
-        rules: Mapping[str, Rule],
         holds: HoldStore,
         audit: AuditStore,
         lock: SweepLockStore,
         runs: SweepRunStore,
+        failures: FailureStore,
+        records: RecordRetention,
         clock_ms: Callable[[], int],
         instance_name: str,
         server_name: str,
         batch_size: int,
+        audit_retention_ms: int,
+        spawn: Spawn,
+        sleep: Sleep,
+        lease_ms: int = LOCK_LEASE_MS,
     ) -> None:
-        unknown = set(rules) - set(RULE_NAMES)
-        if unknown:
-            raise ValueError(f"unknown rule names: {sorted(unknown)}")
-        self._rules = rules
+        self._rules: dict[str, Rule] = {}
         self._holds = holds
         self._audit = audit
         self._lock = lock
         self._runs = runs
+        self._failures = failures
+        self._records = records
         self._clock_ms = clock_ms
         self._instance = instance_name
         self._server_name = server_name
         self._batch_size = batch_size
+        self._audit_retention_ms = audit_retention_ms
+        self._spawn = spawn
+        self._sleep = sleep
+        self._lease_ms = lease_ms
+
+    def register(self, rules: Mapping[str, Rule]) -> None:
+        """Add the rules of a feature (names among RULE_NAMES)."""
+        unknown = set(rules) - set(RULE_NAMES)
+        if unknown:
+            raise ValueError(f"unknown rule names: {sorted(unknown)}")
+        self._rules.update(rules)
 
     async def run(
         self, as_of_ms: int | None, dry_run: bool, rule_names: Iterable[str] | None = None
     ) -> SweepReport:
-        """Run one sweep; raise SweepAlreadyRunning if another one holds the lock."""
-        selected = (
-            RULE_NAMES
-            if rule_names is None
-            else tuple(name for name in RULE_NAMES if name in set(rule_names))
-        )
+        """Run one sweep to its end; raise SweepAlreadyRunning if another holds the lock."""
+        return await self.execute(await self.start(as_of_ms, dry_run, rule_names))
+
+    def run_in_background(self, sweep: StartedSweep) -> None:
+        """Run a started sweep without waiting for it (``POST /sweeps``)."""
+
+        async def go() -> None:
+            try:
+                await self.execute(sweep)
+            except Exception:
+                logger.exception("lux_privacy: background sweep %s failed", sweep.sweep_id)
+
+        self._spawn(go)
+
+    async def start(
+        self, as_of_ms: int | None, dry_run: bool, rule_names: Iterable[str] | None = None
+    ) -> StartedSweep:
+        """Take the lease and record the sweep; raise SweepAlreadyRunning if taken."""
+        wanted = None if rule_names is None else set(rule_names)
+        selected = tuple(n for n in RULE_NAMES if wanted is None or n in wanted)
         sweep_id = uuid.uuid4().hex
         holder = f"{self._instance}/{PROCESS_TOKEN}/{sweep_id}"
         started = self._clock_ms()
         if not await self._lock.try_acquire(
-            SWEEP_LOCK, holder, started, LOCK_LEASE_MS, reclaim_prefix=f"{self._instance}/"
+            SWEEP_LOCK, holder, started, self._lease_ms, reclaim_prefix=f"{self._instance}/"
         ):
             raise SweepAlreadyRunning()
         report = SweepReport(
@@ -96,96 +181,194 @@ class SweepOrchestrator:
             dry_run=dry_run,
             started_ts=started,
         )
-        ctx = SweepContext(as_of_ms=report.as_of, dry_run=dry_run, batch_size=self._batch_size)
-        wall_start = time.monotonic()
-        status = "aborted"
         try:
             interrupted = await self._runs.start(
                 sweep_id, self._instance, started, report.as_of, dry_run
             )
-            if interrupted:
-                logger.warning(
-                    "lux_privacy: %d earlier sweep(s) were interrupted; this sweep continues"
-                    " their work",
-                    interrupted,
-                )
-            for name in selected:
+        except Exception:
+            await self._lock.release(SWEEP_LOCK, holder)
+            raise
+        if interrupted:
+            logger.warning(
+                "lux_privacy: %d earlier sweep(s) were interrupted; this sweep continues"
+                " their work",
+                interrupted,
+            )
+        keeper = LeaseKeeper(self._lock, holder, self._clock_ms, self._lease_ms, self._sleep)
+        return StartedSweep(report, holder, selected, wanted is None, keeper)
+
+    async def execute(self, sweep: StartedSweep) -> SweepReport:
+        """Run a started sweep's rules, then release the lease."""
+        report = sweep.report
+        ctx = SweepContext(
+            as_of_ms=report.as_of, dry_run=report.dry_run, batch_size=self._batch_size
+        )
+        self._spawn(sweep.keeper.keep)
+        wall_start = time.monotonic()
+        status = INTERRUPTED
+        try:
+            for name in sweep.rule_names:
                 rule = self._rules.get(name)
                 if rule is None:
                     report.results[name] = RuleResult(enforced=False)
                     continue
-                report.results[name] = await self._run_rule(rule, ctx, sweep_id, holder)
-            status = "completed" if report.errors == 0 else "completed_with_errors"
+                report.current_rule = name
+                report.results[name] = RuleResult()
+                await self._run_rule(rule, ctx, sweep, report.results[name])
+            status = COMPLETED if report.errors == 0 else COMPLETED_WITH_ERRORS
+            if sweep.full and not report.dry_run:
+                await self._prune_records(sweep)
+        except _SweepStopped as stopped:
+            status = stopped.status
         finally:
+            sweep.keeper.stop()
+            report.status = status
+            report.current_rule = None
             report.finished_ts = self._clock_ms()
-            await self._runs.finish(sweep_id, report.finished_ts, status, report.to_json())
-            await self._lock.release(SWEEP_LOCK, holder)
-            metrics.sweep_duration_seconds.labels(self._server_name, str(dry_run).lower()).observe(
-                time.monotonic() - wall_start
-            )
+            await self._runs.finish(sweep.sweep_id, report.finished_ts, status, report.to_json())
+            await self._lock.release(SWEEP_LOCK, sweep.holder)
+            metrics.sweep_duration_seconds.labels(
+                self._server_name, str(report.dry_run).lower()
+            ).observe(time.monotonic() - wall_start)
+        await self._update_failure_gauge()
         # Only a full sweep (every rule) counts as "the last successful sweep": a
         # filtered one, such as the quota eviction loop, leaves the other rules unrun.
-        if status == "completed" and not dry_run and rule_names is None:
+        if status == COMPLETED and not report.dry_run and sweep.full:
             metrics.last_successful_sweep_timestamp_seconds.labels(self._server_name).set(
                 report.finished_ts / 1000
             )
-        logger.info("lux_privacy: sweep %s %s: %s", sweep_id, status, report.to_json()["results"])
+        logger.info(
+            "lux_privacy: sweep %s %s: %s", sweep.sweep_id, status, report.to_json()["results"]
+        )
         return report
 
     async def _run_rule(
-        self, rule: Rule, ctx: SweepContext, sweep_id: str, holder: str
-    ) -> RuleResult:
-        result = RuleResult()
+        self, rule: Rule, ctx: SweepContext, sweep: StartedSweep, result: RuleResult
+    ) -> None:
         cursor: str | None = None
-        try:
-            while True:
-                holds = await self._holds.active_holds()
+        while True:
+            holds = await self._holds.active_holds()
+            try:
                 page = await rule.find_candidates(ctx, holds, cursor)
-                result.candidates += len(page.items)
-                eligible = [c for c in page.items if not holds.covers(c.user_id, c.room_id)]
-                result.held += len(page.items) - len(eligible)
-                if eligible and not ctx.dry_run:
-                    deleted = await self._delete_batch(rule, ctx, sweep_id, eligible)
-                    result.deleted += len(deleted)
-                    result.bytes += sum(c.size_bytes for c in deleted)
-                elif ctx.dry_run:
-                    result.bytes += sum(c.size_bytes for c in eligible)
-                if not await self._lock.renew(SWEEP_LOCK, holder, self._clock_ms(), LOCK_LEASE_MS):
-                    raise SweepLockLost()
-                if page.next_cursor is None:
-                    return result
-                cursor = page.next_cursor
-        except SweepLockLost:
-            raise
-        except Exception:
-            logger.exception("lux_privacy: rule %s failed in sweep %s", rule.name, sweep_id)
-            metrics.rule_errors_total.labels(self._server_name, rule.name).inc()
-            result.errors += 1
-            return result
+            except Exception:
+                # Without a page the rule cannot go on; the other rules still run.
+                logger.exception(
+                    "lux_privacy: rule %s failed in sweep %s", rule.name, sweep.sweep_id
+                )
+                metrics.rule_errors_total.labels(self._server_name, rule.name).inc()
+                result.rule_errors += 1
+                return
+            result.candidates += len(page.items)
+            eligible = [c for c in page.items if not holds.covers(c.user_id, c.room_id)]
+            result.held += len(page.items) - len(eligible)
+            eligible = await self._without_failing(rule.name, eligible, sweep, result)
+            if ctx.dry_run:
+                result.skip(DRY_RUN, len(eligible))
+                result.bytes += sum(c.size_bytes for c in eligible)
+            elif eligible:
+                await self._delete_batch(rule, ctx, sweep, eligible, result)
+            if await self._runs.progress(
+                sweep.sweep_id, self._clock_ms(), rule.name, sweep.report.to_json()
+            ):
+                raise _SweepStopped(CANCELLED)
+            if sweep.keeper.lost:
+                raise _SweepStopped(INTERRUPTED)
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def _without_failing(
+        self, rule: str, items: list[Candidate], sweep: StartedSweep, result: RuleResult
+    ) -> list[Candidate]:
+        """Leave out items that failed earlier in this sweep or wait out a backoff."""
+        earlier = [c for c in items if c.item_id in sweep.failed_items]
+        result.skip(FAILED_EARLIER, len(earlier))
+        items = [c for c in items if c.item_id not in sweep.failed_items]
+        waiting = await self._failures.waiting(rule, [c.item_id for c in items], self._clock_ms())
+        result.skip(RETRY_BACKOFF, len(waiting))
+        return [c for c in items if c.item_id not in waiting]
 
     async def _delete_batch(
-        self, rule: Rule, ctx: SweepContext, sweep_id: str, batch: Sequence[Candidate]
-    ) -> Sequence[Candidate]:
-        """Delete one batch with its audit rows written around it."""
+        self,
+        rule: Rule,
+        ctx: SweepContext,
+        sweep: StartedSweep,
+        batch: Sequence[Candidate],
+        result: RuleResult,
+    ) -> None:
+        """Delete one batch, item by item unless the rule isolates failures itself."""
         planned = _group(batch)
         keys = list(planned)
         row_ids = await self._audit.start_batch(
-            sweep_id, rule.name, self._clock_ms(), [planned[k] for k in keys]
+            sweep.sweep_id, rule.name, self._clock_ms(), [planned[k] for k in keys]
         )
-        try:
-            deleted = await rule.delete(ctx, batch)
-        except Exception:
-            await self._audit.finish_batch(row_ids, [None] * len(keys), "failed", self._clock_ms())
-            raise
-        done = _group(deleted)
-        await self._audit.finish_batch(
-            row_ids, [done.get(k) for k in keys], "done", self._clock_ms()
-        )
-        metrics.items_deleted_total.labels(self._server_name, rule.name).inc(len(deleted))
+        if getattr(rule, "isolates_failures", False):
+            outcome = await _delete(rule, ctx, batch)
+        else:
+            outcome = _merge([await _delete(rule, ctx, [item]) for item in batch])
+        deleted = {c.item_id: c for c in outcome.deleted}
+        done = list(deleted.values())
+        failed: dict[Candidate, str] = {}
+        cleared: list[str] = []
+        for item in batch:
+            if item.item_id in deleted:
+                cleared.append(item.item_id)
+            elif item.item_id in outcome.failed:
+                failed[item] = outcome.failed[item.item_id]
+            else:
+                result.skip(outcome.skipped.get(item.item_id, ALREADY_GONE))
+                cleared.append(item.item_id)
+        result.deleted += len(done)
+        result.bytes += sum(c.size_bytes for c in done)
+        result.errors += len(failed)
+        now = self._clock_ms()
+        await self._audit.finish_batch(row_ids, [_group(done).get(k) for k in keys], now)
+        await self._failures.record(rule.name, failed, now)
+        await self._failures.forget(rule.name, cleared)
+        sweep.failed_items.update(c.item_id for c in failed)
+        metrics.items_deleted_total.labels(self._server_name, rule.name).inc(len(done))
         metrics.bytes_deleted_total.labels(self._server_name, rule.name).inc(
-            sum(c.size_bytes for c in deleted)
+            sum(c.size_bytes for c in done)
         )
-        return deleted
+        metrics.item_failures_total.labels(self._server_name, rule.name).inc(len(failed))
+
+    async def _prune_records(self, sweep: StartedSweep) -> None:
+        """Accountability records past ``audit.retention`` go (they name users)."""
+        now = self._clock_ms()
+        pruned = await self._records.prune(now - self._audit_retention_ms)
+        await self._audit.record(sweep.sweep_id, "audit", now, pruned)
+
+    async def _update_failure_gauge(self) -> None:
+        try:
+            stuck = await self._failures.count_failing_since(self._clock_ms() - DAY_MS)
+        except Exception:
+            logger.warning("lux_privacy: could not count failing items", exc_info=True)
+            return
+        metrics.items_failing_over_a_day.labels(self._server_name).set(stuck)
+
+
+async def _delete(rule: Rule, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
+    """``rule.delete`` as an outcome; an exception makes every item of the call failed."""
+    try:
+        result = await rule.delete(ctx, items)
+    except Exception as error:
+        logger.warning(
+            "lux_privacy: rule %s could not delete %d item(s) (%s); retried at a later sweep",
+            rule.name,
+            len(items),
+            type(error).__name__,
+            exc_info=True,
+        )
+        return DeleteOutcome(failed={c.item_id: type(error).__name__ for c in items})
+    return result if isinstance(result, DeleteOutcome) else DeleteOutcome(deleted=list(result))
+
+
+def _merge(outcomes: Sequence[DeleteOutcome]) -> DeleteOutcome:
+    return DeleteOutcome(
+        deleted=[c for o in outcomes for c in o.deleted],
+        skipped={k: v for o in outcomes for k, v in o.skipped.items()},
+        failed={k: v for o in outcomes for k, v in o.failed.items()},
+    )
 
 
 def _group(items: Iterable[Candidate]) -> dict[tuple[str | None, str | None], AuditGroup]:

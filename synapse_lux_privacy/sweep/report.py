@@ -1,8 +1,20 @@
-"""The counts a sweep reports per rule, as the admin API returns them."""
+"""The counts a sweep reports per rule, as the admin API returns them.
+
+Every candidate is accounted for: ``candidates == deleted + held + errors + skipped``
+for each rule (``RuleResult.balanced``). ``rule_errors`` counts failures of the rule
+itself (its candidates could not be listed), which stop the rule for the sweep.
+"""
 
 from typing import Any
 
 import attrs
+
+# The statuses of a sweep, as ``GET /sweeps/{id}`` reports them.
+RUNNING = "running"
+COMPLETED = "completed"
+COMPLETED_WITH_ERRORS = "completed_with_errors"
+CANCELLED = "cancelled"
+INTERRUPTED = "interrupted"
 
 
 @attrs.define
@@ -13,8 +25,20 @@ class RuleResult:
     deleted: int = 0
     held: int = 0
     errors: int = 0
+    skipped: int = 0
+    skipped_reasons: dict[str, int] = attrs.Factory(dict)
+    rule_errors: int = 0
     bytes: int = 0
     enforced: bool = True
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        if count:
+            self.skipped += count
+            self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + count
+
+    def balanced(self) -> bool:
+        """The accounting invariant: no candidate left unexplained."""
+        return self.candidates == self.deleted + self.held + self.errors + self.skipped
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -27,18 +51,27 @@ class SweepReport:
     dry_run: bool
     started_ts: int
     finished_ts: int | None = None
+    status: str = RUNNING
+    current_rule: str | None = None
     results: dict[str, RuleResult] = attrs.Factory(dict)
 
     @property
     def errors(self) -> int:
-        return sum(r.errors for r in self.results.values())
+        return sum(r.errors + r.rule_errors for r in self.results.values())
+
+    @property
+    def processed(self) -> int:
+        """Candidates looked at so far, over every rule."""
+        return sum(r.candidates for r in self.results.values())
 
     def to_json(self) -> dict[str, Any]:
         return {
             "sweep_id": self.sweep_id,
+            "status": self.status,
             "as_of": self.as_of,
             "dry_run": self.dry_run,
             "started_ts": self.started_ts,
             "finished_ts": self.finished_ts,
+            "current_rule": self.current_rule,
             "results": {name: r.to_json() for name, r in self.results.items()},
         }

@@ -6,7 +6,7 @@ hold no state between calls: what is due is recomputed from the database each
 time, so a sweep killed half-way is simply continued by the next one.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import attrs
@@ -46,6 +46,23 @@ class CandidatePage:
 
 
 @attrs.frozen
+class DeleteOutcome:
+    """What ``Rule.delete`` did with the items it was given.
+
+    ``deleted``: the items really deleted. ``skipped``: item ID -> why the rule chose
+    not to delete it this time (``avatar_in_use``, ``active_again``, ...). ``failed``:
+    item ID -> the class name of the error that stopped its deletion (rules that
+    delete a batch at once and isolate failures themselves report them here). An item
+    in none of the three was already gone; the orchestrator counts it as skipped with
+    the reason ``already_gone``.
+    """
+
+    deleted: Sequence[Candidate] = ()
+    skipped: Mapping[str, str] = attrs.Factory(dict)
+    failed: Mapping[str, str] = attrs.Factory(dict)
+
+
+@attrs.frozen
 class SweepContext:
     """What every rule is told about the sweep it runs in."""
 
@@ -55,7 +72,14 @@ class SweepContext:
 
 
 class Rule(Protocol):
-    """A retention rule. ``name`` is one of RULE_NAMES."""
+    """A retention rule. ``name`` is one of RULE_NAMES.
+
+    By default the orchestrator passes ``delete`` one item at a time, so that one
+    item that cannot be deleted never stops the others. A rule whose deletion only
+    makes sense for a whole batch (a purge of a room's history) sets the class
+    attribute ``isolates_failures = True``: it then gets the whole batch and must
+    report each item that failed in ``DeleteOutcome.failed`` instead of raising.
+    """
 
     name: str
 
@@ -68,5 +92,8 @@ class Rule(Protocol):
         checks every candidate against the holds again before deleting.
         """
 
-    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
-        """Delete these items; return those actually deleted (already gone: left out)."""
+    async def delete(
+        self, ctx: SweepContext, items: Sequence[Candidate]
+    ) -> Sequence[Candidate] | DeleteOutcome:
+        """Delete these items; return those actually deleted, or a ``DeleteOutcome``
+        that also says why some were skipped."""

@@ -13,14 +13,13 @@ from synapse.logging.context import current_context
 from synapse.module_api import ModuleApi, UserID
 from synapse.types import create_requester
 
-from synapse_lux_privacy.db import Cursor, DbRunner, Dialect
+from synapse_lux_privacy.db import Cursor, DbRunner, Dialect, placeholders
 from synapse_lux_privacy.synapse_adapter.devices import (
     DEVICE_JOIN,
     device_activity_sql,
     greatest,
     logout_basis_sql,
 )
-from synapse_lux_privacy.synapse_adapter.events import placeholders
 
 
 def server_notices_user(api: ModuleApi) -> str | None:

@@ -11,8 +11,7 @@ from typing import Any
 
 from synapse.module_api import ModuleApi
 
-from synapse_lux_privacy.db import Cursor, DbRunner, Dialect
-from synapse_lux_privacy.synapse_adapter.events import placeholders
+from synapse_lux_privacy.db import Cursor, DbRunner, Dialect, placeholders
 
 # Larger than any time: a device the module has not recorded yet is never due.
 _NOT_YET_SEEN = 2**62

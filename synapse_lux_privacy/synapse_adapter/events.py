@@ -20,7 +20,7 @@ whole event, so ``_unindex_txn`` does it with two minimal statements on that one
 event (documented in docs/content-retention.md).
 """
 
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -30,10 +30,7 @@ from synapse.module_api import ModuleApi
 from synapse.util.async_helpers import concurrently_execute
 from synapse.util.json import json_encoder
 
-from synapse_lux_privacy.db import Cursor, DbRunner, Dialect
-
-# Longest IN (...) list per statement: below SQLite's limit on bound parameters.
-_CHUNK = 500
+from synapse_lux_privacy.db import Cursor, DbRunner, Dialect, chunks, placeholders
 
 MESSAGE_TYPE = "m.room.message"
 
@@ -65,15 +62,6 @@ class Redaction:
     redaction_id: str
     received_ts: int
     original: StoredEvent
-
-
-def chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
-
-
-def placeholders(values: Collection[Any]) -> str:
-    return ", ".join("?" for _ in values)
 
 
 def _msgtype_sql(dialect: Dialect) -> str:

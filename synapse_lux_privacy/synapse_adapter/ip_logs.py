@@ -25,8 +25,7 @@ from typing import Any
 
 from synapse.module_api import ModuleApi
 
-from synapse_lux_privacy.db import Cursor, DbRunner
-from synapse_lux_privacy.synapse_adapter.events import placeholders
+from synapse_lux_privacy.db import Cursor, DbRunner, placeholders
 
 # The tables in the order the rule visits them.
 SOURCES: tuple[str, ...] = ("user_ips", "devices", "user_daily_visits", "ui_auth_sessions")

@@ -30,8 +30,7 @@ from synapse.media.media_repository import MediaRepository
 from synapse.media.storage_provider import FileStorageProviderBackend
 from synapse.module_api import ModuleApi
 
-from synapse_lux_privacy.db import Cursor, DbRunner
-from synapse_lux_privacy.synapse_adapter.events import chunks, placeholders
+from synapse_lux_privacy.db import Cursor, DbRunner, chunks, placeholders
 
 
 @attrs.frozen
@@ -217,11 +216,18 @@ def _remove_from_providers(repo: MediaRepository, file_rel: str, thumbnails_rel:
         shutil.rmtree(os.path.join(base, thumbnails_rel), ignore_errors=True)
 
 
+class MediaNotDeleted(Exception):
+    """Synapse could not remove some local files: they and their rows are still stored."""
+
+
 async def delete_local_media(api: ModuleApi, media_ids: Sequence[str]) -> list[str]:
     """Delete local media everywhere; return the IDs Synapse reports deleted (R2).
 
     Storage-provider copies first, then ``MediaRepository.delete_local_media_ids``
-    (file, thumbnails, database rows).
+    (file, thumbnails, database rows). Synapse skips, with a warning, a file it cannot
+    remove (other than one already missing) and keeps its row; such a file raises
+    ``MediaNotDeleted`` here, so that the sweep counts it as a failure and tries it
+    again later, instead of taking it for already gone.
     """
     repo = _repository(api)
     paths = repo.filepaths
@@ -229,6 +235,10 @@ async def delete_local_media(api: ModuleApi, media_ids: Sequence[str]) -> list[s
         thumbnails = os.path.relpath(paths.local_media_thumbnail_dir(media_id), paths.base_path)
         _remove_from_providers(repo, paths.local_media_filepath_rel(media_id), thumbnails)
     deleted, _ = await repo.delete_local_media_ids(list(media_ids))
+    missed = [m for m in media_ids if m not in set(deleted)]
+    still = [m for m in missed if await repo.store.get_local_media(m) is not None]
+    if still:
+        raise MediaNotDeleted(f"{len(still)} local media file(s) could not be removed")
     return list(deleted)
 
 

@@ -23,9 +23,8 @@ from synapse.events.utils import prune_event
 from synapse.module_api import ModuleApi
 from synapse.util.json import json_decoder, json_encoder
 
-from synapse_lux_privacy.db import Cursor
+from synapse_lux_privacy.db import Cursor, chunks, placeholders
 from synapse_lux_privacy.synapse_adapter.accounts import server_notices_user
-from synapse_lux_privacy.synapse_adapter.events import chunks, placeholders
 
 
 @attrs.frozen

@@ -168,7 +168,7 @@ async def run(
         seen.extend(page.items)
         eligible = [c for c in page.items if not holds.covers(c.user_id, c.room_id)]
         if not dry_run and eligible:
-            deleted.extend(await r.delete(ctx, eligible))
+            deleted.extend((await r.delete(ctx, eligible)).deleted)
         if page.next_cursor is None:
             return seen, deleted
         cursor = page.next_cursor
@@ -253,7 +253,7 @@ async def test_a_purge_never_removes_an_event_outside_its_batch(synapse: FakeSyn
     page = await r.find_candidates(ctx, HoldSet(), None)
     assert ids(page.items, "purge") == planned
     late = synapse.add("A", "@carol:x", 6)
-    deleted = await r.delete(ctx, page.items)
+    deleted = (await r.delete(ctx, page.items)).deleted
     assert ids(deleted) == planned[:1]
     assert late in synapse.rows and planned[1] in synapse.rows
 

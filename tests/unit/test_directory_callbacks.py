@@ -15,12 +15,14 @@ from twisted.internet import reactor
 
 from synapse_lux_privacy.config import parse_config
 from synapse_lux_privacy.feature import ModuleContext
+from synapse_lux_privacy.features.content.expunged import Expunger
 from synapse_lux_privacy.features.directory import DirectoryFeature
 from synapse_lux_privacy.features.directory.consent_cache import ConsentCache
 from synapse_lux_privacy.features.directory.consent_store import ConsentStore
 from synapse_lux_privacy.features.directory.search_filter import SearchFilter
 from synapse_lux_privacy.features.directory.service import DirectoryService
 from synapse_lux_privacy.store.holds import HoldStore
+from synapse_lux_privacy.sweep.orchestrator import SweepOrchestrator
 from tests.unit.test_directory_outbox import NOW, Env
 
 ALICE, BOB, REMOTE = "@alice:lux.test", "@bob:lux.test", "@eve:elsewhere.example"
@@ -195,7 +197,16 @@ def test_r10_the_feature_filters_search_only_with_require_consent(
     national = {"url": "https://directory.example.lu/api/v1", "token_path": str(tmp_path / "t")}
     config = parse_config({"directory": {"require_consent": require_consent, "national": national}})
     fake, db = FakeApi(), Env(tmp_path).db
-    feature = DirectoryFeature(ModuleContext(cast(ModuleApi, fake), config, db, HoldStore(db)))
+    context = ModuleContext(
+        api=cast(ModuleApi, fake),
+        config=config,
+        db=db,
+        holds=HoldStore(db),
+        orchestrator=cast(SweepOrchestrator, None),
+        expunger=cast(Expunger, None),
+        clock_ms=lambda: 0,
+    )
+    feature = DirectoryFeature(context)
     feature.register_callbacks()
     assert [set(c) for c in fake.spam_checkers] == (
         [{"check_username_for_spam"}] if require_consent else []

@@ -14,6 +14,7 @@ import pytest
 import pytest_twisted
 
 from synapse_lux_privacy.config import QuotaConfig
+from synapse_lux_privacy.features.content.expunged import Expunger
 from synapse_lux_privacy.features.quota import ledger, rule
 from synapse_lux_privacy.features.quota.ledger import Changes
 from synapse_lux_privacy.features.quota.policy import EVENTS, MEDIA
@@ -48,7 +49,9 @@ def make_rule(
     api = MagicMock()
     api.server_name = "x"
     config = QuotaConfig(default, counts)
-    return QuotaRule(api, db, config, UsageStore(db), AsyncMock(), AsyncMock(), AsyncMock())
+    return QuotaRule(
+        api, db, config, UsageStore(db), AsyncMock(), AsyncMock(), AsyncMock(), Expunger(api, db)
+    )
 
 
 def add(db: SqliteRunner, media: list[StoredMedia], events: Sequence[SentEvent] = ()) -> None:

@@ -36,13 +36,10 @@ from synapse_lux_privacy.features.accounts.policy import (
 from synapse_lux_privacy.features.content.planning import plan_prefix
 from synapse_lux_privacy.features.content.policy import ContentPolicy, is_attachment, sent_before
 from synapse_lux_privacy.features.quota.policy import EVENTS, MEDIA, Item, plan
-from synapse_lux_privacy.store.audit import AuditStore
 from synapse_lux_privacy.store.holds import HoldSet, HoldStore
 from synapse_lux_privacy.store.schema import apply_migrations
-from synapse_lux_privacy.store.sweep_lock import SweepLockStore
-from synapse_lux_privacy.store.sweeps import SweepRunStore
-from synapse_lux_privacy.sweep.orchestrator import SweepOrchestrator
 from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, SweepContext
+from tests.unit.orchestrators import assert_balanced, build
 from tests.unit.sqlite_runner import SqliteRunner
 
 T = TypeVar("T")
@@ -525,19 +522,10 @@ def test_r1_r13_a_sweep_deletes_exactly_the_due_items_that_no_hold_covers(
         run(holds.place(f"r{i}", None, room, "a case", "@admin:lux.test", NOW))
     policy = ContentPolicy(config)
     rule = InMemoryMessages(items, policy)
-    orchestrator = SweepOrchestrator(
-        rules={"messages": rule},
-        holds=holds,
-        audit=AuditStore(runner),
-        lock=SweepLockStore(runner),
-        runs=SweepRunStore(runner),
-        clock_ms=lambda: NOW,
-        instance_name="test",
-        server_name="lux.test",
-        batch_size=batch_size,
-    )
+    orchestrator = build(runner, {"messages": rule}, lambda: NOW, batch_size)
     as_of = NOW + ahead
-    run(orchestrator.run(as_of, dry_run=False, rule_names=["messages"]))
+    report = run(orchestrator.run(as_of, dry_run=False, rule_names=["messages"]))
+    assert_balanced(report)
     expected = {
         m.item_id
         for m in items

@@ -15,7 +15,6 @@ from synapse_lux_privacy import synapse_adapter
 from synapse_lux_privacy.feature import Feature, ModuleContext
 from synapse_lux_privacy.features.content import expunged
 from synapse_lux_privacy.features.content.attachments import AttachmentsRule
-from synapse_lux_privacy.features.content.expunged import Expunger
 from synapse_lux_privacy.features.content.messages import MessagesRule
 from synapse_lux_privacy.features.content.policy import ContentPolicy
 from synapse_lux_privacy.features.content.redacted import RedactedContentRule
@@ -34,7 +33,7 @@ class ContentFeature(Feature):
         self._api = ctx.api
         dialect = synapse_adapter.database_dialect(ctx.api)
         policy = ContentPolicy(ctx.config.retention)
-        expunger = Expunger(ctx.api, ctx.db)
+        expunger = ctx.expunger
         self._rules: dict[str, Rule] = {
             "messages": MessagesRule(ctx.api, ctx.db, dialect, policy, expunger),
             "attachments": AttachmentsRule(ctx.api, ctx.db, dialect, policy, expunger),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from synapse.module_api import ModuleApi
 
-from synapse_lux_privacy.db import Cursor, DbRunner
+from synapse_lux_privacy.db import Cursor, DbRunner, chunks, placeholders
 from synapse_lux_privacy.sweep.rule import Candidate
 from synapse_lux_privacy.synapse_adapter import events
 
@@ -77,8 +77,8 @@ def _record(cur: Cursor, event_id: str, room_id: str, rule: str, now_ms: int) ->
 
 
 def _forget(cur: Cursor, event_ids: Sequence[str]) -> None:
-    for part in events.chunks(event_ids):
+    for part in chunks(event_ids):
         cur.execute(
-            f"DELETE FROM lux_privacy_expunged WHERE event_id IN ({events.placeholders(part)})",
+            f"DELETE FROM lux_privacy_expunged WHERE event_id IN ({placeholders(part)})",
             tuple(part),
         )

@@ -33,7 +33,7 @@ from synapse_lux_privacy.features.content.expunged import EXPUNGE, Expunger, ite
 from synapse_lux_privacy.features.content.planning import plan_prefix
 from synapse_lux_privacy.features.content.policy import ContentPolicy, sent_before
 from synapse_lux_privacy.store.holds import HoldSet
-from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, SweepContext
+from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, DeleteOutcome, SweepContext
 from synapse_lux_privacy.synapse_adapter import events
 from synapse_lux_privacy.synapse_adapter.events import StoredEvent
 
@@ -78,6 +78,9 @@ def event_candidate(kind: str, event: StoredEvent) -> Candidate:
 
 class MessagesRule:
     name = "messages"
+    # A purge takes a room's whole batch at once: the rule reports a room it cannot
+    # purge, or an event it cannot expunge, as failed items (``DeleteOutcome.failed``).
+    isolates_failures = True
 
     def __init__(
         self,
@@ -179,7 +182,7 @@ class MessagesRule:
     def _row_due(self, event: StoredEvent, ctx: SweepContext) -> bool:
         return self._policy.row_due(event.type, event.msgtype, event.ts, ctx.as_of_ms)
 
-    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
         purges: dict[str, list[Candidate]] = defaultdict(list)
         expunges: list[Candidate] = []
         for item in items:
@@ -189,16 +192,32 @@ class MessagesRule:
             else:
                 expunges.append(item)
         deleted: list[Candidate] = []
+        failed: dict[str, str] = {}
 
         async def purge(room_id: str) -> None:
-            deleted.extend(await self._purge(room_id, purges[room_id]))
+            batch = purges[room_id]
+            try:
+                deleted.extend(await self._purge(room_id, batch))
+            except Exception as error:
+                # One room Synapse cannot purge must not hold up every other room: its
+                # items are failures, retried at a later sweep.
+                logger.exception("lux_privacy: purge of %s failed; continuing", room_id)
+                failed.update((c.item_id, type(error).__name__) for c in batch)
 
         await events.concurrently(purge, sorted(purges), PURGE_CONCURRENCY)
-        deleted.extend(await self._expunger.expunge(self.name, expunges))
-        return deleted
+        for item in expunges:
+            try:
+                deleted.extend(await self._expunger.expunge(self.name, [item]))
+            except Exception as error:
+                logger.exception("lux_privacy: expunging %s failed; continuing", item.item_id)
+                failed[item.item_id] = type(error).__name__
+        return DeleteOutcome(deleted=deleted, failed=failed)
 
     async def _purge(self, room_id: str, batch: Sequence[Candidate]) -> list[Candidate]:
-        """Purge the room up to this batch, never past an event outside it."""
+        """Purge the room up to this batch, never past an event outside it.
+
+        Raises when Synapse's purge fails; what it did purge before failing is
+        still reported by the next sweep's candidates (those events are gone)."""
         by_event = {parse_item(c)[1]: c for c in batch}
         before = await events.event_positions(self._db, list(by_event))
         extremity = await events.max_extremity_depth(self._db, room_id)
@@ -210,12 +229,7 @@ class MessagesRule:
         point = min([point, extremity, *outside])
         if point > min(depth for depth, _ in before.values()):
             stream = max(stream for _, stream in before.values())
-            try:
-                await events.purge_history(self._api, room_id, point, stream)
-            except Exception:
-                # One room Synapse cannot purge must not hold up every other room: what
-                # was not purged is counted as not deleted and tried again next sweep.
-                logger.exception("lux_privacy: purge of %s failed; continuing", room_id)
+            await events.purge_history(self._api, room_id, point, stream)
         after = await events.event_positions(self._db, list(before))
         gone = [event_id for event_id in before if event_id not in after]
         await self._expunger.forget(gone)

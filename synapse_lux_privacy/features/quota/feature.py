@@ -23,10 +23,6 @@ from synapse_lux_privacy.features.quota.rule import QuotaRule
 from synapse_lux_privacy.features.quota.schema import QUOTA_MIGRATIONS
 from synapse_lux_privacy.features.quota.upload_path import FLUSH_MS, DirtyMarks, QuotaCache
 from synapse_lux_privacy.features.quota.usage_store import UsageStore
-from synapse_lux_privacy.store.audit import AuditStore
-from synapse_lux_privacy.store.sweep_lock import SweepLockStore
-from synapse_lux_privacy.store.sweeps import SweepRunStore
-from synapse_lux_privacy.sweep.orchestrator import SweepOrchestrator
 from synapse_lux_privacy.sweep.rule import Rule
 
 
@@ -36,33 +32,21 @@ class QuotaFeature(Feature):
     def __init__(self, ctx: ModuleContext) -> None:
         api, config = ctx.api, ctx.config
         self._ctx = ctx
-        clock = api.get_current_time_msec
+        clock = ctx.clock_ms
         store = UsageStore(ctx.db)
         self._marks = DirtyMarks(store, clock)
         accounting = Accounting(api, ctx.db, store, self._marks, clock)
         reconciler = Reconciler(api, ctx.db, store, clock)
         self._notices = Notices(api, ctx.db, clock, config.quota.notice_texts)
         self._rule = QuotaRule(
-            api, ctx.db, config.quota, store, accounting, reconciler, self._notices
+            api, ctx.db, config.quota, store, accounting, reconciler, self._notices, ctx.expunger
         )
         self._report = StorageReport(config.quota, store)
         quotas = QuotaCache(store, config.quota.default_bytes, clock)
         self._callbacks = QuotaCallbacks(api, config.quota, quotas, self._marks)
         self._endpoints = QuotaEndpoints(api, store, quotas, self._report, reconciler, clock)
-        # The loop's own orchestrator runs the quota rule alone, under the shared sweep lock.
-        orchestrator = SweepOrchestrator(
-            rules={self._rule.name: self._rule},
-            holds=ctx.holds,
-            audit=AuditStore(ctx.db),
-            lock=SweepLockStore(ctx.db),
-            runs=SweepRunStore(ctx.db),
-            clock_ms=clock,
-            instance_name=api.worker_name or "master",
-            server_name=api.server_name,
-            batch_size=config.sweep_batch_size,
-        )
         self._loop = EvictionLoop(
-            api, config, ctx.holds, store, accounting, reconciler, self._rule, orchestrator
+            api, config, ctx.holds, store, accounting, reconciler, self._rule, ctx.orchestrator
         )
 
     def rules(self) -> Mapping[str, Rule]:

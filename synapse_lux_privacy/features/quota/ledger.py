@@ -13,9 +13,8 @@ from collections.abc import Sequence
 
 import attrs
 
-from synapse_lux_privacy.db import Cursor
+from synapse_lux_privacy.db import Cursor, chunks, placeholders
 from synapse_lux_privacy.features.quota.policy import EVENTS, MEDIA, Item, Position, rank
-from synapse_lux_privacy.synapse_adapter.events import chunks, placeholders
 from synapse_lux_privacy.synapse_adapter.quota import Recheck, SentEvent, StoredMedia
 
 

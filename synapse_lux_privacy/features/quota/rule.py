@@ -89,6 +89,7 @@ class QuotaRule:
         accounting: Accounting,
         reconciler: Reconciler,
         notices: Notices,
+        expunger: Expunger,
     ) -> None:
         self._api = api
         self._db = db
@@ -97,7 +98,7 @@ class QuotaRule:
         self._accounting = accounting
         self._reconciler = reconciler
         self._notices = notices
-        self._expunger = Expunger(api, db)
+        self._expunger = expunger
 
     async def quota_of(self, user_id: str) -> int | None:
         return await self._store.quota(user_id, self._config.default_bytes)
