@@ -34,6 +34,7 @@ from synapse_lux_privacy.store.record_retention import RecordRetention
 from synapse_lux_privacy.store.sweep_lock import SweepLockStore
 from synapse_lux_privacy.store.sweeps import SweepRunStore
 from synapse_lux_privacy.sweep.orchestrator import SweepAlreadyRunning, SweepOrchestrator
+from synapse_lux_privacy.synapse_adapter import media
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class LuxPrivacyModule:
 
     def __init__(self, config: LuxPrivacyConfig, api: ModuleApi) -> None:
         synapse_adapter.check_synapse_schema(api)  # untested Synapse: its columns
+        media.set_storage_provider_deletion(api, config.storage_providers.delete_from)
         self._config = config
         self._api = api
         self._db = ModuleDatabase(api, synapse_adapter.database_dialect(api))

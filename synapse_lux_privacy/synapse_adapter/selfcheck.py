@@ -141,6 +141,8 @@ PRIVATE_API: tuple[PrivateCall | PrivateAttribute, ...] = (
     ),
     PrivateCall("synapse.util.async_helpers.Linearizer.queue", ("key",)),
     PrivateCall(f"{_MAIN_STORE}.delete_remote_media", ("media_origin", "media_id")),
+    PrivateCall(f"{_MAIN_STORE}.get_local_media", ("media_id",)),
+    PrivateCall("synapse.module_api.ModuleApi.defer_to_thread", ("f",)),
     # quota.py
     PrivateAttribute("synapse.api.room_versions", "KNOWN_ROOM_VERSIONS"),
     PrivateCall(
