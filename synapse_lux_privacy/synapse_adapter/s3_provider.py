@@ -16,7 +16,8 @@ answers a deletion of a missing object with success, so a retry is harmless.
 
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -27,6 +28,8 @@ _BACKEND_CLASS = ("s3_storage_provider", "S3StorageProviderBackend")
 
 # DeleteObjects takes at most 1000 keys.
 _MAX_KEYS = 1000
+# Thumbnail folders listed side by side (each listing is one round trip).
+_LISTINGS = 8
 
 # A bucket out of reach must fail the sweep's batch in seconds, not block it for minutes.
 _CLIENT_LIMITS = Config(
@@ -72,21 +75,21 @@ class S3Bucket:
         the media store); return how many objects were asked to go. Blocking."""
         try:
             keys = [self.prefix + f for f in files]
-            for folder in folders:
-                keys.extend(self._list(self.prefix + folder.rstrip("/") + "/"))
+            prefixes = [self.prefix + folder.rstrip("/") + "/" for folder in folders]
+            with ThreadPoolExecutor(min(_LISTINGS, max(len(prefixes), 1))) as pool:
+                for listed in pool.map(self._list, prefixes):
+                    keys.extend(listed)
             for start in range(0, len(keys), _MAX_KEYS):
                 self._delete_keys(keys[start : start + _MAX_KEYS])
         except (BotoCoreError, ClientError) as e:
             raise ObjectsNotDeleted(f"bucket {self.bucket}: {e}") from e
         return len(keys)
 
-    def _list(self, prefix: str) -> Iterator[str]:
+    def _list(self, prefix: str) -> list[str]:
         pages = (
             self._s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         )
-        for page in pages:
-            for item in page.get("Contents", []):
-                yield str(item["Key"])
+        return [str(item["Key"]) for page in pages for item in page.get("Contents", [])]
 
     def _delete_keys(self, keys: Sequence[str]) -> None:
         if not keys:
