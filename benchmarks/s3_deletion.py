@@ -6,7 +6,7 @@ Two measurements against moto's S3 server on loopback:
   ``--media`` images are uploaded (each stored with its thumbnails), then one
   attachments sweep ``as_of`` three years ahead deletes them everywhere. Reported:
   bucket objects removed per second of the sweep (Synapse's own deletion of the local
-  files and rows included).
+  files and rows included), next to the same sweep on a Synapse without the provider.
 - ``adapter``: the module's bucket deletion alone (``s3_provider.S3Bucket.delete``) on
   ``--objects`` synthetic objects in folders of four, as a sweep batch asks for them.
 
@@ -38,13 +38,12 @@ def _png(seed: int) -> bytes:
     return out.getvalue()
 
 
-def sweep_rate(s3: S3Server, media: int) -> None:
-    bucket, prefix = "bench-sweep", "synapse/"
+def sweep_rate(s3: S3Server, media: int, with_s3: bool) -> None:
+    bucket, prefix = f"bench-sweep-{with_s3}".lower(), "synapse/"
     s3.create_bucket(bucket)
+    extra = s3.provider_config(bucket, prefix) if with_s3 else {}
     with tempfile.TemporaryDirectory() as tmp:
-        server = SynapseServer(
-            tmp, "sqlite", None, {"allow_future_sweeps": True}, s3.provider_config(bucket, prefix)
-        )
+        server = SynapseServer(tmp, "sqlite", None, {"allow_future_sweeps": True}, extra)
         server.start()
         try:
             admin = server.register_user("boss", admin=True)
@@ -64,9 +63,11 @@ def sweep_rate(s3: S3Server, media: int) -> None:
             server.stop()
     assert status == 200, report
     removed = before - after
+    deleted = report["results"]["attachments"]["deleted"]
+    label = "sweep with S3:   " if with_s3 else "sweep without S3:"
     print(
-        f"sweep:   {report['results']['attachments']['deleted']} media, {removed} objects"
-        f" removed ({after} left) in {seconds:.2f} s: {removed / seconds:.0f} objects/s"
+        f"{label} {deleted} media in {seconds:.2f} s ({deleted / seconds:.1f} media/s),"
+        f" {removed} objects removed ({after} left): {removed / seconds:.0f} objects/s"
     )
 
 
@@ -112,7 +113,8 @@ def main() -> None:
     s3.start()
     try:
         adapter_rate(s3, args.objects)
-        sweep_rate(s3, args.media)
+        sweep_rate(s3, args.media, with_s3=False)
+        sweep_rate(s3, args.media, with_s3=True)
     finally:
         s3.stop()
 

@@ -148,7 +148,9 @@ ensure_venv() {
     if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
         local pip=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
         # Synapse first, as a provider has it; then the package, which must keep it.
-        "${pip[@]}" "matrix-synapse[postgres,redis]==$SYNAPSE_VERSION"
+        # txredisapi 1.6 breaks the Redis connection (workers) of every Synapse before
+        # 1.163.2, which is the first release to cap it: cap it for all.
+        "${pip[@]}" "matrix-synapse[postgres,redis]==$SYNAPSE_VERSION" "txredisapi<1.6"
         "${pip[@]}" -e ".[test]"
         local installed
         installed="$("$VENV/bin/python" -c \
