@@ -16,7 +16,7 @@ from PIL import Image
 
 from tests.conftest import StartSynapse
 from tests.harness import MatrixClient, SynapseServer
-from tests.harness.client import parse_mxc
+from tests.harness.client import parse_mxc, q
 from tests.harness.s3 import S3Server
 
 pytestmark = pytest.mark.integration
@@ -138,5 +138,28 @@ def test_r2_a_bucket_out_of_reach_loses_nothing_and_the_next_sweep_deletes(
 
     result = _sweep(admin)
     assert result["deleted"] >= 1 and result["errors"] == 0
+    assert _keys_of(s3, media_id) == set()
+    assert not _stored(server, media_id)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r12_account_deletion_removes_the_users_objects_from_the_bucket(
+    start_synapse: StartSynapse, s3: S3Server, database: str
+) -> None:
+    """An account idle for a year (as of two years ahead, its only device deleted) is
+    erased with its uploads, in the bucket too."""
+    server = _start(start_synapse, s3, database)
+    admin = server.register_user("boss", admin=True)
+    dave = server.register_user("dave")
+    media_id = _upload(dave)
+    assert _wait_for_keys(s3, media_id)
+    admin.synapse_admin("DELETE", f"/v2/users/{q(dave.user_id or '')}/devices/{dave.device_id}")
+
+    as_of = int(time.time() * 1000) + 2 * YEAR_MS
+    status, report = admin.lux(
+        "POST", "/sweep", {"dry_run": False, "as_of": as_of, "rules": ["accounts"]}
+    )
+    assert status == 200, report
+    assert report["results"]["accounts"]["deleted"] >= 1
     assert _keys_of(s3, media_id) == set()
     assert not _stored(server, media_id)
