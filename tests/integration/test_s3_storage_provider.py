@@ -163,3 +163,22 @@ def test_r12_account_deletion_removes_the_users_objects_from_the_bucket(
     assert report["results"]["accounts"]["deleted"] >= 1
     assert _keys_of(s3, media_id) == set()
     assert not _stored(server, media_id)
+
+
+def test_r2_delete_from_none_leaves_the_bucket_alone_and_says_so_at_start_up(
+    start_synapse: StartSynapse, s3: S3Server
+) -> None:
+    server = start_synapse(
+        "sqlite",
+        {"allow_future_sweeps": True, "storage_providers": {"delete_from": "none"}},
+        s3.provider_config(BUCKET, PREFIX),
+    )
+    admin = server.register_user("boss", admin=True)
+    media_id = _upload(server.register_user("erin"))
+    keys = _wait_for_keys(s3, media_id)
+    server.wait_for_log("cannot delete media from storage provider")
+
+    result = _sweep(admin)
+    assert result["deleted"] >= 1
+    assert not _stored(server, media_id)
+    assert _keys_of(s3, media_id) == keys
