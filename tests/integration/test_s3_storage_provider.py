@@ -182,3 +182,27 @@ def test_r2_delete_from_none_leaves_the_bucket_alone_and_says_so_at_start_up(
     assert result["deleted"] >= 1
     assert not _stored(server, media_id)
     assert _keys_of(s3, media_id) == keys
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r4_quota_eviction_removes_the_evicted_object_from_the_bucket(
+    start_synapse: StartSynapse, s3: S3Server, database: str
+) -> None:
+    """A 300 KiB quota; four 100 KiB uploads: the oldest is evicted (the eviction loop runs
+    every second), its object goes from the bucket, the newer ones stay."""
+    server = start_synapse(
+        database,
+        {"quota": {"default_bytes": "300K", "eviction_interval": "1s"}},
+        s3.provider_config(BUCKET, PREFIX),
+    )
+    frank = server.register_user("frank")
+    ids = []
+    for n in range(4):
+        ids.append(parse_mxc(frank.upload_media(bytes([n]) * 100 * 1024))[1])
+        time.sleep(0.01)
+    deadline = time.monotonic() + 60
+    while _stored(server, ids[0]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _stored(server, ids[0])
+    assert _keys_of(s3, ids[0]) == set()
+    assert all(_stored(server, m) and _keys_of(s3, m) for m in ids[1:])
