@@ -1,23 +1,37 @@
-"""Command line: ``synapse-lux-privacy check-config PATH [PATH ...]``.
+"""Command line: ``synapse-lux-privacy check-config|sweep|report``.
 
-Reads ``homeserver.yaml`` the way Synapse does (several files or directories of
-``*.yaml``, merged top-level, later wins), validates the module's ``config:``
-block, checks the installed Synapse (supported range, and the private-API half of the
-adapter's self-check) and reports the native settings that contradict the policy (R1, R2, R5,
-R9, R11, R15). Exit status: 0 compliant, 1 findings, 2 unusable configuration.
+``check-config PATH [PATH ...]`` reads ``homeserver.yaml`` the way Synapse does
+(several files or directories of ``*.yaml``, merged top-level, later wins),
+validates the module's ``config:`` block, checks the installed Synapse (supported
+range, and the private-API half of the adapter's self-check) and reports the native
+settings that contradict the policy (R1, R2, R5, R9, R11, R15). Exit status:
+0 compliant, 1 findings, 2 unusable configuration.
+
+``sweep`` and ``report`` talk to a running server's admin API
+(``synapse_lux_privacy.admin_cli``): a background sweep with its progress, and a
+user's R14 report.
 """
 
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import redirect_stdout
 from typing import Any
 
 import yaml
+from rich.console import Console
 from synapse.module_api.errors import ConfigError
 
 from synapse_lux_privacy import synapse_adapter
+from synapse_lux_privacy.admin_cli import report_command
+from synapse_lux_privacy.admin_cli.client import AdminClient, parse_url, read_token
+from synapse_lux_privacy.admin_cli.sweep_command import (
+    SweepCommand,
+    parse_as_of,
+    parse_interval,
+    parse_rules,
+)
 from synapse_lux_privacy.config import parse_config
 from synapse_lux_privacy.native_settings import find_contradictions
 from synapse_lux_privacy.synapse_adapter import selfcheck
@@ -50,8 +64,83 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="PATH",
         help="homeserver config file or directory of *.yaml files, as given to Synapse with -c",
     )
+    sweep = commands.add_parser(
+        "sweep",
+        help="start a background sweep on a running server and follow its progress",
+        description="Exit status: 0 completed; 1 completed_with_errors, cancelled or"
+        " interrupted; 2 the server refused or could not be reached; 130 Ctrl-C (the"
+        " sweep is asked to stop after its current batch).",
+    )
+    _add_server_arguments(sweep)
+    sweep.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
+    sweep.add_argument(
+        "--as-of",
+        type=_argument(parse_as_of),
+        metavar="TIME",
+        help="evaluate the rules as if it were this time: milliseconds since the epoch or"
+        " an ISO 8601 date/time (UTC unless given)",
+    )
+    sweep.add_argument(
+        "--rules", type=_argument(parse_rules), metavar="A,B", help="only these rules"
+    )
+    sweep.add_argument("--json", action="store_true", help="print only the final JSON record")
+    sweep.add_argument(
+        "--interval",
+        type=_argument(parse_interval),
+        default=1.0,
+        metavar="SECONDS",
+        help="polling interval (default 1)",
+    )
+    report = commands.add_parser(
+        "report",
+        help="print what the server holds about a user and when it goes (R14)",
+        description="Exit status: 0 printed; 2 the server refused or could not be reached.",
+    )
+    report.add_argument("user_id", metavar="USER_ID", help="a local user, @name:server")
+    _add_server_arguments(report)
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
-    return _check_config(args.paths)
+    if args.command == "check-config":
+        return _check_config(args.paths)
+    try:
+        client = AdminClient(args.url, read_token(args.token_file))
+    except OSError as e:
+        print(f"error: cannot read {args.token_file}: {e.strerror}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if args.command == "sweep":
+        command = SweepCommand(client, Console(), interval_s=args.interval)
+        return command.run(args.dry_run, args.as_of, args.rules, args.json)
+    return report_command.run(client, args.user_id, args.json)
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        required=True,
+        type=_argument(parse_url),
+        help="the server's base URL, e.g. https://matrix.example.org",
+    )
+    parser.add_argument(
+        "--token-file",
+        required=True,
+        metavar="PATH",
+        help="a file holding a server admin's access token",
+    )
+
+
+def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a parser raising ValueError (argparse then prints its text)."""
+
+    def convert(value: str) -> Any:
+        try:
+            return parse(value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return convert
 
 
 def _check_config(paths: Sequence[str]) -> int:
@@ -111,6 +200,8 @@ def _read_merged(files: Sequence[str]) -> dict[str, Any]:
             raise _Unusable(f"cannot read {path}: {e}") from None
         except yaml.YAMLError as e:
             raise _Unusable(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+        except RecursionError:
+            raise _Unusable(f"{path} is nested too deeply to be read as YAML") from None
         if loaded is None:
             continue
         if not isinstance(loaded, dict):

@@ -201,6 +201,21 @@ class StorageProvidersConfig:
 
 
 @attrs.frozen
+class NotifyConfig:
+    """Warnings to users before their data goes (beyond the notice; R12).
+
+    ``account_deletion_ms``: lead times before an R12 deletion, longest first (empty:
+    no warnings). ``languages``: the order of the texts in one message. ``texts``:
+    (language, subject, body) triples configured in ``notify.texts``; the built-in
+    French and English texts serve every language not listed there.
+    """
+
+    account_deletion_ms: tuple[int, ...]
+    languages: tuple[str, ...]
+    texts: tuple[tuple[str, str, str], ...] = ()
+
+
+@attrs.frozen
 class LuxPrivacyConfig:
     """The whole ``config:`` block, defaults filled in."""
 
@@ -216,6 +231,7 @@ class LuxPrivacyConfig:
     logs: LogsConfig
     directory: DirectoryConfig
     audit: AuditConfig = AuditConfig(24 * MONTH_MS)
+    notify: NotifyConfig = NotifyConfig((30 * DAY_MS, 7 * DAY_MS), ("fr", "en"))
     storage_providers: StorageProvidersConfig = StorageProvidersConfig()
     allow_untested_synapse: bool = False
 
@@ -423,6 +439,79 @@ def _notice_texts(section: _Section) -> tuple[tuple[str, str], ...] | None:
     return tuple(pairs)
 
 
+# The placeholders a notify.texts template may use (R12): the account, the deletion
+# date, the date of the last activity (both YYYY-MM-DD, UTC) and the server's name.
+NOTIFY_FIELDS = ("user_id", "date", "last_active", "server_name")
+# The languages that have built-in warning texts.
+NOTIFY_BUILT_IN_LANGUAGES = ("fr", "en")
+
+
+def _notify(section: _Section) -> NotifyConfig:
+    leads_path = (*section.path, "account_deletion")
+    raw_leads = section.value("account_deletion", ["30d", "7d"])
+    if not isinstance(raw_leads, list):
+        raise config_error(leads_path, f"{describe(raw_leads)} is not a list of durations")
+    leads: list[int] = []
+    for index, raw in enumerate(raw_leads):
+        path = (*leads_path, str(index))
+        ms = parse_duration(raw, path)
+        if ms == 0 or ms in leads:
+            raise config_error(path, f"{describe(raw)} is zero or listed twice")
+        leads.append(ms)
+    texts = _notify_texts(section)
+    configured = {language for language, _, _ in texts}
+    languages: list[str] = []
+    raw_languages = section.value("languages", list(NOTIFY_BUILT_IN_LANGUAGES))
+    if raw_languages == [] and leads:
+        raise config_error((*section.path, "languages"), "[] is empty; list at least one language")
+    for path, language in section.string_list("languages"):
+        if language not in configured and language not in NOTIFY_BUILT_IN_LANGUAGES:
+            raise config_error(
+                path,
+                f"{describe(language)} has no text: built-in texts exist for "
+                f"{', '.join(NOTIFY_BUILT_IN_LANGUAGES)}; others need notify.texts.{language}",
+            )
+        languages.append(language)
+    if not section.has("languages"):
+        languages = list(NOTIFY_BUILT_IN_LANGUAGES)
+    return NotifyConfig(tuple(sorted(leads, reverse=True)), tuple(languages), texts)
+
+
+def _notify_texts(section: _Section) -> tuple[tuple[str, str, str], ...]:
+    """Language -> {subject, body}; each template may use NOTIFY_FIELDS only."""
+    raw = section.value("texts")
+    if raw is None:
+        return ()
+    texts_path = (*section.path, "texts")
+    if not isinstance(raw, Mapping):
+        raise config_error(
+            texts_path, f"{describe(raw)} is not a mapping of language to subject and body"
+        )
+    fields = ", ".join("{" + f + "}" for f in NOTIFY_FIELDS)
+    triples = []
+    for language in raw:
+        if not isinstance(language, str) or not _LANGUAGE.fullmatch(language):
+            raise config_error(
+                (*texts_path, str(language)),
+                f"{describe(language)} is not a language tag such as fr, en or de-LU",
+            )
+        text = _Section(raw[language], (*texts_path, language), ("subject", "body"))
+        text.require("subject", "body")
+        pair = []
+        for key in ("subject", "body"):
+            template = text.string(key)
+            try:
+                template.format(**{f: "x" for f in NOTIFY_FIELDS})
+            except (KeyError, IndexError, ValueError, AttributeError):
+                raise config_error(
+                    (*text.path, key),
+                    f"{describe(template)} is not a valid text; it may only use {fields}",
+                ) from None
+            pair.append(template)
+        triples.append((language, pair[0], pair[1]))
+    return tuple(triples)
+
+
 def _national(section: _Section) -> NationalDirectoryConfig | None:
     if section.value("national") is None:
         return None
@@ -479,7 +568,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
         (),
         ("dry_run", "sweep_interval", "allow_future_sweeps", "allow_short_periods",
          "sweep_batch_size", "retention", "quota", "sessions", "accounts", "logs",
-         "directory", "audit", "storage_providers", "allow_untested_synapse"),
+         "directory", "audit", "notify", "storage_providers", "allow_untested_synapse"),
     )  # fmt: skip
     allow_short = top.boolean("allow_short_periods", False)
     retention = top.section(
@@ -513,6 +602,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
             national=_national(directory),
         ),
         audit=AuditConfig(_period(audit, "retention", 24 * MONTH_MS, allow_short)),
+        notify=_notify(top.section("notify", ("account_deletion", "languages", "texts"))),
         storage_providers=_storage_providers(top.section("storage_providers", ("delete_from",))),
         allow_untested_synapse=top.boolean("allow_untested_synapse", False),
     )

@@ -5,12 +5,14 @@ is one Feature in its own sub-package. The module composes them; a feature
 never edits another's files.
 """
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from synapse.module_api import ModuleApi
 
+from synapse_lux_privacy import metrics
 from synapse_lux_privacy.admin_api.resource import Route
 from synapse_lux_privacy.config import LuxPrivacyConfig
 from synapse_lux_privacy.db import DbRunner
@@ -20,6 +22,8 @@ from synapse_lux_privacy.sweep.rule import Rule
 
 if TYPE_CHECKING:
     from synapse_lux_privacy.features.content.expunged import Expunger
+
+logger = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -62,3 +66,21 @@ class Feature:
 
     async def start(self) -> None:
         """Runs once in the background after the tables exist (on every instance)."""
+
+
+async def start_features(features: Sequence[Feature], server_name: str) -> list[str]:
+    """Start every feature; return the names of those that failed.
+
+    One feature that raises is logged with its traceback and counted in
+    ``lux_privacy_feature_start_failures_total``: the features after it still start.
+    """
+    failed = []
+    for feature in features:
+        name = type(feature).__name__
+        try:
+            await feature.start()
+        except Exception:
+            logger.exception("lux_privacy: feature %s failed to start; the others go on", name)
+            metrics.feature_start_failures_total.labels(server_name, name).inc()
+            failed.append(name)
+    return failed

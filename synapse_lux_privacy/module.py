@@ -22,7 +22,7 @@ from synapse_lux_privacy.admin_api.sweep_endpoint import SweepEndpoint
 from synapse_lux_privacy.admin_api.sweeps_endpoint import SweepsEndpoint
 from synapse_lux_privacy.admin_api.users_endpoint import UsersEndpoint
 from synapse_lux_privacy.config import LuxPrivacyConfig, parse_config
-from synapse_lux_privacy.feature import Feature, ModuleContext
+from synapse_lux_privacy.feature import ModuleContext, start_features
 from synapse_lux_privacy.features import build_features
 from synapse_lux_privacy.features.content.expunged import Expunger
 from synapse_lux_privacy.native_settings import find_contradictions
@@ -99,7 +99,7 @@ class LuxPrivacyModule:
         sweep = SweepEndpoint(self._config, self._orchestrator, clock)
         sweeps = SweepsEndpoint(sweep, self._orchestrator, self._runs, clock)
         failures = FailuresEndpoint(self._failures)
-        holds = HoldsEndpoint(self._holds, clock)
+        holds = HoldsEndpoint(self._api, self._holds, clock)
         audit = AuditEndpoint(self._audit)
         users = UsersEndpoint(self._api, self._holds, [f.report for f in self._features])
         routes = [
@@ -128,17 +128,7 @@ class LuxPrivacyModule:
                 last / 1000
             )
         self._warn_about_native_settings()
-        for feature in self._features:
-            await self._start_feature(feature)
-
-    async def _start_feature(self, feature: Feature) -> None:
-        """Start one feature; one that fails is logged and counted, the others still start."""
-        name = type(feature).__name__
-        try:
-            await feature.start()
-        except Exception:
-            logger.exception("lux_privacy: feature %s failed to start; the others go on", name)
-            metrics.feature_start_failures_total.labels(self._api.server_name, name).inc()
+        await start_features(self._features, self._api.server_name)
 
     def _warn_about_native_settings(self) -> None:
         try:

@@ -1,4 +1,4 @@
-"""Synapse's own settings that contradict the policy (R1, R2, R5, R9, R11, R15).
+"""Synapse's own settings that contradict the policy (R1, R2, R5, R9, R11, R12, R15).
 
 The module enforces its limits by itself, but a native setting that keeps data
 longer, advertises a longer policy or copies data where no limit applies
@@ -76,6 +76,7 @@ def find_contradictions(
         *_log_config(homeserver, config_dir, config.logs.ip_retention_ms),
         _stale_devices(homeserver.get("delete_stale_devices_after"), config),
         _push_content(homeserver),
+        _warning_mailer(homeserver, config),
     ]
     return [finding for finding in findings if finding is not None]
 
@@ -218,6 +219,25 @@ def _push_content(homeserver: Mapping[str, Any]) -> Finding | None:
         return None
     shown = "true" if include is True else f"{describe(include)}, which Synapse reads as true"
     return Finding("push.include_content", shown, expected, "R15")
+
+
+def _warning_mailer(homeserver: Mapping[str, Any], config: LuxPrivacyConfig) -> Finding | None:
+    """R12: the e-mail warnings before a deletion need Synapse's mailer (``email.notif_from``).
+
+    Without it the module sends none: users lose their account without a word.
+    """
+    if not config.notify.account_deletion_ms:
+        return None
+    email = homeserver.get("email")
+    if isinstance(email, Mapping) and email.get("notif_from"):
+        return None
+    return Finding(
+        "email.notif_from",
+        "absent (no e-mail can be sent)",
+        "set, with Synapse's SMTP settings, so that users are warned before their account"
+        " is deleted (notify.account_deletion; set it to [] to do without the warnings)",
+        "R12",
+    )
 
 
 def _log_config(

@@ -4,32 +4,79 @@ import json
 import re
 from typing import Any
 
-from synapse.module_api import ModuleApi, SynapseRequest, UserID
+from synapse.module_api import ModuleApi, SynapseRequest
 from synapse.module_api.errors import Codes, SynapseError
 
 _HOLD_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 _MAX_INT = 2**63 - 1
+# The bodies of this API are a few small fields: anything larger or deeper is refused.
+MAX_BODY_BYTES = 1024 * 1024
+MAX_DEPTH = 16
+# Matrix identifiers: at most 255 characters (spec "Common identifier format").
+MAX_ID_LENGTH = 255
+# Text a database cannot store: NUL (PostgreSQL refuses it) and lone surrogates (not UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# A server name: a DNS name, an IPv4 address or a bracketed IPv6 address, then a port.
+_SERVER_NAME = re.compile(r"(?:[A-Za-z0-9.-]{1,255}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+_ROOM_ID = re.compile(r"![A-Za-z0-9._~+/=-]+(?::" + _SERVER_NAME.pattern + ")?")
 
 
 def invalid(message: str) -> SynapseError:
     return SynapseError(400, message, Codes.INVALID_PARAM)
 
 
+def bad_json(message: str) -> SynapseError:
+    return SynapseError(400, message, Codes.BAD_JSON)
+
+
 def read_json_object(request: SynapseRequest, allowed_keys: frozenset[str]) -> dict[str, Any]:
-    """The request body as a JSON object (an empty body is ``{}``); unknown keys are errors."""
+    """The request body as a JSON object (an empty body is ``{}``); unknown keys are errors.
+
+    Every body of every endpoint comes through here, so no input reaches a handler that
+    could make it fail with a 500: bodies over ``MAX_BODY_BYTES`` are 413, bodies nested
+    deeper than ``MAX_DEPTH``, ``NaN``/``Infinity`` and strings with NUL characters or
+    lone surrogates (which no database stores) are 400.
+    """
     raw = request.content.read() if request.content is not None else b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise SynapseError(413, f"Content larger than {MAX_BODY_BYTES} bytes.", Codes.TOO_LARGE)
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise bad_json(f"Content nested deeper than {MAX_DEPTH} levels.") from None
     except (ValueError, UnicodeDecodeError):
         raise SynapseError(400, "Content not JSON.", Codes.NOT_JSON) from None
+    _check_storable(body)
     if not isinstance(body, dict):
-        raise SynapseError(400, "Content must be a JSON object.", Codes.BAD_JSON)
+        raise bad_json("Content must be a JSON object.")
     unknown = sorted(set(body) - allowed_keys)
     if unknown:
         raise invalid(f"unknown field(s) {unknown}; allowed: {sorted(allowed_keys)}")
     return body
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_storable(body: object) -> None:
+    """Refuse nesting past MAX_DEPTH and strings a database cannot store (walked without
+    recursion, so no depth makes it fail)."""
+    pending: list[tuple[object, int]] = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value):
+                raise bad_json("Content has a NUL character or a lone surrogate.")
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_DEPTH:
+            raise bad_json(f"Content nested deeper than {MAX_DEPTH} levels.")
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        pending.extend((item, depth + 1) for item in items)
 
 
 def query_int(request: SynapseRequest, name: str, default: int, minimum: int, maximum: int) -> int:
@@ -80,26 +127,41 @@ def required_text(body: dict[str, Any], key: str, max_length: int = 1000) -> str
     return value
 
 
-def user_id(value: object, what: str = "user_id") -> str:
-    """A syntactically valid Matrix user ID (local or remote)."""
+def _shown(value: str) -> str:
+    """A value quoted in an error message, cut short (a 100 KB ID is not echoed back)."""
+    return repr(value) if len(value) <= 80 else repr(value[:80]) + "..."
+
+
+def _identifier(value: object, what: str, example: str) -> str:
+    """A Matrix identifier taken exactly as given: a string of at most 255 characters
+    without whitespace, control characters or anything past ASCII."""
     if not isinstance(value, str):
-        raise invalid(f"{what} must be a Matrix user ID like @alice:example.org")
-    try:
-        return UserID.from_string(value).to_string()
-    except SynapseError:
-        raise invalid(f"{what}: {value!r} is not a Matrix user ID") from None
+        raise invalid(f"{what} must be a Matrix ID like {example}")
+    if len(value) > MAX_ID_LENGTH:
+        raise invalid(f"{what} is longer than {MAX_ID_LENGTH} characters")
+    if not all("!" <= c <= "~" for c in value):
+        raise invalid(f"{what}: {_shown(value)} has whitespace or a character outside ASCII")
+    return value
+
+
+def user_id(value: object, what: str = "user_id") -> str:
+    """A syntactically valid Matrix user ID (local or remote), exactly as given: ``@``, a
+    localpart of printable ASCII without ``:`` (historical IDs allowed), ``:``, a server
+    name; at most 255 characters. No case folding, no trimming (R13 holds, R14 reports)."""
+    text = _identifier(value, what, "@alice:example.org")
+    localpart, colon, server = text[1:].partition(":")
+    if not text.startswith("@") or not colon or not localpart or not _SERVER_NAME.fullmatch(server):
+        raise invalid(f"{what}: {_shown(text)} is not a Matrix user ID")
+    return text
 
 
 def room_id(value: object) -> str:
-    """A Matrix room ID: '!' then an opaque string (room v12 IDs have no server part)."""
-    if (
-        not isinstance(value, str)
-        or not value.startswith("!")
-        or not 2 <= len(value) <= 255
-        or any(c.isspace() for c in value)
-    ):
-        raise invalid(f"room_id: {value!r} is not a Matrix room ID")
-    return value
+    """A Matrix room ID, exactly as given: ``!``, an opaque part of letters, digits and
+    ``._~+/=-``, then ``:server`` (room versions before 12; v12 IDs have no server part)."""
+    text = _identifier(value, "room_id", "!room:example.org")
+    if not _ROOM_ID.fullmatch(text):
+        raise invalid(f"room_id: {_shown(text)} is not a Matrix room ID")
+    return text
 
 
 def hold_id(value: str) -> str:

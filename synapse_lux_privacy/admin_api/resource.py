@@ -42,7 +42,7 @@ class AdminApiResource(DirectServeJsonResource):
         self._routes = routes
 
     async def _async_render(self, request: SynapseRequest) -> tuple[int, Any]:
-        method = request.method.decode("ascii")
+        method = request.method.decode("ascii", errors="replace")
         path = request.path.decode("utf-8", errors="replace")
         if not path.startswith(ADMIN_API_PREFIX):
             raise SynapseError(404, "Unrecognized request", Codes.UNRECOGNIZED)

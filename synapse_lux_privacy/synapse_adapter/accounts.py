@@ -1,11 +1,14 @@
 """Synapse's accounts: who is exempt, who is idle, and erasure through Synapse (R7, R8, R12).
 
 Reads Synapse's ``users``, ``devices``, ``user_ips``, ``room_memberships``,
-``event_json`` and ``local_media_repository`` tables with SELECT only. Deletions go
-through Synapse's own machinery: the deactivation handler (with erasure) and the
-profile handler (media goes through ``synapse_adapter.media.delete_local_media``).
+``event_json``, ``local_media_repository`` and ``users_pending_deactivation`` tables
+with SELECT only (with the module's own activity record and unfinished account
+deletions). Deletions go through Synapse's own machinery: the deactivation handler
+(with erasure) and the profile handler (media goes through
+``synapse_adapter.media.delete_local_media``).
 """
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -20,6 +23,8 @@ from synapse_lux_privacy.synapse_adapter.devices import (
     greatest,
     logout_basis_sql,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def server_notices_user(api: ModuleApi) -> str | None:
@@ -90,7 +95,10 @@ async def find_idle_accounts(
     user_ids: Sequence[str] | None = None,
 ) -> list[str]:
     """Active local users (not appservice) inactive since ``account_cutoff_ms`` with no
-    session left: every device not seen since ``session_cutoff_ms`` (R11 logs it out).
+    session left: every device not seen since ``session_cutoff_ms`` (R11 logs it out);
+    and users the accounts rule deactivated without finishing their deletion (a row in
+    the module's ``lux_privacy_account_deletions``), whatever their activity: what was
+    started is finished (R12, R7).
 
     Inactive: the module's record (registration time if there is none) and every
     device's last request are at most ``account_cutoff_ms``.
@@ -98,14 +106,17 @@ async def find_idle_accounts(
     Ordered by user ID, after ``after``; ``user_ids`` restricts to these users.
     """
     last_active = "COALESCE(r.last_active_ts, COALESCE(u.creation_ts, 0) * 1000)"
-    where = [
-        "u.deactivated = 0",
-        "u.appservice_id IS NULL",
-        f"{last_active} <= ?",
-        f"NOT EXISTS (SELECT 1 FROM devices AS d {DEVICE_JOIN} WHERE d.user_id = u.name"
+    idle = (
+        f"u.deactivated = 0 AND {last_active} <= ?"
+        f" AND NOT EXISTS (SELECT 1 FROM devices AS d {DEVICE_JOIN} WHERE d.user_id = u.name"
         f" AND d.hidden = ? AND ({logout_basis_sql(dialect)} > ?"
-        f" OR {device_activity_sql(dialect)} > ?))",
-    ]
+        f" OR {device_activity_sql(dialect)} > ?))"
+    )
+    started = (
+        "u.deactivated = 1"
+        " AND EXISTS (SELECT 1 FROM lux_privacy_account_deletions AS p WHERE p.user_id = u.name)"
+    )
+    where = ["u.appservice_id IS NULL", f"(({idle}) OR {started})"]
     args: list[Any] = [account_cutoff_ms, False, session_cutoff_ms, account_cutoff_ms]
     if after is not None:
         where.append("u.name > ?")
@@ -170,28 +181,6 @@ async def media_of_users(
     return await run("lux_privacy_media_of_users", txn)
 
 
-async def media_in_rooms(
-    run: DbRunner, server_name: str, media_ids: Iterable[str], room_ids: Iterable[str]
-) -> set[str]:
-    """Those local media IDs that an event of these rooms points to (legal holds, R13)."""
-    rooms = sorted(room_ids)
-    wanted = {f"mxc://{server_name}/{m}": m for m in media_ids}
-    if not rooms or not wanted:
-        return set()
-
-    def txn(cur: Cursor) -> set[str]:
-        cur.execute(
-            f"SELECT json FROM event_json WHERE room_id IN ({placeholders(rooms)}) AND json LIKE ?",
-            (*rooms, f"%mxc://{server_name}/%"),
-        )
-        found: set[str] = set()
-        for (text,) in cur.fetchall():
-            found.update(m for uri, m in wanted.items() if uri in str(text))
-        return found
-
-    return await run("lux_privacy_media_in_rooms", txn)
-
-
 async def current_avatar_url(api: ModuleApi, user_id: str) -> str | None:
     """The avatar URL in the user's profile, if any (stable module API)."""
     profile = await api.get_profile_for_user(UserID.from_string(user_id).localpart)
@@ -233,18 +222,58 @@ def _system_requester(api: ModuleApi, user_id: str) -> Any:
     return create_requester(user_id, authenticated_entity=api.server_name)
 
 
-async def deactivate_and_erase(api: ModuleApi, user_id: str) -> None:
+async def deactivate_and_erase(api: ModuleApi, run: DbRunner, user_id: str) -> None:
     """Deactivate with erasure through Synapse's ``DeactivateAccountHandler`` (R12, R7, R8).
 
     Synapse removes threepids, devices, access tokens, pushers, the password, the
     profile, directory entries, account data and backup keys, marks the user erased
     and parts them from every room. The ``users`` row stays, deactivated: the ID can
     never be registered again (R8).
+
+    Synapse parts the user from their rooms afterwards, in its background user parter
+    (``_user_parter_loop``, in this process); this returns once it has (see
+    ``wait_until_parted``), so that a deleted account no longer shows as joined.
     """
     handler = api._hs.get_deactivate_account_handler()
     await handler.deactivate_account(
         user_id, erase_data=True, requester=_system_requester(api, user_id), by_admin=True
     )
+    await wait_until_parted(api, run, user_id)
+
+
+# How long a deletion waits for Synapse's user parter, and how often it looks. The parter
+# sends one leave event per room; a user in thousands of rooms takes minutes.
+PARTING_WAIT_S = 600.0
+_PARTING_POLL_S = 0.2
+
+
+async def wait_until_parted(
+    api: ModuleApi, run: DbRunner, user_id: str, timeout_s: float = PARTING_WAIT_S
+) -> bool:
+    """Wait until Synapse has parted a deactivated user from every room (R7, R12).
+
+    Synapse queues the user in ``users_pending_deactivation`` and removes the row once
+    every leave is sent; it offers no way to await that, so this polls the table
+    (SELECT only). False, with a warning, if the user is still queued after ``timeout_s``.
+    """
+
+    def pending(cur: Cursor) -> bool:
+        cur.execute("SELECT 1 FROM users_pending_deactivation WHERE user_id = ?", (user_id,))
+        return cur.fetchone() is not None
+
+    waited = 0.0
+    while await run("lux_privacy_parting_pending", pending):
+        if waited >= timeout_s:
+            logger.warning(
+                "lux_privacy: %s is deactivated and erased; Synapse is still parting it from"
+                " its rooms after %.0f s (pending, R12)",
+                user_id,
+                waited,
+            )
+            return False
+        await api.sleep(_PARTING_POLL_S)
+        waited += _PARTING_POLL_S
+    return True
 
 
 async def erase_profile(api: ModuleApi, user_id: str) -> None:
@@ -256,3 +285,9 @@ async def erase_profile(api: ModuleApi, user_id: str) -> None:
     await api._hs.get_profile_handler().delete_profile_upon_deactivation(
         UserID.from_string(user_id), _system_requester(api, user_id), by_admin=True
     )
+
+
+def email_configured(api: ModuleApi) -> bool:
+    """Whether Synapse's ``email:`` section sets a sender (``notif_from``), which its mailer
+    (``ModuleApi.send_mail``) needs; the R12 warnings are off without it."""
+    return api._hs.config.email.email_notif_from is not None

@@ -8,8 +8,9 @@ together with the module's own ``lux_privacy_expunged``. Deletions go through:
   history before a topological point, under its per-room purge lock, in one
   transaction. It deletes non-state events with their JSON, edges, relations,
   search entries, push actions and redactions, and keeps state events (as outliers).
-- ``EventsWorkerStore.expire_event`` (R1, R2, R3): Synapse's event-expiry machinery,
-  which replaces an event's stored JSON with its redacted form.
+- the steps of ``CensorEventsStore.expire_event`` (R1, R2, R3): Synapse's event-expiry
+  machinery, which replaces an event's stored JSON with its redacted form (redactions
+  whose target is gone included, see ``expunge_event``).
 - ``CensorEventsStore._censor_event_txn`` (R5): the step Synapse's
   ``_censor_redactions`` job runs on a redacted event's original JSON.
 
@@ -20,11 +21,10 @@ whole event, so ``_unindex_txn`` does it with two minimal statements on that one
 event (documented in docs/content-retention.md).
 """
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import attrs
-from synapse.api.errors import NotFoundError
 from synapse.events.utils import prune_event
 from synapse.module_api import ModuleApi
 from synapse.util.async_helpers import concurrently_execute
@@ -350,16 +350,29 @@ async def purge_history(api: ModuleApi, room_id: str, depth: int, stream: int) -
 async def expunge_event(api: ModuleApi, event_id: str) -> bool:
     """Replace an event's stored JSON with its redacted form; False if it is gone.
 
-    Uses ``store.expire_event`` (Synapse's event-expiry machinery: prunes the JSON,
-    invalidates the event caches on every worker), then removes what expiry leaves
-    behind (``_unindex_txn``).
+    The steps of Synapse's ``CensorEventsStore.expire_event`` (event expiry: prune the
+    JSON with ``_censor_event_txn``, drop any ``event_expiry`` row, invalidate the event
+    caches here and on every worker), in one transaction with ``_unindex_txn``.
+
+    The event is read with ``allow_rejected=True``, as ``_censor_redactions`` reads the
+    events it prunes: ``get_event`` (which ``expire_event`` uses) withholds a redaction
+    whose target is no longer stored, so a redaction whose target was already purged
+    would otherwise keep its own content, its ``reason``, for ever (R1, R3).
     """
     store = api._hs.get_datastores().main
-    try:
-        await store.expire_event(event_id)
-    except NotFoundError:
+    event = await store.get_event(event_id, allow_none=True, allow_rejected=True)
+    if event is None:
         return False
-    await api.run_db_interaction("lux_privacy_unindex_event", _unindex_txn, event_id)
+    pruned = json_encoder.encode(prune_event(event).get_pdu_json())
+
+    def txn(cur: Any) -> None:
+        store._delete_event_expiry_txn(cur, event_id)
+        store._censor_event_txn(cur, event_id, pruned)
+        store.invalidate_get_event_cache_after_txn(cur, event_id)
+        store._send_invalidation_to_replication(cur, "_get_event_cache", (event_id,))
+        _unindex_txn(cur, event_id)
+
+    await store.db_pool.runInteraction("lux_privacy_expunge_event", txn)
     return True
 
 
@@ -411,27 +424,35 @@ def _unindex_txn(cur: Cursor, event_id: str) -> None:
 
 @attrs.frozen
 class TypeStats:
-    """A user's stored non-state events of one (type, msgtype), for the report (R14)."""
+    """A user's stored non-state events of one (type, msgtype), for the report (R14),
+    in held rooms (``held``) or not."""
 
     type: str
     msgtype: str | None
     count: int
     oldest_ts: int | None
     oldest_unexpunged_ts: int | None
+    held: bool = False
 
 
-async def user_event_stats(db: DbRunner, dialect: Dialect, user_id: str) -> list[TypeStats]:
-    """The user's stored non-state events, grouped by type and msgtype."""
+async def user_event_stats(
+    db: DbRunner, dialect: Dialect, user_id: str, held_rooms: Collection[str] = ()
+) -> list[TypeStats]:
+    """The user's stored non-state events, grouped by type, msgtype and whether their
+    room is one of ``held_rooms`` (R13)."""
+    rooms = sorted(held_rooms)
+    held_sql = f"CASE WHEN e.room_id IN ({placeholders(rooms)}) THEN 1 ELSE 0 END" if rooms else "0"
 
     def txn(cur: Cursor) -> list[TypeStats]:
         cur.execute(
             f"SELECT e.type, {_msgtype_sql(dialect)} AS mt, COUNT(*), MIN(e.origin_server_ts),"
-            " MIN(CASE WHEN x.event_id IS NULL THEN e.origin_server_ts END)"
+            " MIN(CASE WHEN x.event_id IS NULL THEN e.origin_server_ts END),"
+            f" {held_sql} AS held"
             " FROM events AS e JOIN event_json AS ej ON ej.event_id = e.event_id"
             " LEFT JOIN lux_privacy_expunged AS x ON x.event_id = e.event_id"
             f" WHERE e.sender = ? AND {_NOT_STATE} AND {_NOT_REJECTED}"
-            " GROUP BY e.type, mt",
-            (user_id,),
+            " GROUP BY e.type, mt, held",
+            (*rooms, user_id),
         )
         return [
             TypeStats(
@@ -440,6 +461,7 @@ async def user_event_stats(db: DbRunner, dialect: Dialect, user_id: str) -> list
                 count=int(row[2]),
                 oldest_ts=None if row[3] is None else int(row[3]),
                 oldest_unexpunged_ts=None if row[4] is None else int(row[4]),
+                held=bool(row[5]),
             )
             for row in cur.fetchall()
         ]
@@ -447,10 +469,12 @@ async def user_event_stats(db: DbRunner, dialect: Dialect, user_id: str) -> list
     return await db("lux_privacy_user_event_stats", txn)
 
 
-async def urls_in_rooms(db: DbRunner, room_ids: Iterable[str]) -> list[tuple[str, str]]:
-    """(room_id, event JSON) of every event with a media URL in clear in these rooms.
+async def mxc_events_in_rooms(db: DbRunner, room_ids: Iterable[str]) -> list[tuple[str, str]]:
+    """(room_id, event JSON) of every event of these rooms whose JSON holds ``mxc://``.
 
-    Used to keep the media of held rooms (R13); encrypted events hide their URLs.
+    Used to keep the media of held rooms (R13), wherever the URI stands in the event
+    (Synapse's ``contains_url`` flags only a top-level ``url``, so the stored JSON is
+    searched instead); encrypted events hide their URIs.
     """
     rooms = sorted(room_ids)
 
@@ -458,12 +482,11 @@ async def urls_in_rooms(db: DbRunner, room_ids: Iterable[str]) -> list[tuple[str
         found: list[tuple[str, str]] = []
         for part in chunks(rooms):
             cur.execute(
-                "SELECT e.room_id, ej.json FROM events AS e"
-                " JOIN event_json AS ej ON ej.event_id = e.event_id"
-                f" WHERE e.room_id IN ({placeholders(part)}) AND e.contains_url = ?",
-                (*part, True),
+                "SELECT room_id, json FROM event_json"
+                f" WHERE room_id IN ({placeholders(part)}) AND json LIKE ?",
+                (*part, "%mxc://%"),
             )
             found.extend((str(r[0]), str(r[1])) for r in cur.fetchall())
         return found
 
-    return await db("lux_privacy_urls_in_rooms", txn)
+    return await db("lux_privacy_mxc_events_in_rooms", txn)

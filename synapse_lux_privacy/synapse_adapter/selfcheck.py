@@ -80,6 +80,7 @@ PRIVATE_API: tuple[PrivateCall | PrivateAttribute, ...] = (
         ("by_admin",),
     ),
     PrivateCall("synapse.types.create_requester", ("user_id",), ("authenticated_entity",)),
+    PrivateAttribute("synapse.config.emailconfig.EmailConfig", "email_notif_from"),
     # devices.py
     PrivateCall("synapse.handlers.device.DeviceHandler.delete_devices", ("user_id", "device_ids")),
     # directory.py
@@ -92,6 +93,8 @@ PRIVATE_API: tuple[PrivateCall | PrivateAttribute, ...] = (
     PrivateCall(f"{_MAIN_STORE}.expire_event", ("event_id",)),
     PrivateCall(f"{_MAIN_STORE}.get_event", ("event_id",), ("allow_rejected", "allow_none")),
     PrivateCall(f"{_MAIN_STORE}._censor_event_txn", ("txn", "event_id", "pruned_json")),
+    PrivateCall(f"{_MAIN_STORE}._delete_event_expiry_txn", ("txn", "event_id")),
+    PrivateCall(f"{_MAIN_STORE}._send_invalidation_to_replication", ("txn", "cache_name", "keys")),
     PrivateCall(f"{_MAIN_STORE}.invalidate_get_event_cache_after_txn", ("txn", "event_id")),
     PrivateCall(
         "synapse.storage.database.DatabasePool.simple_update_one_txn",
@@ -195,6 +198,7 @@ SYNAPSE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "user_directory": ("avatar_url",),
     "user_ips": ("user_id", "last_seen"),
     "users": ("name", "creation_ts", "deactivated", "appservice_id"),
+    "users_pending_deactivation": ("user_id",),
 }  # fmt: skip
 
 

@@ -146,7 +146,7 @@ def test_r13_hold_lifecycle_is_recorded(
     assert (status, hold["reason"]) == (200, "case 43")
     # A hold's target never changes.
     status, body = admin.lux(
-        "PUT", f"/holds/{hold_id}", {"room_id": "!other:lux.test", "reason": "x"}
+        "PUT", f"/holds/{hold_id}", {"room_id": user.create_room(), "reason": "x"}
     )
     assert (status, body["errcode"]) == (409, "M_INVALID_PARAM")
 

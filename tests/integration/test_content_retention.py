@@ -395,6 +395,44 @@ def test_r5_redacted_content_goes_after_7_days_whatever_synapse_says(
     end_of_era(hs_admin, 8)
 
 
+def accounted(result: dict[str, int]) -> bool:
+    """Every candidate of a rule's report is deleted, held, an error or skipped."""
+    outcomes = result["deleted"] + result["held"] + result["errors"] + result.get("skipped", 0)
+    return result["candidates"] == outcomes
+
+
+def test_r1_r3_a_redaction_loses_its_reason_when_its_target_is_already_purged(
+    hs: SynapseServer, hs_admin: MatrixClient
+) -> None:
+    """In a room only bob uses, bob's message and his redaction of it with a reason, every
+    event of the room backdated to era 11: the sweep purges the message, after which
+    Synapse withholds the redaction (its target is gone), and the redaction, the room's
+    newest event, must still lose its content. Both reports account for every candidate."""
+    db = hs.db()
+    bob = hs.register_user(uid("bob"))
+    room = bob.create_room()
+    message = bob.send_message(room, "a message")
+    redaction = bob.redact(room, message, reason="oops")
+    base = era(11)
+    db.execute(
+        "UPDATE events SET origin_server_ts = ?, received_ts = ? WHERE room_id = ?",
+        (base, base, room),
+    )
+    assert stored_json(db, redaction)["content"]["reason"] == "oops"  # type: ignore[index]
+
+    done = sweep(hs_admin, base + 24 * MONTH + DAY, ["messages"])["messages"]
+    assert (done["candidates"], done["deleted"]) == (2, 2), done
+    assert accounted(done)
+    assert stored_events(db, [message, redaction]) == {redaction}
+    assert "reason" not in stored_json(db, redaction)["content"]  # type: ignore[index]
+    again = sweep(hs_admin, base + 24 * MONTH + DAY, ["messages"])["messages"]
+    assert accounted(again), again
+    assert again["deleted"] == 0
+    assert "reason" not in stored_json(db, redaction)["content"]  # type: ignore[index]
+    bob.send_message(room, "the room lives on")
+    end_of_era(hs_admin, 11)
+
+
 def test_a_sweep_goes_in_bounded_batches_with_exact_dry_run_counts(
     hs: SynapseServer, hs_admin: MatrixClient
 ) -> None:
@@ -446,11 +484,13 @@ def test_r14_the_report_tells_what_is_stored_and_when_it_goes(
         "count": 2,
         "oldest_ts": base,
         "next_deletion_ts": base + 24 * MONTH,
+        "held_count": 0,
     }
     assert report["media"] == {
         "count": 2,
         "oldest_ts": base - DAY,
         "next_deletion_ts": base + 12 * MONTH,
+        "held_count": 0,
     }
     hold_id = place_hold(hs_admin, user_id=alice.user_id)
     try:

@@ -1,4 +1,5 @@
-"""Crash safety of the sweep (R1, R13): Synapse killed with SIGKILL mid-sweep, then restarted.
+"""Crash safety of the sweep (R1, R13, R12, R7): Synapse killed with SIGKILL mid-sweep, then
+restarted.
 
 A server of its own (PostgreSQL only: sending the data takes ~70 s) holds a few
 thousand messages sent through the client API by concurrent senders, plus data that
@@ -11,6 +12,11 @@ message sent now is past its 24 months (R1). The messages that must stay for the
 age have their ``origin_server_ts`` moved 2 months ahead in the database (23 months
 old as of the sweep). The dead process's unexpired sweep lease is taken over by the
 restarted process at once (same instance name, another process).
+
+Inside the accounts rule (R12, R7; SQLite and PostgreSQL): idle users with many uploads
+each, Synapse killed while the rule deletes a deactivated user's media (the slow step,
+one file at a time), restarted, swept again. Time: that sweep runs "as of" 25 months
+ahead too, past ``accounts.inactive_delete_after`` (1y); the admin is on legal hold.
 """
 
 import json
@@ -24,8 +30,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.conftest import StartSynapse
-from tests.harness import MatrixClient, SynapseServer, uid
+from tests.conftest import DATABASES, StartSynapse
+from tests.harness import Database, MatrixClient, SynapseServer, uid
 from tests.integration.test_content_retention import place_hold
 from tests.integration.test_content_support import (
     MONTH,
@@ -44,6 +50,8 @@ SENDERS_PER_ROOM = 4
 SEND_THREADS = 24
 SWEEP_BATCH = 50
 DONE_BATCHES_BEFORE_KILL = 3
+IDLE_USERS = 3
+UPLOADS_PER_USER = 120
 
 
 def now_ms() -> int:
@@ -202,3 +210,106 @@ def test_r1_r13_sweep_killed_with_sigkill_is_finished_by_the_next_one(
         f"sent {len(bulk)} messages in {send_seconds:.1f} s; {left} left at the kill;"
         f" {purged} purged, {len(bulk) - purged} expunged"
     )
+
+
+def half_deleted(db: Database, user_ids: list[str]) -> list[str]:
+    """Those of these users who are deactivated while uploads of theirs are still stored."""
+    rows = db.query(
+        f"SELECT u.name FROM users AS u WHERE u.name IN ({in_list(user_ids)})"
+        " AND u.deactivated = 1 AND EXISTS (SELECT 1 FROM local_media_repository AS m"
+        " WHERE m.user_id = u.name)",
+        user_ids,
+    )
+    return [str(r[0]) for r in rows]
+
+
+def report(responses: list[requests.Response | Exception]) -> list[str]:
+    return [r.text if isinstance(r, requests.Response) else repr(r) for r in responses]
+
+
+def accounts_sweep(
+    admin: MatrixClient, as_of: int, dry_run: bool = False, rules: tuple[str, ...] = ("accounts",)
+) -> requests.Response:
+    return admin.request(
+        "POST",
+        "/_synapse/client/lux_privacy/v1/sweep",
+        json={"as_of": as_of, "dry_run": dry_run, "rules": list(rules)},
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize("database", DATABASES)
+def test_r12_r7_account_deletion_killed_between_deactivation_and_media_is_finished(
+    start_synapse: StartSynapse, database: str
+) -> None:
+    """SIGKILL while the accounts rule deletes a deactivated user's media: the user stays
+    marked as started, the next sweep selects them again although they are deactivated,
+    and finishes: every upload of every idle user is gone, no mark is left."""
+    hs = start_synapse(database, {"allow_future_sweeps": True})
+    admin = hs.register_user(uid("admin"), admin=True)
+    place_hold(admin, user_id=admin.user_id)
+    idle = [hs.register_user(uid("idle")) for _ in range(IDLE_USERS)]
+    jobs = [(user, i) for user in idle for i in range(UPLOADS_PER_USER)]
+    with ThreadPoolExecutor(SEND_THREADS) as pool:
+        list(pool.map(lambda j: j[0].upload_media(f"file {j[1]}".encode()), jobs))
+    user_ids = [str(u.user_id) for u in idle]
+    db = hs.db()
+    uploads = f"SELECT COUNT(*) FROM local_media_repository WHERE user_id IN ({in_list(user_ids)})"
+    assert db.number(uploads, user_ids) == len(jobs)
+    as_of = now_ms() + 25 * MONTH
+    # R11 first, as on a real server long before R12: the idle users' sessions go.
+    assert accounts_sweep(admin, as_of, rules=("sessions",)).status_code == 200
+
+    killed_sweep: list[requests.Response | Exception] = []
+
+    def run_sweep() -> None:
+        try:
+            killed_sweep.append(accounts_sweep(admin, as_of))
+        except requests.RequestException as exc:
+            killed_sweep.append(exc)
+
+    thread = threading.Thread(target=run_sweep)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not half_deleted(db, user_ids):
+        assert thread.is_alive(), (
+            f"the sweep ended before it could be killed: {report(killed_sweep)}"
+        )
+        assert time.monotonic() < deadline, "no user was ever deactivated"
+        time.sleep(0.01)
+    hs.kill()
+    thread.join(30)
+    assert isinstance(killed_sweep[0], requests.RequestException), killed_sweep
+    db = hs.db()
+    cut_short = half_deleted(db, user_ids)
+    assert len(cut_short) == 1, "the kill did not land between deactivation and media"
+    left = db.number(uploads, user_ids)
+    marks = db.query("SELECT user_id FROM lux_privacy_account_deletions")
+    assert [str(r[0]) for r in marks] == cut_short
+
+    log_offset = len(hs.log_text())
+    hs.start()
+    forecast = accounts_sweep(admin, as_of, dry_run=True).json()["results"]["accounts"]
+    resumed = accounts_sweep(admin, as_of)
+    assert resumed.status_code == 200, resumed.text
+    results = resumed.json()["results"]["accounts"]
+    assert forecast["candidates"] == results["candidates"] == results["deleted"] + 1, results
+    assert results["held"] == 1  # the admin
+    assert results["deleted"] >= 1 and results["errors"] == 0
+
+    db = hs.db()
+    assert db.number(uploads, user_ids) == 0
+    assert db.number("SELECT COUNT(*) FROM lux_privacy_account_deletions") == 0
+    deactivated = (
+        f"SELECT COUNT(*) FROM users WHERE deactivated = 1 AND name IN ({in_list(user_ids)})"
+    )
+    assert db.number(deactivated, user_ids) == IDLE_USERS
+    store = hs.dir / "media_store" / "local_content"
+    assert not [p for p in store.rglob("*") if p.is_file()]
+    assert sweep_statuses(hs)[-2:] == ["interrupted", "completed"]
+    again = accounts_sweep(admin, as_of).json()["results"]["accounts"]
+    assert again["candidates"] == again["held"] == 1, again
+    log = hs.log_text()[log_offset:]
+    errors = [line for line in log.splitlines() if "Traceback" in line or " ERROR " in line]
+    assert errors == []
+    print(f"{len(jobs) - left} of {len(jobs)} uploads deleted at the kill; {cut_short[0]} resumed")

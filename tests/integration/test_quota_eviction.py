@@ -208,6 +208,32 @@ def test_r13_a_held_user_is_never_evicted(hs: SynapseServer, hs_admin: MatrixCli
     assert present(user, uris) == [False, True, True, True]
 
 
+def test_r13_a_file_a_held_room_refers_to_is_never_evicted(
+    hs: SynapseServer, hs_admin: MatrixClient
+) -> None:
+    """A user 100 KiB over quota whose oldest file is shown in a held room only through an
+    ``<img>`` in a formatted message: eviction passes over that file and frees the next
+    ones instead."""
+    user = hs.register_user(uid("u"))
+    room = hs_admin.create_room(invite=[str(user.user_id)])
+    user.join(room)
+    hold_id = uid("hold")
+    status, body = hs_admin.lux("PUT", f"/holds/{hold_id}", {"room_id": room, "reason": "case"})
+    assert status == 201, body
+    try:
+        shown = upload_all(user, [100 * KIB])
+        html = f'<img src="{shown[0]}">'
+        user.send_message(
+            room, "i", extra={"format": "org.matrix.custom.html", "formatted_body": html}
+        )
+        others = upload_all(user, [100 * KIB] * 3)
+        wait_for(lambda: not all(present(user, others)), 60, "eviction of a later file")
+        assert present(user, shown) == [True]
+        wait_for(lambda: under_quota(hs_admin, str(user.user_id)), 60, "usage under the quota")
+    finally:
+        hs_admin.lux("DELETE", f"/holds/{hold_id}")
+
+
 def test_r4_counters_match_reconciliation_after_uploads_messages_redactions_purges_and_deletion(
     hs: SynapseServer, hs_admin: MatrixClient
 ) -> None:

@@ -1,4 +1,5 @@
-"""The module's activity tables on SQLite: later times win, deactivated users are forgotten.
+"""The accounts feature's tables on SQLite: later times win, deactivated users are
+forgotten, started deletions are marked until finished.
 
 Time: explicit timestamps.
 """
@@ -9,6 +10,7 @@ import pytest
 import pytest_twisted
 
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
+from synapse_lux_privacy.features.accounts.deletion_marks import DeletionMarks
 from synapse_lux_privacy.features.accounts.schema import ACCOUNTS_MIGRATIONS
 from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
 from tests.unit.sqlite_runner import SqliteRunner
@@ -46,3 +48,18 @@ async def test_r7_a_deactivated_user_is_forgotten(db: SqliteRunner) -> None:
         ("@a:x", "D2")
     ]
     assert db.query("SELECT user_id FROM lux_privacy_user_activity") == [("@a:x",)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_r12_a_started_deletion_keeps_its_first_mark_until_finished(
+    db: SqliteRunner,
+) -> None:
+    marks = DeletionMarks(db)
+    await marks.start("@a:x", 100)
+    await marks.start("@a:x", 200)  # the resumed deletion: the first start is kept
+    await marks.start("@b:x", 300)
+    await marks.finish("@b:x")
+    await marks.finish("@c:x")  # nothing started: nothing to do
+    assert db.query("SELECT user_id, started_ts FROM lux_privacy_account_deletions") == [
+        ("@a:x", 100)
+    ]

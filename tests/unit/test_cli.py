@@ -16,11 +16,13 @@ OK = f"OK: the {MODULE} config is valid and no Synapse setting contradicts it.\n
 
 
 def _homeserver(path: Path, config: object = None, **settings: object) -> Path:
-    """A homeserver.yaml with push.include_content false (R15) unless ``settings`` say."""
+    """A homeserver.yaml with push.include_content false (R15) and a mail sender (R12)
+    unless ``settings`` say."""
     document = {
         "server_name": "example.org",
         "modules": [{"module": "other.Module"}, {"module": MODULE, "config": config}],
         "push": {"include_content": False},
+        "email": {"notif_from": "noreply@example.org"},
         **settings,
     }
     path.write_text(yaml.safe_dump(document))

@@ -113,6 +113,29 @@ def test_r12_exempt_default_is_empty() -> None:
     assert not DEFAULTS.accounts.is_exempt("@admin:example.org")
 
 
+def test_r12_deletion_warnings_default_30_and_7_days_in_french_then_english() -> None:
+    assert DEFAULTS.notify.account_deletion_ms == (30 * DAY_MS, 7 * DAY_MS)
+    assert DEFAULTS.notify.languages == ("fr", "en")
+    assert DEFAULTS.notify.texts == ()
+
+
+def test_r12_deletion_warnings_are_ordered_longest_first_and_texts_configurable() -> None:
+    config = parse_config(
+        {
+            "notify": {
+                "account_deletion": ["1d", "2w"],
+                "languages": ["de", "fr"],
+                "texts": {"de": {"subject": "Konto {user_id}", "body": "Am {date}."}},
+            }
+        }
+    )
+    assert config.notify.account_deletion_ms == (14 * DAY_MS, DAY_MS)
+    assert config.notify.languages == ("de", "fr")
+    assert config.notify.texts == (("de", "Konto {user_id}", "Am {date}."),)
+    off = parse_config({"notify": {"account_deletion": [], "languages": []}})
+    assert off.notify.account_deletion_ms == ()
+
+
 def test_r9_ip_retention_default_is_6_months() -> None:
     assert DEFAULTS.logs.ip_retention_ms == 6 * 30 * DAY_MS
 
@@ -169,7 +192,8 @@ def _all_keys() -> list[str]:
         "default_bytes", "counts", "eviction_interval", "notice_texts", "sessions",
         "inactive_logout_after", "accounts",
         "inactive_delete_after", "exempt", "logs", "ip_retention", "directory",
-        "require_consent", "national", "url", "token_path", "removal_deadline",
+        "require_consent", "national", "url", "token_path", "removal_deadline", "notify",
+        "account_deletion", "languages", "texts", "subject", "body",
     ]  # fmt: skip
 
 
@@ -377,7 +401,21 @@ ERRORS = [
         ("directory", "national", "removal_deadline"),
         '"0h" is zero',
     ),
-]
+    ({"notify": {"account_deletion": "30d"}}, ("notify", "account_deletion"), "not a list"),
+    ({"notify": {"account_deletion": ["30d", "0d"]}}, ("notify", "account_deletion", "1"),
+     '"0d" is zero or listed twice'),
+    ({"notify": {"account_deletion": ["7d", "1w"]}}, ("notify", "account_deletion", "1"),
+     "listed twice"),
+    ({"notify": {"languages": ["de"]}}, ("notify", "languages", "0"),
+     '"de" has no text: built-in texts exist for fr, en; others need notify.texts.de'),
+    ({"notify": {"languages": []}}, ("notify", "languages"), "[] is empty"),
+    ({"notify": {"texts": {"de": {"subject": "x"}}}}, ("notify", "texts", "de"),
+     "missing key body"),
+    ({"notify": {"texts": {"de": {"subject": "{when}", "body": "b"}}}},
+     ("notify", "texts", "de", "subject"), "it may only use {user_id}, {date}"),
+    ({"notify": {"texts": {"d e": {"subject": "s", "body": "b"}}}}, ("notify", "texts", "d e"),
+     "is not a language tag"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("raw", "path", "text"), ERRORS)

@@ -274,3 +274,46 @@ async def test_r1_a_fork_reached_late_in_a_batch_is_purged_in_the_next_one(
     assert ids(deleted, "purge") == old_a + fork
     assert [(room, n) for room, _, n in synapse.purges] == [("A", 2), ("B", 3)]
     assert not set(fork) & set(synapse.rows)
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_a_page_reads_a_bounded_number_of_rows_that_are_not_due(
+    synapse: FakeSynapse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 old state rows under a longer lifetime than the shortest one: each page reads
+    at most SCAN_ROWS_PER_PAGE batches of them and hands back a cursor, instead of one
+    call reading the room's whole history (issue #11: bounded find_candidates)."""
+    for depth in range(200):
+        synapse.add("A", "@alice:x", depth, ts=AS_OF - 12 * MONTH_MS, state=True)
+    synapse.add("A", "@alice:x", 300, ts=FRESH, current=True)
+    read: list[int] = []
+    original = synapse.old_room_events
+
+    async def counting(*args: object) -> list[StoredEvent]:
+        rows = await original(*args)  # type: ignore[arg-type]
+        read[-1] += len(rows)
+        return rows
+
+    monkeypatch.setattr(messages.events, "old_room_events", counting)
+    config = parse_config(
+        {"retention": {"rules": [{"match": {"msgtype": "m.video"}, "lifetime": "6M"}]}}
+    )
+    r = MessagesRule(
+        object(),  # type: ignore[arg-type]
+        object(),  # type: ignore[arg-type]
+        "sqlite",
+        ContentPolicy(config.retention),
+        FakeExpunger(synapse),  # type: ignore[arg-type]
+    )
+    ctx = SweepContext(as_of_ms=AS_OF, dry_run=True, batch_size=3)
+    cursor, pages = None, 0
+    while True:
+        read.append(0)
+        page = await r.find_candidates(ctx, HoldSet(), cursor)
+        pages += 1
+        assert page.items == []
+        assert read[-1] <= messages.SCAN_ROWS_PER_PAGE * 3 + 3
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert sum(read) >= 200 and pages >= 200 // (messages.SCAN_ROWS_PER_PAGE * 3)

@@ -46,11 +46,15 @@ COMPLIANT = {
     "media_retention": {"local_media_lifetime": "360d", "remote_media_lifetime": "30d"},
     "log_config": "log.yaml",
     "push": {"include_content": False},
+    "email": {"smtp_host": "mail.example.org", "notif_from": "Luxchat <noreply@example.org>"},
 }
 
-# R15: what every test below adds to its homeserver.yaml unless it sets ``push`` itself,
-# so that each test sees only the findings of the settings it is about.
-NO_PUSH_CONTENT = {"push": {"include_content": False}}
+# R15, R12: what every test below adds to its homeserver.yaml unless it sets ``push`` or
+# ``email`` itself, so that each test sees only the findings of the settings it is about.
+NO_PUSH_CONTENT = {
+    "push": {"include_content": False},
+    "email": {"notif_from": "noreply@example.org"},
+}
 
 
 def _write_log_config(directory: Path, handlers: dict[str, Any], name: str = "log.yaml") -> Path:
@@ -76,11 +80,13 @@ def test_r1_r2_r5_r9_r11_r15_compliant_homeserver_has_no_findings(tmp_path: Path
     assert find_contradictions(COMPLIANT, DEFAULTS, str(tmp_path)) == []
 
 
-def test_r5_r9_r15_of_synapse_defaults_only_push_content_contradicts() -> None:
+def test_r5_r9_r12_r15_of_synapse_defaults_push_content_and_mailer_contradict() -> None:
     """Synapse's default user_ips_max_age (28d) and redaction_retention_period (7d) are
-    within the policy; its default push.include_content (true) is not (R15)."""
+    within the policy; its default push.include_content (true) is not (R15), and without
+    an e-mail sender no warning goes out before an R12 deletion."""
     assert [finding.key for finding in find_contradictions({}, DEFAULTS, None)] == [
-        "push.include_content"
+        "push.include_content",
+        "email.notif_from",
     ]
     assert _contradictions({}) == []
 
@@ -443,7 +449,8 @@ R15_EXPECTED = (
 
 
 def test_r15_push_content_absent_means_synapse_default_true() -> None:
-    assert [str(finding) for finding in find_contradictions({}, DEFAULTS, None)] == [
+    mailer = {"email": {"notif_from": "noreply@example.org"}}
+    assert [str(finding) for finding in find_contradictions(mailer, DEFAULTS, None)] == [
         f"push.include_content is absent (Synapse default true); {R15_EXPECTED}"
     ]
     assert _find({"push": None}) == _find({"push": {}}) == _find({"push": {"enabled": True}})
@@ -477,10 +484,12 @@ def test_r15_push_content_off_or_push_disabled_is_fine(push: dict[str, Any]) -> 
 
 def test_r15_deprecated_email_redact_content_replaces_push_include_content() -> None:
     """Synapse's PushConfig: a set email.redact_content wins over push.include_content."""
-    assert _find({"push": {"include_content": True}, "email": {"redact_content": True}}) == []
-    assert _find({"push": {}, "email": {"redact_content": True}}) == []
-    assert _find({"email": {"redact_content": None}}) == []
-    assert _find({"email": {"redact_content": False}}) == [
+    sender = {"notif_from": "noreply@example.org"}
+    redact = {**sender, "redact_content": True}
+    assert _find({"push": {"include_content": True}, "email": redact}) == []
+    assert _find({"push": {}, "email": redact}) == []
+    assert _find({"email": {**sender, "redact_content": None}}) == []
+    assert _find({"email": {**sender, "redact_content": False}}) == [
         "email.redact_content is false (deprecated; Synapse reads it instead of "
         "push.include_content); it should be absent, and push.include_content false, so that "
         "message content is not sent to the push gateway and on to Apple and Google (R15)"
@@ -494,7 +503,7 @@ def test_r15_push_that_is_not_a_mapping() -> None:
     ]
 
 
-def test_r1_r2_r5_r9_r11_r15_every_contradiction_is_reported_together(tmp_path: Path) -> None:
+def test_r1_r2_r5_r9_r11_r12_r15_every_contradiction_is_reported_together(tmp_path: Path) -> None:
     _write_log_config(tmp_path, {"file": {"class": "logging.FileHandler", "filename": "x"}})
     homeserver = {
         "retention": {"enabled": True},
@@ -506,7 +515,9 @@ def test_r1_r2_r5_r9_r11_r15_every_contradiction_is_reported_together(tmp_path: 
         "push": {"include_content": True},
     }
     found = find_contradictions(homeserver, DEFAULTS, str(tmp_path))
-    assert [finding.rule for finding in found] == ["R1", "R2", "R5", "R9", "R9", "R11", "R15"]
+    assert [finding.rule for finding in found] == [
+        "R1", "R2", "R5", "R9", "R9", "R11", "R15", "R12"
+    ]  # fmt: skip
 
 
 _VALUES = st.recursive(
@@ -533,7 +544,21 @@ _VALUES = st.recursive(
         _VALUES,
     )
 )  # fmt: skip
-def test_r1_r2_r5_r9_r11_r15_any_yaml_shaped_homeserver_gives_findings(homeserver: Any) -> None:
+def test_r1_r2_r5_r9_r11_r12_r15_any_yaml_shaped_homeserver_gives_findings(
+    homeserver: Any,
+) -> None:
     found = find_contradictions(homeserver, DEFAULTS, None)
-    assert all(finding.rule in {"R1", "R2", "R5", "R9", "R11", "R15"} for finding in found)
+    assert all(finding.rule in {"R1", "R2", "R5", "R9", "R11", "R12", "R15"} for finding in found)
     assert all("\n" not in str(finding) for finding in found)
+
+
+def test_r12_deletion_warnings_without_a_mail_sender_are_reported() -> None:
+    """notify.account_deletion needs Synapse's mailer: email.notif_from, else no warning."""
+    expected = (
+        "email.notif_from is absent (no e-mail can be sent); it should be set, with"
+        " Synapse's SMTP settings, so that users are warned before their account is deleted"
+        " (notify.account_deletion; set it to [] to do without the warnings) (R12)"
+    )
+    assert _find({"email": None}) == _find({"email": {"smtp_host": "mx"}}) == [expected]
+    assert _find({"email": None}, notify={"account_deletion": []}) == []
+    assert _find({"email": {"notif_from": "Luxchat <noreply@example.org>"}}) == []

@@ -14,6 +14,7 @@ from synapse_lux_privacy.config import parse_config
 from synapse_lux_privacy.synapse_adapter import selfcheck
 
 MODULE = "synapse_lux_privacy.LuxPrivacyModule"
+NO_MAIL = {"notify": {"account_deletion": []}}  # no e-mail settings needed (R12 warnings)
 
 
 def test_r2_storage_providers_default_to_auto_and_untested_synapse_to_refused() -> None:
@@ -22,7 +23,7 @@ def test_r2_storage_providers_default_to_auto_and_untested_synapse_to_refused() 
     assert config.allow_untested_synapse is False
     config = parse_config({"storage_providers": {"delete_from": "none"}})
     assert config.storage_providers.delete_from == "none"
-    assert parse_config({"allow_untested_synapse": True}).allow_untested_synapse
+    assert parse_config({**NO_MAIL, "allow_untested_synapse": True}).allow_untested_synapse
 
 
 @pytest.mark.parametrize(
@@ -56,7 +57,7 @@ def test_check_config_refuses_a_newer_synapse_without_the_flag(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(synapse_adapter, "synapse_version", lambda: "1.170.0")
-    status = main(["check-config", str(_homeserver(tmp_path / "h.yaml", {}))])
+    status = main(["check-config", str(_homeserver(tmp_path / "h.yaml", NO_MAIL))])
     err = capsys.readouterr().err
     assert status == 2
     assert "this is Synapse 1.170.0" in err and "allow_untested_synapse: true" in err
@@ -66,7 +67,7 @@ def test_check_config_runs_the_self_check_and_names_a_missing_api(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(synapse_adapter, "synapse_version", lambda: "1.170.0")
-    path = _homeserver(tmp_path / "h.yaml", {"allow_untested_synapse": True})
+    path = _homeserver(tmp_path / "h.yaml", {**NO_MAIL, "allow_untested_synapse": True})
     assert main(["check-config", str(path)]) == 0
     capsys.readouterr()
 

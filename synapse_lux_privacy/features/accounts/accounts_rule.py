@@ -7,6 +7,13 @@ registered again (R8). Synapse does not delete media: the rule deletes every fil
 the user uploaded (avatars included) through the media repository. The
 deactivation callback (``DeactivationHandler``) then runs as for any deactivation.
 
+Crash resume: the user is marked in ``lux_privacy_account_deletions`` before the
+deactivation and the mark is cleared once the media is deleted. A sweep killed in
+between leaves the mark; the next sweep selects the marked user whatever their
+activity and runs the deletion again: Synapse's deactivation (every step of it is a
+no-op where already done, and a crash may have cut it short), then the media that is
+left. Nothing that was started waits for R2.
+
 Never touched: exempt users (``accounts.exempt``), application-service users, the
 server-notices user, held users (R13, dropped by the orchestrator) and members of a
 held room (their erasure would prune their membership events there).
@@ -18,11 +25,16 @@ from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import DbRunner, Dialect
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
+from synapse_lux_privacy.features.accounts.deletion_marks import DeletionMarks
 from synapse_lux_privacy.features.accounts.policy import Exemptions
 from synapse_lux_privacy.features.accounts.tracker import ActivityTracker
+from synapse_lux_privacy.features.content.held_media import held_local_media
 from synapse_lux_privacy.store.holds import HoldSet, HoldStore
-from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, SweepContext
+from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, DeleteOutcome, SweepContext
 from synapse_lux_privacy.synapse_adapter import accounts, media
+
+# Why a listed account was not deleted: used, or held, since it was listed.
+HELD_OR_ACTIVE_AGAIN = "held_or_active_again"
 
 
 class AccountsRule:
@@ -36,6 +48,7 @@ class AccountsRule:
         run: DbRunner,
         dialect: Dialect,
         store: ActivityStore,
+        marks: DeletionMarks,
         tracker: ActivityTracker,
         holds: HoldStore,
         exemptions: Exemptions,
@@ -46,6 +59,7 @@ class AccountsRule:
         self._run = run
         self._dialect = dialect
         self._store = store
+        self._marks = marks
         self._tracker = tracker
         self._holds = holds
         self._exemptions = exemptions
@@ -90,24 +104,27 @@ class AccountsRule:
         ]
         return CandidatePage(items, rows[-1] if len(rows) == ctx.batch_size else None)
 
-    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
         # Re-check just before deleting: activity noted since, or a hold placed since.
         await self._tracker.flush()
         holds = await self._holds.active_holds()
         user_ids = [c.item_id for c in items]
         due = set(await self._eligible(await self._idle(ctx, None, None, user_ids), holds))
         deleted: list[Candidate] = []
+        skipped: dict[str, str] = {}
         for item in items:
             user_id = item.item_id
             if user_id not in due or holds.covers(user_id, None):
+                skipped[item.item_id] = HELD_OR_ACTIVE_AGAIN
                 continue
+            await self._marks.start(user_id, self._api.get_current_time_msec())
+            await accounts.deactivate_and_erase(self._api, self._run, user_id)
+            # Read after: the deactivation callback has deleted the avatar files (R7).
             owned = await accounts.media_of_users(self._run, [user_id])
             uploads = [media_id for media_id, _ in owned.get(user_id, ())]
-            await accounts.deactivate_and_erase(self._api, user_id)
-            kept = await accounts.media_in_rooms(
-                self._run, self._api.server_name, uploads, holds.room_ids
-            )
+            kept = await held_local_media(self._run, holds, self._api.server_name, uploads)
             await media.delete_local_media(self._api, [m for m in uploads if m not in kept])
             await self._store.forget_user(user_id)
+            await self._marks.finish(user_id)
             deleted.append(item)
-        return deleted
+        return DeleteOutcome(deleted=deleted, skipped=skipped)

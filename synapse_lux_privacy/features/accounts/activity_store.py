@@ -65,5 +65,6 @@ class ActivityStore:
         def txn(cur: Cursor) -> None:
             cur.execute("DELETE FROM lux_privacy_device_activity WHERE user_id = ?", (user_id,))
             cur.execute("DELETE FROM lux_privacy_user_activity WHERE user_id = ?", (user_id,))
+            cur.execute("DELETE FROM lux_privacy_account_warnings WHERE user_id = ?", (user_id,))
 
         await self._run("lux_privacy_forget_user", txn)

@@ -19,6 +19,8 @@ from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import DbRunner
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
+from synapse_lux_privacy.features.accounts.deletion_marks import DeletionMarks
+from synapse_lux_privacy.features.content.held_media import held_local_media
 from synapse_lux_privacy.store.holds import HoldStore
 from synapse_lux_privacy.synapse_adapter import accounts, media
 
@@ -36,11 +38,13 @@ class DeactivationHandler:
         api: ModuleApi,
         run: DbRunner,
         store: ActivityStore,
+        marks: DeletionMarks,
         holds: HoldStore,
     ) -> None:
         self._api = api
         self._run = run
         self._store = store
+        self._marks = marks
         self._holds = holds
         self._avatars: dict[str, tuple[int, str | None]] = {}
 
@@ -59,6 +63,7 @@ class DeactivationHandler:
             return
         if not deactivated:  # reactivated by an admin: active again from now
             await self._store.record_users({user_id: self._api.get_current_time_msec()})
+            await self._marks.finish(user_id)  # an unfinished R12 deletion is called off
             return
         _, avatar_url = self._avatars.pop(user_id, (0, None))
         holds = await self._holds.active_holds()
@@ -74,9 +79,7 @@ class DeactivationHandler:
             self._run, self._api.server_name, user_id, [avatar_url]
         )
         holds = await self._holds.active_holds()
-        kept = await accounts.media_in_rooms(
-            self._run, self._api.server_name, avatars, holds.room_ids
-        )
+        kept = await held_local_media(self._run, holds, self._api.server_name, avatars)
         await media.delete_local_media(self._api, [m for m in avatars if m not in kept])
 
 

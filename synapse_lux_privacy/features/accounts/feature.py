@@ -1,20 +1,25 @@
 """Sessions, accounts, profile erasure and IP logs (R7, R8, R9, R11, R12) as one Feature."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from synapse_lux_privacy import synapse_adapter
+from synapse_lux_privacy.admin_api.resource import Route
 from synapse_lux_privacy.feature import Feature, ModuleContext
 from synapse_lux_privacy.features.accounts.accounts_rule import AccountsRule
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
 from synapse_lux_privacy.features.accounts.deactivation import DeactivationHandler
+from synapse_lux_privacy.features.accounts.deletion_marks import DeletionMarks
 from synapse_lux_privacy.features.accounts.ip_logs_rule import IpLogsRule
 from synapse_lux_privacy.features.accounts.policy import Exemptions
 from synapse_lux_privacy.features.accounts.report import AccountsReport
 from synapse_lux_privacy.features.accounts.schema import ACCOUNTS_MIGRATIONS
 from synapse_lux_privacy.features.accounts.sessions_rule import SessionsRule
 from synapse_lux_privacy.features.accounts.tracker import FLUSH_INTERVAL_MS, ActivityTracker
+from synapse_lux_privacy.features.accounts.warning_store import WarningStore
+from synapse_lux_privacy.features.accounts.warnings import AccountWarnings
+from synapse_lux_privacy.features.accounts.warnings_endpoint import WarningsEndpoint
 from synapse_lux_privacy.sweep.rule import Rule
 from synapse_lux_privacy.synapse_adapter import accounts, devices
 
@@ -43,9 +48,24 @@ class AccountsFeature(Feature):
             accounts.server_notices_user(api),
             accounts.appservice_checker(api),
         )
-        self._deactivation = DeactivationHandler(api, ctx.db, self._store, ctx.holds)
+        marks = DeletionMarks(ctx.db)
+        self._deactivation = DeactivationHandler(api, ctx.db, self._store, marks, ctx.holds)
         self._report = AccountsReport(
             api, ctx.db, config, self._store, self.tracker, ctx.holds, exemptions, self._clock_ms
+        )
+        self._warning_store = WarningStore(ctx.db)
+        self._warnings = AccountWarnings(
+            api,
+            ctx.db,
+            self._dialect,
+            config,
+            self._report,
+            self.tracker,
+            self._warning_store,
+            self._clock_ms,
+        )
+        self._warnings_endpoint = WarningsEndpoint(
+            self._warnings, config.notify.account_deletion_ms, config.dry_run
         )
         self._rules: dict[str, Rule] = {
             "sessions": SessionsRule(
@@ -62,6 +82,7 @@ class AccountsFeature(Feature):
                 ctx.db,
                 self._dialect,
                 self._store,
+                marks,
                 self.tracker,
                 ctx.holds,
                 exemptions,
@@ -73,6 +94,9 @@ class AccountsFeature(Feature):
 
     def rules(self) -> Mapping[str, Rule]:
         return self._rules
+
+    def routes(self) -> Sequence[Route]:
+        return self._warnings_endpoint.routes()
 
     def register_callbacks(self) -> None:
         api = self._ctx.api
@@ -87,7 +111,19 @@ class AccountsFeature(Feature):
         )
 
     async def report(self, user_id: str) -> Mapping[str, Any]:
-        return await self._report.report(user_id)
+        """R14: the activity fields, and the deletion warnings e-mailed to the user."""
+        fields = dict(await self._report.report(user_id))
+        if fields:
+            fields["account_deletion_warnings"] = [
+                {
+                    "lead_ms": w.lead_ms,
+                    "sent_ts": w.sent_ts,
+                    "deletion_due_ts": w.deletion_due_ts,
+                    "addresses": w.addresses,
+                }
+                for w in await self._warning_store.sent(user_id)
+            ]
+        return fields
 
     async def start(self) -> None:
         """Flush activity on every instance; backfill the record where background tasks run."""
@@ -104,6 +140,12 @@ class AccountsFeature(Feature):
         if api.should_run_background_tasks():
             await accounts.backfill_user_activity(self._ctx.db, self._dialect)
             await devices.sync_device_activity(self._ctx.db, self._clock_ms())
+            if self._warnings.enabled:
+                api.looping_background_call(
+                    self._warnings.tick,
+                    self._ctx.config.sweep_interval_ms,
+                    desc="lux_privacy_account_warnings",
+                )
 
     async def _on_registration(self, user_id: str) -> None:
         """R12: a new account is active from its registration."""

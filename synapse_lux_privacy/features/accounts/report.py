@@ -2,14 +2,16 @@
 
 ``last_active_ts``, ``account_deletion_due_ts`` (null when R12 does not apply: exempt,
 application-service or server-notices user, held, member of a held room,
-deactivated) and ``sessions`` with each device's ``last_seen_ts`` (null if never
-seen) and ``logout_due_ts`` (null when R11 does not apply). The dates are those the
-rules use (``policy``).
+deactivated), ``account_held`` (true when a legal hold keeps the account, R13: a
+hold on the user, or on a room they are a member of) and ``sessions`` with each
+device's ``last_seen_ts`` (null if never seen) and ``logout_due_ts`` (null when R11
+does not apply). The dates are those the rules use (``policy``).
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import attrs
 from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.config import LuxPrivacyConfig
@@ -42,10 +44,39 @@ class AccountsReport:
         self._exemptions = exemptions
         self._clock_ms = clock_ms
 
+    async def deletion(self, user_id: str) -> tuple[int, int] | None:
+        """R12: (last activity, deletion date) as the report shows them; None when R12
+        does not apply to the user (the e-mail warnings use this too)."""
+        state = await self._state(user_id)
+        if state is None or state.last_active is None or state.account_due is None:
+            return None
+        return state.last_active, state.account_due
+
     async def report(self, user_id: str) -> Mapping[str, Any]:
+        state = await self._state(user_id)
+        if state is None:
+            return {}
+        session_ms = self._config.sessions.inactive_logout_after_ms
+        return {
+            "last_active_ts": state.last_active,
+            "account_deletion_due_ts": state.account_due,
+            "account_held": state.account_held,
+            "sessions": [
+                {
+                    "device_id": d.device_id,
+                    "last_seen_ts": d.last_seen_ts,
+                    "logout_due_ts": policy.logout_due_ts(d, session_ms, state.now)
+                    if state.sessions_apply
+                    else None,
+                }
+                for d in state.devices
+            ],
+        }
+
+    async def _state(self, user_id: str) -> "_State | None":
         info = await self._api.get_userinfo_by_id(user_id)
         if info is None:
-            return {}
+            return None
         now = self._clock_ms()
         session_ms = self._config.sessions.inactive_logout_after_ms
         known = [
@@ -71,12 +102,15 @@ class AccountsReport:
             or holds.covers(user_id, None)
             or self._exemptions.from_sessions(user_id)
         )
+        account_held = holds.covers(user_id, None) or bool(
+            await accounts.members_of_rooms(self._run, [user_id], holds.room_ids)
+        )
         account_due = None
         if (
             last_active is not None
             and sessions_apply
             and not self._exemptions.from_accounts(user_id)
-            and not await accounts.members_of_rooms(self._run, [user_id], holds.room_ids)
+            and not account_held
         ):
             account_due = policy.account_deletion_due_ts(
                 last_active,
@@ -85,17 +119,16 @@ class AccountsReport:
                 session_ms,
                 now,
             )
-        return {
-            "last_active_ts": last_active,
-            "account_deletion_due_ts": account_due,
-            "sessions": [
-                {
-                    "device_id": d.device_id,
-                    "last_seen_ts": d.last_seen_ts,
-                    "logout_due_ts": policy.logout_due_ts(d, session_ms, now)
-                    if sessions_apply
-                    else None,
-                }
-                for d in known
-            ],
-        }
+        return _State(now, known, last_active, sessions_apply, account_due, account_held)
+
+
+@attrs.frozen
+class _State:
+    """What the report and the warnings read about one user, as of ``now``."""
+
+    now: int
+    devices: Sequence[policy.DeviceActivity]
+    last_active: int | None
+    sessions_apply: bool
+    account_due: int | None
+    account_held: bool

@@ -1,4 +1,5 @@
-"""The activity record's tables (R11, R12): the module's own last activity per user and device.
+"""The accounts feature's tables (R11, R12): the module's own last activity per user and
+device, and the account deletions started but not finished.
 
 Synapse's only record of activity is its IP log (``user_ips``) and ``devices.last_seen``;
 the first is purged after ``logs.ip_retention`` (R9) and the second goes with the
@@ -28,5 +29,27 @@ ACCOUNTS_MIGRATIONS: Mapping[str, Sequence[str]] = {
             PRIMARY KEY (user_id, device_id)
         )
         """,
-    )
+        # R12, R7: accounts whose deletion the accounts rule started and has not finished
+        # (deactivated, media not deleted yet); the next sweep finishes them.
+        """
+        CREATE TABLE IF NOT EXISTS lux_privacy_account_deletions (
+            user_id TEXT PRIMARY KEY,
+            started_ts BIGINT NOT NULL
+        )
+        """,
+    ),
+    # R12: the e-mail warnings sent before a deletion, one row per account and lead
+    # time; a later activity (last activity after sent_ts) starts a new round.
+    "account_warnings": (
+        """
+        CREATE TABLE IF NOT EXISTS lux_privacy_account_warnings (
+            user_id TEXT NOT NULL,
+            lead_ms BIGINT NOT NULL,
+            sent_ts BIGINT NOT NULL,
+            deletion_due_ts BIGINT NOT NULL,
+            addresses INTEGER NOT NULL,
+            PRIMARY KEY (user_id, lead_ms)
+        )
+        """,
+    ),
 }

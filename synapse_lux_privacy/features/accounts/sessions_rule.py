@@ -17,8 +17,11 @@ from synapse_lux_privacy.db import DbRunner, Dialect
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
 from synapse_lux_privacy.features.accounts.policy import Exemptions
 from synapse_lux_privacy.store.holds import HoldSet
-from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, SweepContext
+from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, DeleteOutcome, SweepContext
 from synapse_lux_privacy.synapse_adapter import accounts, devices
+
+# Why a listed session was not logged out: used since it was listed (or gone).
+NO_LONGER_IDLE = "no_longer_idle"
 
 
 class SessionsRule:
@@ -62,7 +65,7 @@ class SessionsRule:
         full = len(rows) == ctx.batch_size
         return CandidatePage(items, json.dumps(rows[-1]) if full else None)
 
-    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
         by_user: dict[str, list[Candidate]] = defaultdict(list)
         for item in items:
             by_user[_decode(item.item_id)[0]].append(item)
@@ -78,14 +81,16 @@ class SessionsRule:
             )
         )
         deleted: list[Candidate] = []
+        skipped: dict[str, str] = {}
         for user_id, candidates in by_user.items():
             due = [c for c in candidates if _decode(c.item_id) in still_idle]
+            skipped.update((c.item_id, NO_LONGER_IDLE) for c in candidates if c not in due)
             device_ids = [_decode(c.item_id)[1] for c in due]
             if device_ids:
                 await devices.delete_devices(self._api, user_id, device_ids)
                 await self._store.forget_devices(user_id, device_ids)
                 deleted.extend(due)
-        return deleted
+        return DeleteOutcome(deleted=deleted, skipped=skipped)
 
 
 def _decode(text: str) -> tuple[str, str]:

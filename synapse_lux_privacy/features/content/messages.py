@@ -46,6 +46,11 @@ PURGE = "purge"
 # own retention jobs do (those run every room at once).
 PURGE_CONCURRENCY = 4
 
+# Rows one page may read past without finding them due (old state that must stay,
+# events under another lifetime), in batches: a page's cost stays bounded however much
+# history is kept; the cursor resumes the scan where the page stopped.
+SCAN_ROWS_PER_PAGE = 10
+
 # The steps of one room's scan, in order.
 WALK, NON_STATE, OLD_STATE, DONE = "walk", "non_state", "old_state", "done"
 
@@ -70,6 +75,13 @@ class RoomScan:
             return None
         room_id, step, floor, depth, stream = parts
         return RoomScan(room_id, step, floor, None if depth is None else (depth, stream))
+
+
+@attrs.define
+class _Budget:
+    """What is left of one page's allowance of rows read."""
+
+    rows_left: int
 
 
 def event_candidate(kind: str, event: StoredEvent) -> Candidate:
@@ -100,9 +112,10 @@ class MessagesRule:
         self, ctx: SweepContext, holds: HoldSet, cursor: str | None
     ) -> CandidatePage:
         items: list[Candidate] = []
+        budget = _Budget(SCAN_ROWS_PER_PAGE * ctx.batch_size)
         scan = RoomScan.decode(cursor)
         if scan is not None and scan.step != DONE:
-            scan = await self._scan_room(ctx, holds, scan, items)
+            scan = await self._scan_room(ctx, holds, scan, items, budget)
             if scan.step != DONE:
                 return CandidatePage(items, scan.encode())
         rooms = await events.rooms_with_pending_events(
@@ -112,7 +125,7 @@ class MessagesRule:
             ctx.batch_size,
         )
         for room_id in rooms:
-            scan = await self._scan_room(ctx, holds, RoomScan(room_id, WALK), items)
+            scan = await self._scan_room(ctx, holds, RoomScan(room_id, WALK), items, budget)
             if scan.step != DONE or len(items) >= ctx.batch_size:
                 return CandidatePage(items, scan.encode())
         if len(rooms) < ctx.batch_size:
@@ -120,13 +133,23 @@ class MessagesRule:
         return CandidatePage(items, RoomScan(rooms[-1], DONE).encode())
 
     async def _scan_room(
-        self, ctx: SweepContext, holds: HoldSet, scan: RoomScan, items: list[Candidate]
+        self,
+        ctx: SweepContext,
+        holds: HoldSet,
+        scan: RoomScan,
+        items: list[Candidate],
+        budget: "_Budget",
     ) -> RoomScan:
-        """Add the room's candidates to ``items`` until the batch is full; where it stopped."""
+        """Add the room's candidates to ``items`` until the batch is full or the page's
+        budget of rows is spent; where it stopped."""
         if scan.step == WALK:
             scan = await self._walk(ctx, holds, scan, items)
-        while scan.step in (NON_STATE, OLD_STATE) and len(items) < ctx.batch_size:
-            scan = await self._old_events(ctx, scan, items)
+        while (
+            scan.step in (NON_STATE, OLD_STATE)
+            and len(items) < ctx.batch_size
+            and budget.rows_left > 0
+        ):
+            scan = await self._old_events(ctx, scan, items, budget)
         return scan
 
     async def _walk(
@@ -155,7 +178,7 @@ class MessagesRule:
         return RoomScan(scan.room_id, NON_STATE, plan.floor)
 
     async def _old_events(
-        self, ctx: SweepContext, scan: RoomScan, items: list[Candidate]
+        self, ctx: SweepContext, scan: RoomScan, items: list[Candidate], budget: "_Budget"
     ) -> RoomScan:
         """Steps 2 and 3: due events the purge keeps, to expunge."""
         state = scan.step == OLD_STATE
@@ -175,9 +198,12 @@ class MessagesRule:
                     items.append(event_candidate(EXPUNGE, event))
                     if len(items) >= ctx.batch_size:
                         return attrs.evolve(scan, after=event.position)
+            budget.rows_left -= len(rows)
             if len(rows) < ctx.batch_size:
                 return RoomScan(scan.room_id, DONE if state else OLD_STATE, scan.floor)
             scan = attrs.evolve(scan, after=rows[-1].position)
+            if budget.rows_left <= 0:
+                return scan
 
     def _row_due(self, event: StoredEvent, ctx: SweepContext) -> bool:
         return self._policy.row_due(event.type, event.msgtype, event.ts, ctx.as_of_ms)

@@ -1,0 +1,175 @@
+"""``synapse-lux-privacy sweep``: start a background sweep (``POST /sweeps``) and follow it.
+
+Polls ``GET /sweeps/{id}`` and shows a progress bar per rule on a terminal (one
+progress line per change when the output is a file or a pipe), then the report as a
+table; ``--json`` prints only the final sweep record. Ctrl-C asks the server to stop
+the sweep after its current batch (``DELETE /sweeps/{id}``).
+
+Exit status: 0 the sweep completed; 1 it ended ``completed_with_errors``,
+``cancelled`` or ``interrupted``; 2 the server refused or could not be reached;
+130 interrupted with Ctrl-C.
+"""
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from rich.console import Console
+from rich.live import Live
+
+from synapse_lux_privacy.admin_cli import sweep_view
+from synapse_lux_privacy.admin_cli.client import AdminApiError
+from synapse_lux_privacy.sweep.rule import RULE_NAMES
+
+EXIT_COMPLETED = 0
+EXIT_NOT_COMPLETED = 1
+EXIT_API_ERROR = 2
+EXIT_CTRL_C = 130
+
+
+class Client(Protocol):
+    def call(self, method: str, path: str, body: Any = None) -> Any: ...
+
+
+def parse_as_of(value: str) -> int:
+    """Milliseconds since the epoch, or an ISO 8601 date or time (UTC unless it says)."""
+    if value.isdigit():
+        return int(value)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is neither milliseconds since the epoch nor an ISO 8601 date"
+            " (2027-01-31, 2027-01-31T12:00:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def parse_rules(value: str) -> list[str]:
+    """A comma-separated list of rule names, each one of RULE_NAMES."""
+    rules = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in rules if name not in RULE_NAMES]
+    if not rules or unknown:
+        raise ValueError(
+            f"unknown rule(s) {', '.join(unknown) or '(none given)'}; rules are"
+            f" {', '.join(RULE_NAMES)}"
+        )
+    return rules
+
+
+def parse_interval(value: str) -> float:
+    """A polling interval in seconds: a positive number."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ValueError(f"{value!r} is not a positive number of seconds")
+    return seconds
+
+
+class SweepCommand:
+    """One run of the command; ``sleep`` and ``clock`` are injectable for tests."""
+
+    def __init__(
+        self,
+        client: Client,
+        console: Console,
+        interval_s: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._console = console
+        self._interval_s = interval_s
+        self._sleep = sleep
+        self._clock = clock
+
+    def run(
+        self, dry_run: bool, as_of: int | None, rules: Sequence[str] | None, as_json: bool
+    ) -> int:
+        body = {"dry_run": dry_run, "as_of": as_of, "rules": None if rules is None else [*rules]}
+        shown = list(rules) if rules is not None else list(RULE_NAMES)
+        sweep_id: str | None = None
+        try:
+            sweep_id = str(self._client.call("POST", "/sweeps", body)["sweep_id"])
+            path = f"/sweeps/{quote(sweep_id, safe='')}"
+            if as_json:
+                final = self._wait(path, lambda sweep: None)
+            elif self._console.is_terminal:
+                with Live(console=self._console, refresh_per_second=8) as live:
+                    final = self._wait(
+                        path,
+                        lambda sweep: live.update(
+                            sweep_view.progress_view(sweep, shown), refresh=True
+                        ),
+                    )
+            else:
+                final = self._wait(path, self._line_printer())
+        except AdminApiError as e:
+            print(f"error: {e.describe()}", file=sys.stderr)
+            return EXIT_API_ERROR
+        except KeyboardInterrupt:
+            return self._cancel(sweep_id)
+        if as_json:
+            print(json.dumps(final, indent=2, sort_keys=True))
+        else:
+            self._say(sweep_view.summary(final))
+            self._console.print(sweep_view.results_table(final, shown))
+            for line in sweep_view.skipped_reasons(final):
+                self._say(line)
+        succeeded = sweep_view.FINAL_STATUSES.get(str(final.get("status")), False)
+        return EXIT_COMPLETED if succeeded else EXIT_NOT_COMPLETED
+
+    def _wait(self, path: str, show: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Poll until the sweep has ended; its final record."""
+        while True:
+            sweep: dict[str, Any] = self._client.call("GET", path)
+            show(sweep)
+            if sweep.get("status") in sweep_view.FINAL_STATUSES:
+                return sweep
+            self._sleep(self._interval_s)
+
+    def _line_printer(self) -> Callable[[dict[str, Any]], None]:
+        """Print a progress line whenever the counts, rule or status change."""
+        started = self._clock()
+        last: list[str] = []
+
+        def show(sweep: dict[str, Any]) -> None:
+            key = json.dumps(
+                [sweep.get("status"), sweep.get("current_rule"), sweep.get("results")],
+                sort_keys=True,
+            )
+            if last != [key]:
+                last[:] = [key]
+                self._say(sweep_view.progress_line(sweep, self._clock() - started))
+
+        return show
+
+    def _say(self, line: str) -> None:
+        """One line as it is: never wrapped (logs), no markup."""
+        self._console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def _cancel(self, sweep_id: str | None) -> int:
+        """Ctrl-C: ask the server to stop the sweep after its current batch."""
+        if sweep_id is None:
+            print("interrupted before the sweep started", file=sys.stderr)
+            return EXIT_CTRL_C
+        try:
+            self._client.call("DELETE", f"/sweeps/{quote(sweep_id, safe='')}")
+        except AdminApiError as e:
+            print(
+                f"interrupted; could not cancel sweep {sweep_id}: {e.describe()}", file=sys.stderr
+            )
+            return EXIT_CTRL_C
+        print(
+            f"interrupted: sweep {sweep_id} was asked to stop after its current batch",
+            file=sys.stderr,
+        )
+        return EXIT_CTRL_C
