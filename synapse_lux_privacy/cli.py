@@ -2,9 +2,10 @@
 
 ``check-config PATH [PATH ...]`` reads ``homeserver.yaml`` the way Synapse does
 (several files or directories of ``*.yaml``, merged top-level, later wins),
-validates the module's ``config:`` block and reports the native settings that
-contradict the policy (R1, R2, R5, R9, R11, R15). Exit status: 0 compliant,
-1 findings, 2 unusable configuration.
+validates the module's ``config:`` block, checks the installed Synapse (supported
+range, and the private-API half of the adapter's self-check) and reports the native
+settings that contradict the policy (R1, R2, R5, R9, R11, R15). Exit status:
+0 compliant, 1 findings, 2 unusable configuration.
 
 ``sweep`` and ``report`` talk to a running server's admin API
 (``synapse_lux_privacy.admin_cli``): a background sweep with its progress, and a
@@ -22,6 +23,7 @@ import yaml
 from rich.console import Console
 from synapse.module_api.errors import ConfigError
 
+from synapse_lux_privacy import synapse_adapter
 from synapse_lux_privacy.admin_cli import report_command
 from synapse_lux_privacy.admin_cli.client import AdminClient, parse_url, read_token
 from synapse_lux_privacy.admin_cli.sweep_command import (
@@ -32,6 +34,7 @@ from synapse_lux_privacy.admin_cli.sweep_command import (
 )
 from synapse_lux_privacy.config import parse_config
 from synapse_lux_privacy.native_settings import find_contradictions
+from synapse_lux_privacy.synapse_adapter import selfcheck
 from synapse_lux_privacy.synapse_adapter.config_files import config_files
 
 MODULE = "synapse_lux_privacy.LuxPrivacyModule"
@@ -158,6 +161,11 @@ def _check_config(paths: Sequence[str]) -> int:
     except ConfigError as e:
         print(f"error in modules[{index}].config: {e.msg}", file=sys.stderr)
         return EXIT_UNUSABLE
+    unusable = _synapse_findings(config.allow_untested_synapse)
+    for problem in unusable:
+        print(f"error: {problem}", file=sys.stderr)
+    if unusable:
+        return EXIT_UNUSABLE
     findings = find_contradictions(homeserver, config, os.path.dirname(os.path.abspath(files[-1])))
     for finding in findings:
         print(finding)
@@ -166,6 +174,17 @@ def _check_config(paths: Sequence[str]) -> int:
         return EXIT_FINDINGS
     print(f"OK: the {MODULE} config is valid and no Synapse setting contradicts it.")
     return EXIT_OK
+
+
+def _synapse_findings(allow_untested: bool) -> list[str]:
+    """The installed Synapse against the supported range, and the private-API half of the
+    adapter's self-check (the database may be out of reach here: the columns are checked
+    at start-up)."""
+    try:
+        synapse_adapter.check_synapse_version(allow_untested)
+    except ConfigError as e:
+        return [e.msg]
+    return [f"self-check: {finding}" for finding in selfcheck.check_private_api()]
 
 
 def _read_merged(files: Sequence[str]) -> dict[str, Any]:

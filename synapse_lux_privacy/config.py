@@ -239,6 +239,20 @@ class DirectoryConfig:
     national: NationalDirectoryConfig | None
 
 
+STORAGE_PROVIDER_DELETION = ("auto", "none")
+
+
+@attrs.frozen
+class StorageProvidersConfig:
+    """R2, R4, R7, R12: whether media copies in storage providers are deleted too.
+
+    ``auto``: from every provider the module knows how to delete from (file-based,
+    synapse-s3-storage-provider); ``none``: from the local media store only.
+    """
+
+    delete_from: str = "auto"
+
+
 @attrs.frozen
 class NotifyConfig:
     """Warnings to users before their data goes (beyond the notice; R12).
@@ -271,6 +285,8 @@ class LuxPrivacyConfig:
     directory: DirectoryConfig
     audit: AuditConfig = AuditConfig(24 * MONTH_MS)
     notify: NotifyConfig = NotifyConfig((30 * DAY_MS, 7 * DAY_MS), ("fr", "en"))
+    storage_providers: StorageProvidersConfig = StorageProvidersConfig()
+    allow_untested_synapse: bool = False
 
 
 class _Section:
@@ -588,6 +604,16 @@ def _batch_size(section: _Section) -> int:
     return value
 
 
+def _storage_providers(section: _Section) -> StorageProvidersConfig:
+    value = section.value("delete_from", "auto")
+    if value not in STORAGE_PROVIDER_DELETION:
+        raise config_error(
+            (*section.path, "delete_from"),
+            f"{describe(value)} is not one of {', '.join(STORAGE_PROVIDER_DELETION)}",
+        )
+    return StorageProvidersConfig(str(value))
+
+
 def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
     """Build the configuration from the raw ``config:`` block; raise ConfigError if invalid."""
     top = _Section(
@@ -595,7 +621,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
         (),
         ("dry_run", "sweep_interval", "allow_future_sweeps", "allow_short_periods",
          "sweep_batch_size", "retention", "quota", "sessions", "accounts", "logs",
-         "directory", "audit", "notify"),
+         "directory", "audit", "notify", "storage_providers", "allow_untested_synapse"),
     )  # fmt: skip
     allow_short = top.boolean("allow_short_periods", False)
     retention = top.section(
@@ -630,4 +656,6 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
         ),
         audit=AuditConfig(_period(audit, "retention", 24 * MONTH_MS, allow_short)),
         notify=_notify(top.section("notify", ("account_deletion", "languages", "texts"))),
+        storage_providers=_storage_providers(top.section("storage_providers", ("delete_from",))),
+        allow_untested_synapse=top.boolean("allow_untested_synapse", False),
     )

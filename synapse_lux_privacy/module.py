@@ -34,6 +34,7 @@ from synapse_lux_privacy.store.record_retention import RecordRetention
 from synapse_lux_privacy.store.sweep_lock import SweepLockStore
 from synapse_lux_privacy.store.sweeps import SweepRunStore
 from synapse_lux_privacy.sweep.orchestrator import SweepAlreadyRunning, SweepOrchestrator
+from synapse_lux_privacy.synapse_adapter import media
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class LuxPrivacyModule:
     """Enforces the Luxchat retention and privacy rules on one Synapse process."""
 
     def __init__(self, config: LuxPrivacyConfig, api: ModuleApi) -> None:
+        synapse_adapter.check_synapse_schema(api)  # untested Synapse: its columns
+        media.set_storage_provider_deletion(api, config.storage_providers.delete_from)
         self._config = config
         self._api = api
         self._db = ModuleDatabase(api, synapse_adapter.database_dialect(api))
@@ -87,8 +90,9 @@ class LuxPrivacyModule:
     @staticmethod
     def parse_config(config: Mapping[str, Any]) -> LuxPrivacyConfig:
         """Validate the module block of homeserver.yaml (config.md); errors name the key."""
-        synapse_adapter.check_synapse_version()
-        return parse_config(config)
+        parsed = parse_config(config)
+        synapse_adapter.check_synapse_version(parsed.allow_untested_synapse)
+        return parsed
 
     def _mount_admin_api(self) -> None:
         clock = self._api.get_current_time_msec

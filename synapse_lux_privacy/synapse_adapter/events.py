@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import attrs
+from synapse.events.utils import prune_event
 from synapse.module_api import ModuleApi
-from synapse.synapse_rust.events import redact_event
 from synapse.util.async_helpers import concurrently_execute
 from synapse.util.json import json_encoder
 
@@ -386,7 +386,7 @@ async def expunge_event(api: ModuleApi, event_id: str) -> bool:
     event = await store.get_event(event_id, allow_none=True, allow_rejected=True)
     if event is None:
         return False
-    pruned = json_encoder.encode(redact_event(event).get_pdu_json())
+    pruned = json_encoder.encode(prune_event(event).get_pdu_json())
 
     def txn(cur: Any) -> None:
         store._delete_event_expiry_txn(cur, event_id)
@@ -404,7 +404,8 @@ async def censor_redacted_event(api: ModuleApi, redaction_id: str, event_id: str
 
     The same steps as Synapse's ``CensorEventsStore._censor_redactions`` job, for one
     redaction and whatever ``redaction_retention_period`` says: prune the original
-    with ``redact_event``, store it with ``_censor_event_txn``, mark the redaction
+    with ``prune_event`` (Synapse's ``redact_event`` from 1.155 on; its own
+    Python pruning before), store it with ``_censor_event_txn``, mark the redaction
     ``have_censored``. Then ``_unindex_txn`` drops the original's search entry.
     """
     store = api._hs.get_datastores().main
@@ -412,7 +413,7 @@ async def censor_redacted_event(api: ModuleApi, redaction_id: str, event_id: str
     original = await store.get_event(event_id, allow_rejected=True, allow_none=True)
     pruned: str | None = None
     if redaction and original and original.internal_metadata.is_redacted():
-        pruned = json_encoder.encode(redact_event(original).get_pdu_json())
+        pruned = json_encoder.encode(prune_event(original).get_pdu_json())
 
     def txn(cur: Any) -> None:
         if pruned is not None:

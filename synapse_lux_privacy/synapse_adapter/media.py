@@ -10,18 +10,22 @@ which media is an avatar in use (``profiles``, ``user_directory``,
   ``MediaRepository.delete_old_remote_media`` (under its remote-media linearizer:
   file, thumbnail folder, ``store.delete_remote_media`` for the rows), since that
   job only selects by last access, never by the time a copy was cached;
-- storage providers: Synapse's ``StorageProvider`` interface has no deletion, and
-  none of Synapse's deletions reach the providers. For every provider Synapse built
-  whose backend is Synapse's ``FileStorageProviderBackend``, the copy of the file
-  and its thumbnails is removed from the provider's directory, before Synapse's
-  own deletion (so a failure leaves the row for the next sweep, never an orphan
-  file). Other backends (S3 and the like) are listed by ``unsupported_storage_providers``
+- storage providers (``storage_providers.delete_from: auto``): Synapse's
+  ``StorageProvider`` interface has no deletion, and none of Synapse's deletions
+  reach the providers. For every provider Synapse built whose backend is Synapse's
+  ``FileStorageProviderBackend``, the copy of the file and its thumbnails is removed
+  from the provider's directory; for every ``S3StorageProviderBackend``
+  (synapse-s3-storage-provider), their objects are deleted from its bucket
+  (``s3_provider``). Both before Synapse's own deletion, so that a failure leaves
+  the row for the next sweep, never an orphan copy. Other backends, and every
+  backend with ``delete_from: none``, are listed by ``unsupported_storage_providers``
   and logged at start-up: their copies need the provider's own expiry rules.
 """
 
 import errno
 import os
 import shutil
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -31,6 +35,7 @@ from synapse.media.storage_provider import FileStorageProviderBackend
 from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import Cursor, DbRunner, chunks, placeholders
+from synapse_lux_privacy.synapse_adapter import s3_provider
 
 
 @attrs.frozen
@@ -193,27 +198,54 @@ def _backends(repo: MediaRepository) -> list[object]:
     return [getattr(p, "backend", p) for p in repo.media_storage.storage_providers]
 
 
-def _file_provider_dirs(repo: MediaRepository) -> list[str]:
-    return [b.base_directory for b in _backends(repo) if isinstance(b, FileStorageProviderBackend)]
+# The module instances configured with ``storage_providers.delete_from: none``.
+_LOCAL_STORE_ONLY: "weakref.WeakSet[ModuleApi]" = weakref.WeakSet()
+
+
+def set_storage_provider_deletion(api: ModuleApi, delete_from: str) -> None:
+    """``storage_providers.delete_from``: ``auto`` (every provider the module can delete
+    from) or ``none`` (the local media store only)."""
+    if delete_from == "none":
+        _LOCAL_STORE_ONLY.add(api)
+    else:
+        _LOCAL_STORE_ONLY.discard(api)
+
+
+def _deletable(backend: object) -> bool:
+    return isinstance(backend, FileStorageProviderBackend) or s3_provider.is_s3_backend(backend)
 
 
 def unsupported_storage_providers(api: ModuleApi) -> list[str]:
-    """Storage providers this module cannot delete from (their copies need their own expiry)."""
+    """Storage providers this module does not delete from (their copies need their own
+    expiry): unknown backends, and every backend with ``delete_from: none``."""
     hs = api._hs
     if not hs.config.media.can_load_media_repo:
         return []
     backends = _backends(hs.get_media_repository())
-    return [str(b) for b in backends if not isinstance(b, FileStorageProviderBackend)]
+    local_only = api in _LOCAL_STORE_ONLY
+    return [str(b) for b in backends if local_only or not _deletable(b)]
 
 
-def _remove_from_providers(repo: MediaRepository, file_rel: str, thumbnails_rel: str) -> None:
-    """Remove a file and its thumbnail folder from every file storage provider."""
-    for base in _file_provider_dirs(repo):
-        try:
-            os.remove(os.path.join(base, file_rel))
-        except FileNotFoundError:
-            pass
-        shutil.rmtree(os.path.join(base, thumbnails_rel), ignore_errors=True)
+async def _remove_from_providers(
+    api: ModuleApi, repo: MediaRepository, files: Sequence[tuple[str, str]]
+) -> None:
+    """Remove these (file, thumbnail folder) copies, relative to the media store, from
+    every storage provider the module deletes from; raise if any copy stays."""
+    if api in _LOCAL_STORE_ONLY or not files:
+        return
+    for backend in _backends(repo):
+        if isinstance(backend, FileStorageProviderBackend):
+            for file_rel, thumbnails_rel in files:
+                try:
+                    os.remove(os.path.join(backend.base_directory, file_rel))
+                except FileNotFoundError:
+                    pass
+                shutil.rmtree(
+                    os.path.join(backend.base_directory, thumbnails_rel), ignore_errors=True
+                )
+        elif s3_provider.is_s3_backend(backend):
+            bucket = s3_provider.bucket_of(backend)
+            await api.defer_to_thread(bucket.delete, [f for f, _ in files], [t for _, t in files])
 
 
 class MediaNotDeleted(Exception):
@@ -223,7 +255,8 @@ class MediaNotDeleted(Exception):
 async def delete_local_media(api: ModuleApi, media_ids: Sequence[str]) -> list[str]:
     """Delete local media everywhere; return the IDs Synapse reports deleted (R2).
 
-    Storage-provider copies first, then ``MediaRepository.delete_local_media_ids``
+    Storage-provider copies first (a copy a bucket keeps raises ``ObjectsNotDeleted``
+    before anything else is deleted), then ``MediaRepository.delete_local_media_ids``
     (file, thumbnails, database rows). Synapse skips, with a warning, a file it cannot
     remove (other than one already missing) and keeps its row; such a file raises
     ``MediaNotDeleted`` here, so that the sweep counts it as a failure and tries it
@@ -231,9 +264,14 @@ async def delete_local_media(api: ModuleApi, media_ids: Sequence[str]) -> list[s
     """
     repo = _repository(api)
     paths = repo.filepaths
-    for media_id in media_ids:
-        thumbnails = os.path.relpath(paths.local_media_thumbnail_dir(media_id), paths.base_path)
-        _remove_from_providers(repo, paths.local_media_filepath_rel(media_id), thumbnails)
+    copies = [
+        (
+            paths.local_media_filepath_rel(media_id),
+            os.path.relpath(paths.local_media_thumbnail_dir(media_id), paths.base_path),
+        )
+        for media_id in media_ids
+    ]
+    await _remove_from_providers(api, repo, copies)
     deleted, _ = await repo.delete_local_media_ids(list(media_ids))
     missed = [m for m in media_ids if m not in set(deleted)]
     still = [m for m in missed if await repo.store.get_local_media(m) is not None]
@@ -245,15 +283,21 @@ async def delete_local_media(api: ModuleApi, media_ids: Sequence[str]) -> list[s
 async def delete_remote_media(api: ModuleApi, media: RemoteMedia) -> bool:
     """Delete one cached remote file everywhere; False if its file could not be removed.
 
-    Storage-provider copies first, then the steps of ``delete_old_remote_media``.
+    Storage-provider copies first (``ObjectsNotDeleted`` if a bucket keeps one), then
+    the steps of ``delete_old_remote_media``.
     """
     repo = _repository(api)
     paths = repo.filepaths
     thumbnails = paths.remote_media_thumbnail_dir(media.origin, media.filesystem_id)
-    _remove_from_providers(
+    await _remove_from_providers(
+        api,
         repo,
-        paths.remote_media_filepath_rel(media.origin, media.filesystem_id),
-        os.path.relpath(thumbnails, paths.base_path),
+        [
+            (
+                paths.remote_media_filepath_rel(media.origin, media.filesystem_id),
+                os.path.relpath(thumbnails, paths.base_path),
+            )
+        ],
     )
     async with repo.remote_media_linearizer.queue((media.origin, media.media_id)):
         try:

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 from synapse.api.room_versions import KNOWN_ROOM_VERSIONS
-from synapse.events import make_event_from_json
+from synapse.events import make_event_from_dict
 from synapse.events.utils import prune_event
 from synapse.module_api import ModuleApi
 from synapse.util.json import json_decoder, json_encoder
@@ -89,16 +89,18 @@ def local_sender_pattern(server_name: str) -> str:
 def pruned_length(json_text: str, internal_metadata: str, room_version_id: str | None) -> int:
     """The length of an event's JSON once expunged, computed as Synapse's expiry does.
 
-    ``expire_event`` stores ``redact_event(event).get_pdu_json()``; the event is built
-    from the stored row as ``EventsWorkerStore`` builds it. An event Synapse could not
-    parse keeps its full length (it is then never chosen for eviction).
+    ``expire_event`` stores ``redact_event(event).get_pdu_json()`` (before 1.155 the
+    same JSON from ``prune_event_dict``); the event is built
+    from the stored row as ``EventsWorkerStore`` builds it (``make_event_from_dict``:
+    ``make_event_from_json`` only exists from Synapse 1.155 on). An event Synapse could
+    not parse keeps its full length (it is then never chosen for eviction).
     """
     room_version = KNOWN_ROOM_VERSIONS.get(room_version_id or "")
     if room_version is None:
         return len(json_text)
     try:
-        event = make_event_from_json(
-            json_text, room_version, json_decoder.decode(internal_metadata)
+        event = make_event_from_dict(
+            json_decoder.decode(json_text), room_version, json_decoder.decode(internal_metadata)
         )
         return len(json_encoder.encode(prune_event(event).get_pdu_json()))
     except Exception:

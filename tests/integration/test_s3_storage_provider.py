@@ -1,0 +1,208 @@
+"""Media copies in synapse-s3-storage-provider's bucket are deleted too (R2, R13).
+
+A real S3 API on loopback (moto's standalone server) and the real
+synapse-s3-storage-provider configured in Synapse as a provider would (store_local,
+store_remote, store_synchronous, a key prefix). Time: sweeps run ``as_of`` three years
+ahead (``allow_future_sweeps``), so the 12-month attachment lifetime has passed.
+"""
+
+import io
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from tests.conftest import StartSynapse
+from tests.harness import MatrixClient, SynapseServer
+from tests.harness.client import parse_mxc, q
+from tests.harness.s3 import S3Server
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "lux-media"
+PREFIX = "synapse/"
+YEAR_MS = 365 * 86_400_000
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    server = S3Server()
+    server.start()
+    server.create_bucket(BUCKET)
+    yield server
+    server.stop()
+
+
+def _png() -> bytes:
+    """An image large enough for Synapse to store thumbnails of it."""
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), (200, 30, 30)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _upload(client: MatrixClient) -> str:
+    return parse_mxc(client.upload_media(_png(), "image/png", "photo.png"))[1]
+
+
+def _keys_of(s3: S3Server, media_id: str) -> set[str]:
+    """The objects of one local upload: the file and its thumbnails."""
+    tail = f"/{media_id[0:2]}/{media_id[2:4]}/{media_id[4:]}"
+    return {
+        k
+        for k in s3.keys(BUCKET, PREFIX)
+        if k == f"{PREFIX}local_content{tail}" or k.startswith(f"{PREFIX}local_thumbnails{tail}/")
+    }
+
+
+def _wait_for_keys(s3: S3Server, media_id: str, timeout: float = 20) -> set[str]:
+    """The upload's file and at least one thumbnail, once stored."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        keys = _keys_of(s3, media_id)
+        if any("local_thumbnails" in k for k in keys) and any("local_content" in k for k in keys):
+            return keys
+        time.sleep(0.2)
+    raise AssertionError(f"the objects of {media_id} never reached the bucket")
+
+
+def _sweep(admin: MatrixClient) -> dict[str, Any]:
+    as_of = int(time.time() * 1000) + 3 * YEAR_MS
+    status, report = admin.lux(
+        "POST", "/sweep", {"dry_run": False, "as_of": as_of, "rules": ["attachments"]}
+    )
+    assert status == 200, report
+    attachments: dict[str, Any] = report["results"]["attachments"]
+    return attachments
+
+
+def _stored(server: SynapseServer, media_id: str) -> bool:
+    return (
+        server.db().number(
+            "SELECT COUNT(*) FROM local_media_repository WHERE media_id = ?", (media_id,)
+        )
+        == 1
+    )
+
+
+def _start(start_synapse: StartSynapse, s3: S3Server, database: str) -> SynapseServer:
+    return start_synapse(
+        database, {"allow_future_sweeps": True}, s3.provider_config(BUCKET, PREFIX)
+    )
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r2_a_sweep_deletes_the_object_and_thumbnails_from_the_bucket_r13_held_stay(
+    start_synapse: StartSynapse, s3: S3Server, database: str
+) -> None:
+    server = _start(start_synapse, s3, database)
+    admin = server.register_user("boss", admin=True)
+    alice = server.register_user("alice")
+    bob = server.register_user("bob")
+    status, _ = admin.lux("PUT", "/holds/case-s3", {"user_id": bob.user_id, "reason": "inquiry"})
+    assert status == 201
+
+    gone, held = _upload(alice), _upload(bob)
+    assert _wait_for_keys(s3, gone) and _wait_for_keys(s3, held)
+    held_keys = _keys_of(s3, held)
+
+    result = _sweep(admin)
+    assert result["deleted"] >= 1 and result["errors"] == 0
+    assert _keys_of(s3, gone) == set()
+    assert not _stored(server, gone)
+    assert _keys_of(s3, held) == held_keys
+    assert _stored(server, held)
+    assert "cannot delete media from storage provider" not in server.log_text()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r2_a_bucket_out_of_reach_loses_nothing_and_the_next_sweep_deletes(
+    start_synapse: StartSynapse, s3: S3Server, database: str
+) -> None:
+    server = _start(start_synapse, s3, database)
+    admin = server.register_user("boss", admin=True)
+    carol = server.register_user("carol")
+    media_id = _upload(carol)
+    keys = _wait_for_keys(s3, media_id)
+
+    s3.stop()
+    try:
+        result = _sweep(admin)
+    finally:
+        s3.start()
+    assert result["errors"] >= 1
+    assert _stored(server, media_id)
+    assert _keys_of(s3, media_id) == keys
+    assert carol.download_media(f"mxc://{server.server_name}/{media_id}").status_code == 200
+
+    result = _sweep(admin)
+    assert result["deleted"] >= 1 and result["errors"] == 0
+    assert _keys_of(s3, media_id) == set()
+    assert not _stored(server, media_id)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r12_account_deletion_removes_the_users_objects_from_the_bucket(
+    start_synapse: StartSynapse, s3: S3Server, database: str
+) -> None:
+    """An account idle for a year (as of two years ahead, its only device deleted) is
+    erased with its uploads, in the bucket too."""
+    server = _start(start_synapse, s3, database)
+    admin = server.register_user("boss", admin=True)
+    dave = server.register_user("dave")
+    media_id = _upload(dave)
+    assert _wait_for_keys(s3, media_id)
+    admin.synapse_admin("DELETE", f"/v2/users/{q(dave.user_id or '')}/devices/{dave.device_id}")
+
+    as_of = int(time.time() * 1000) + 2 * YEAR_MS
+    status, report = admin.lux(
+        "POST", "/sweep", {"dry_run": False, "as_of": as_of, "rules": ["accounts"]}
+    )
+    assert status == 200, report
+    assert report["results"]["accounts"]["deleted"] >= 1
+    assert _keys_of(s3, media_id) == set()
+    assert not _stored(server, media_id)
+
+
+def test_r2_delete_from_none_leaves_the_bucket_alone_and_says_so_at_start_up(
+    start_synapse: StartSynapse, s3: S3Server
+) -> None:
+    server = start_synapse(
+        "sqlite",
+        {"allow_future_sweeps": True, "storage_providers": {"delete_from": "none"}},
+        s3.provider_config(BUCKET, PREFIX),
+    )
+    admin = server.register_user("boss", admin=True)
+    media_id = _upload(server.register_user("erin"))
+    keys = _wait_for_keys(s3, media_id)
+    server.wait_for_log("cannot delete media from storage provider")
+
+    result = _sweep(admin)
+    assert result["deleted"] >= 1
+    assert not _stored(server, media_id)
+    assert _keys_of(s3, media_id) == keys
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r4_quota_eviction_removes_the_evicted_object_from_the_bucket(
+    start_synapse: StartSynapse, s3: S3Server, database: str
+) -> None:
+    """A 300 KiB quota; four 100 KiB uploads: the oldest is evicted (the eviction loop runs
+    every second), its object goes from the bucket, the newer ones stay."""
+    server = start_synapse(
+        database,
+        {"quota": {"default_bytes": "300K", "eviction_interval": "1s"}},
+        s3.provider_config(BUCKET, PREFIX),
+    )
+    frank = server.register_user("frank")
+    ids = []
+    for n in range(4):
+        ids.append(parse_mxc(frank.upload_media(bytes([n]) * 100 * 1024))[1])
+        time.sleep(0.01)
+    deadline = time.monotonic() + 60
+    while _stored(server, ids[0]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _stored(server, ids[0])
+    assert _keys_of(s3, ids[0]) == set()
+    assert all(_stored(server, m) and _keys_of(s3, m) for m in ids[1:])
