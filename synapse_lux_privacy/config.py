@@ -202,6 +202,7 @@ class LuxPrivacyConfig:
     logs: LogsConfig
     directory: DirectoryConfig
     audit: AuditConfig = AuditConfig(24 * MONTH_MS)
+    sweep_pace: float | None = None  # items deleted per second at most; None: no limit
 
 
 class _Section:
@@ -446,13 +447,25 @@ def _batch_size(section: _Section) -> int:
     return value
 
 
+def _pace(section: _Section) -> float | None:
+    value = section.value("sweep_pace", None)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 1e6:
+        raise config_error(
+            (*section.path, "sweep_pace"),
+            f"{describe(value)} is not a number of items per second above 0 (or null)",
+        )
+    return float(value)
+
+
 def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
     """Build the configuration from the raw ``config:`` block; raise ConfigError if invalid."""
     top = _Section(
         raw,
         (),
         ("dry_run", "sweep_interval", "allow_future_sweeps", "allow_short_periods",
-         "sweep_batch_size", "retention", "quota", "sessions", "accounts", "logs",
+         "sweep_batch_size", "sweep_pace", "retention", "quota", "sessions", "accounts", "logs",
          "directory", "audit"),
     )  # fmt: skip
     allow_short = top.boolean("allow_short_periods", False)
@@ -487,4 +500,5 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
             national=_national(directory),
         ),
         audit=AuditConfig(_period(audit, "retention", 24 * MONTH_MS, allow_short)),
+        sweep_pace=_pace(top),
     )

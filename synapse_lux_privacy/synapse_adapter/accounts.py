@@ -1,6 +1,6 @@
 """Synapse's accounts: who is exempt, who is idle, and erasure through Synapse (R7, R8, R12).
 
-Reads Synapse's ``users``, ``devices``, ``user_ips``, ``room_memberships``,
+Reads Synapse's ``users``, ``devices``, ``user_ips``, ``room_memberships``, ``events``,
 ``event_json`` and ``local_media_repository`` tables with SELECT only. Deletions go
 through Synapse's own machinery: the deactivation handler (with erasure) and the
 profile handler (media goes through ``synapse_adapter.media.delete_local_media``).
@@ -173,16 +173,25 @@ async def media_of_users(
 async def media_in_rooms(
     run: DbRunner, server_name: str, media_ids: Iterable[str], room_ids: Iterable[str]
 ) -> set[str]:
-    """Those local media IDs that an event of these rooms points to (legal holds, R13)."""
+    """Those local media IDs that an event of these rooms points to (legal holds, R13).
+
+    Events pointing to a file have ``contains_url`` (a ``url`` in their content: files,
+    images, stickers, room avatars); membership events carry avatars in
+    ``room_memberships.avatar_url``. Both are read through Synapse's room indexes.
+    """
     rooms = sorted(room_ids)
     wanted = {f"mxc://{server_name}/{m}": m for m in media_ids}
     if not rooms or not wanted:
         return set()
+    local = f"%mxc://{server_name}/%"
 
     def txn(cur: Cursor) -> set[str]:
         cur.execute(
-            f"SELECT json FROM event_json WHERE room_id IN ({placeholders(rooms)}) AND json LIKE ?",
-            (*rooms, f"%mxc://{server_name}/%"),
+            "SELECT ej.json FROM events AS e JOIN event_json AS ej ON ej.event_id = e.event_id"
+            f" WHERE e.room_id IN ({placeholders(rooms)}) AND e.contains_url = ?"
+            " AND ej.json LIKE ? UNION ALL SELECT avatar_url FROM room_memberships"
+            f" WHERE room_id IN ({placeholders(rooms)}) AND avatar_url LIKE ?",
+            (*rooms, True, local, *rooms, local),
         )
         found: set[str] = set()
         for (text,) in cur.fetchall():

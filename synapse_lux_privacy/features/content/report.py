@@ -13,6 +13,8 @@ from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import DbRunner, Dialect
 from synapse_lux_privacy.features.content.policy import ContentPolicy
+from synapse_lux_privacy.features.quota.accounting import EVENTS_WATERMARK
+from synapse_lux_privacy.features.quota.reconcile import LEDGER_COMPLETE
 from synapse_lux_privacy.store.holds import HoldStore
 from synapse_lux_privacy.synapse_adapter import events, media
 
@@ -45,7 +47,9 @@ class ContentReport:
         }
 
     async def _messages(self, user_id: str, held: bool) -> dict[str, Any]:
-        stats = await events.user_event_stats(self._db, self._dialect, user_id)
+        stats = await events.user_event_stats(
+            self._db, self._dialect, user_id, (LEDGER_COMPLETE, EVENTS_WATERMARK)
+        )
         due = (
             self._policy.next_event_deletion(s.type, s.msgtype, s.oldest_unexpunged_ts)
             for s in stats
