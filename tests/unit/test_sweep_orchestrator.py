@@ -251,8 +251,8 @@ async def test_r1_a_rule_is_told_only_when_a_real_pass_ran_to_its_end(db: Sqlite
 async def test_r1_r12_sweep_pace_pauses_after_each_batch_that_went_faster(
     db: SqliteRunner,
 ) -> None:
-    """``sweep_pace`` 10 items/s, batches of 10: a pause of about a second after each full
-    batch, half a second after the last (5 items); a dry run deletes nothing and never
+    """``sweep_pace`` 10 items/s, batches of 10: a pause of up to a second after each full
+    batch, up to half a second after the last (5 items), less what the batch took; a dry run deletes nothing and never
     pauses. The pauses are recorded, not slept (the lease keeper's own long waits never
     return)."""
     add_items(db, 25, 31, "@a:lux.test", "!r:lux.test", "old")
@@ -269,4 +269,5 @@ async def test_r1_r12_sweep_pace_pauses_after_each_batch_that_went_faster(
     report = await orchestrator.run(as_of_ms=None, dry_run=False)
     assert report.results["messages"].deleted == 25
     assert len(pauses) == 3
-    assert all(0.9 < p <= 1.0 for p in pauses[:2]) and 0.4 < pauses[2] <= 0.5
+    # A batch's own time counts towards its share: under load the pauses are shorter.
+    assert all(0 < p <= 1.0 for p in pauses[:2]) and 0 < pauses[2] <= 0.5
