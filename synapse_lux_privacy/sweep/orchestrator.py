@@ -18,8 +18,9 @@ Guarantees, whatever the rules do:
   batch;
 - a full real sweep deletes accountability records older than
   ``audit.retention``;
-- with ``sweep_pace``, deletions stay at or below that many items per second: the
-  sweep pauses after each batch that went faster;
+- with ``sweep_pace``, deletions stay at or below that many items per second: a
+  real sweep's batches hold at most a second's worth of items, and the sweep
+  pauses after each batch that went faster;
 - a rule with a ``pass_completed(ctx)`` method is told when a real (not dry-run)
   pass of it ran to its end (after its last batch), never after a cancelled,
   interrupted or failed one.
@@ -207,9 +208,11 @@ class SweepOrchestrator:
     async def execute(self, sweep: StartedSweep) -> SweepReport:
         """Run a started sweep's rules, then release the lease."""
         report = sweep.report
-        ctx = SweepContext(
-            as_of_ms=report.as_of, dry_run=report.dry_run, batch_size=self._batch_size
-        )
+        batch_size = self._batch_size
+        if self._pace is not None and not report.dry_run:
+            # A batch is deleted in one go: with a pace, at most a second's worth of it.
+            batch_size = max(1, min(batch_size, int(self._pace)))
+        ctx = SweepContext(as_of_ms=report.as_of, dry_run=report.dry_run, batch_size=batch_size)
         self._spawn(sweep.keeper.keep)
         wall_start = time.monotonic()
         status = INTERRUPTED

@@ -252,9 +252,9 @@ async def test_r1_r12_sweep_pace_pauses_after_each_batch_that_went_faster(
     db: SqliteRunner,
 ) -> None:
     """``sweep_pace`` 10 items/s, batches of 10: a pause of up to a second after each full
-    batch, up to half a second after the last (5 items), less what the batch took; a dry run deletes nothing and never
-    pauses. The pauses are recorded, not slept (the lease keeper's own long waits never
-    return)."""
+    batch, up to half a second after the last (5 items), less what the batch took; at
+    4 items/s, batches of 4; a dry run deletes nothing and never pauses. The pauses are
+    recorded, not slept (the lease keeper's own long waits never return)."""
     add_items(db, 25, 31, "@a:lux.test", "!r:lux.test", "old")
     pauses: list[float] = []
 
@@ -271,3 +271,8 @@ async def test_r1_r12_sweep_pace_pauses_after_each_batch_that_went_faster(
     assert len(pauses) == 3
     # A batch's own time counts towards its share: under load the pauses are shorter.
     assert all(0 < p <= 1.0 for p in pauses[:2]) and 0 < pauses[2] <= 0.5
+    add_items(db, 12, 31, "@a:lux.test", "!r:lux.test", "more")
+    rule = AgedItemsRule(db)
+    slower = build(db, {"messages": rule}, lambda: NOW, 10, sleep=sleep, pace=4)
+    await slower.run(as_of_ms=None, dry_run=False)
+    assert rule.pages == [4, 4, 4, 0], "at most a second's worth per batch"
