@@ -138,10 +138,11 @@ class MessagesRule:
         """The next rooms to judge: every room with an old event, or, after a pass that
         ran to its end with the same lifetimes and holds, those changed since."""
         judged = scan_marks.fingerprint(self._policy, holds)
+        start = None
         if first_page and not ctx.dry_run:
             bottom, top = await events.stream_bounds(self._api, self._db)
-            await self._marks.start_pass(scan_marks.ScanMark(ctx.as_of_ms, top, bottom, judged))
-        mark = await self._marks.finished()
+            start = scan_marks.ScanMark(ctx.as_of_ms, top, bottom, judged)
+        mark, failing = await self._marks.begin(start)
         if mark is None or mark.fingerprint != judged or mark.as_of > ctx.as_of_ms:
             return await events.rooms_with_pending_events(
                 self._db,
@@ -157,8 +158,8 @@ class MessagesRule:
             after_room,
             ctx.batch_size,
         )
-        failing = {r for r in await self._marks.failing_rooms() if r > after_room}
-        return sorted(set(changed) | failing)[: ctx.batch_size]
+        rooms = set(changed) | {r for r in failing if r > after_room}
+        return sorted(rooms)[: ctx.batch_size]
 
     async def pass_completed(self, ctx: SweepContext) -> None:
         """The orchestrator's call after a real pass's last batch: leave the mark."""

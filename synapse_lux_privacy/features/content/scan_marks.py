@@ -81,40 +81,38 @@ class ScanMarks:
         self._db = db
         self._rule = rule
 
-    async def finished(self) -> ScanMark | None:
-        """The mark of the last pass that ran to its end, if any."""
+    async def begin(self, start: ScanMark | None) -> tuple[ScanMark | None, set[str]]:
+        """In one transaction: record the start of a real pass (``start``; None on later
+        pages and in dry runs), and read the last finished pass's mark (if any) and the
+        rooms of this rule's items that failed and wait for a retry."""
 
-        def txn(cur: Cursor) -> ScanMark | None:
+        def txn(cur: Cursor) -> tuple[ScanMark | None, set[str]]:
+            if start is not None:
+                cur.execute(
+                    "DELETE FROM lux_privacy_scan_marks WHERE rule = ? AND kind = ?",
+                    (self._rule, RUNNING),
+                )
+                cur.execute(
+                    "INSERT INTO lux_privacy_scan_marks (rule, kind, as_of, max_stream,"
+                    " min_stream, fingerprint) VALUES (?, ?, ?, ?, ?, ?)",
+                    (self._rule, RUNNING, start.as_of, start.max_stream, start.min_stream,
+                     start.fingerprint),
+                )  # fmt: skip
             cur.execute(
                 "SELECT as_of, max_stream, min_stream, fingerprint FROM lux_privacy_scan_marks"
                 " WHERE rule = ? AND kind = ?",
                 (self._rule, FINISHED),
             )
             row = cur.fetchone()
-            return None if row is None else ScanMark(int(row[0]), int(row[1]), int(row[2]), row[3])
-
-        return await self._db("lux_privacy_scan_mark_get", txn)
-
-    async def start_pass(self, mark: ScanMark) -> None:
-        def txn(cur: Cursor) -> None:
+            mark = None if row is None else ScanMark(int(row[0]), int(row[1]), int(row[2]), row[3])
             cur.execute(
-                "DELETE FROM lux_privacy_scan_marks WHERE rule = ? AND kind = ?",
-                (self._rule, RUNNING),
+                "SELECT DISTINCT room_id FROM lux_privacy_failures WHERE rule = ?"
+                " AND room_id IS NOT NULL",
+                (self._rule,),
             )
-            cur.execute(
-                "INSERT INTO lux_privacy_scan_marks (rule, kind, as_of, max_stream, min_stream,"
-                " fingerprint) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    self._rule,
-                    RUNNING,
-                    mark.as_of,
-                    mark.max_stream,
-                    mark.min_stream,
-                    mark.fingerprint,
-                ),
-            )
+            return mark, {str(r[0]) for r in cur.fetchall()}
 
-        await self._db("lux_privacy_scan_mark_start", txn)
+        return await self._db("lux_privacy_scan_mark_begin", txn)
 
     async def finish_pass(self) -> None:
         """The running pass ran to its end: it becomes the mark later passes start from."""
@@ -136,16 +134,3 @@ class ScanMarks:
             )
 
         await self._db("lux_privacy_scan_mark_finish", txn)
-
-    async def failing_rooms(self) -> set[str]:
-        """Rooms of this rule's items that failed and wait for a retry."""
-
-        def txn(cur: Cursor) -> set[str]:
-            cur.execute(
-                "SELECT DISTINCT room_id FROM lux_privacy_failures WHERE rule = ?"
-                " AND room_id IS NOT NULL",
-                (self._rule,),
-            )
-            return {str(row[0]) for row in cur.fetchall()}
-
-        return await self._db("lux_privacy_scan_failing_rooms", txn)
