@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,6 +89,21 @@ def sweep(admin: MatrixClient, rules: list[str], dry_run: bool = False) -> tuple
     return elapsed, report["results"]
 
 
+def profiled(pid: int | None, path: str | None) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the Synapse process into ``path`` (collapsed stacks), if asked."""
+    if path is None or pid is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    cmd = [spy, "record", "--pid", str(pid), "--format", "raw", "--output", path, "--rate", "50"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profile(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
+
+
 def noop_sweep(admin: MatrixClient) -> float:
     elapsed, results = sweep(admin, ["messages", *CONTENT_MEDIA_RULES])
     assert all(r["deleted"] == 0 for r in results.values()), results
@@ -125,6 +142,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_spec_arguments(parser, ISSUE_SIZES)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
+    parser.add_argument(
+        "--profile", metavar="PATH", help="py-spy collapsed stacks of the messages sweep"
+    )
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="lux-bench-"))
@@ -153,7 +173,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         due = due_messages(db, cutoff)
         before = counts(db)
         _, forecast = sweep(admin, ["messages", *CONTENT_MEDIA_RULES], dry_run=True)
+        spy = profiled(server.pid, args.profile)
         t_messages, r_messages = sweep(admin, ["messages"])
+        stop_profile(spy)
         t_media, r_media = sweep(admin, CONTENT_MEDIA_RULES)
         after = counts(db)
         ours_deleted = deleted(before, after)

@@ -287,6 +287,7 @@ class LuxPrivacyConfig:
     notify: NotifyConfig = NotifyConfig((30 * DAY_MS, 7 * DAY_MS), ("fr", "en"))
     storage_providers: StorageProvidersConfig = StorageProvidersConfig()
     allow_untested_synapse: bool = False
+    sweep_pace: float | None = None  # items deleted per second at most; None: no limit
 
 
 class _Section:
@@ -614,13 +615,25 @@ def _storage_providers(section: _Section) -> StorageProvidersConfig:
     return StorageProvidersConfig(str(value))
 
 
+def _pace(section: _Section) -> float | None:
+    value = section.value("sweep_pace", None)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 1e6:
+        raise config_error(
+            (*section.path, "sweep_pace"),
+            f"{describe(value)} is not a number of items per second above 0 (or null)",
+        )
+    return float(value)
+
+
 def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
     """Build the configuration from the raw ``config:`` block; raise ConfigError if invalid."""
     top = _Section(
         raw,
         (),
         ("dry_run", "sweep_interval", "allow_future_sweeps", "allow_short_periods",
-         "sweep_batch_size", "retention", "quota", "sessions", "accounts", "logs",
+         "sweep_batch_size", "sweep_pace", "retention", "quota", "sessions", "accounts", "logs",
          "directory", "audit", "notify", "storage_providers", "allow_untested_synapse"),
     )  # fmt: skip
     allow_short = top.boolean("allow_short_periods", False)
@@ -658,4 +671,5 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
         notify=_notify(top.section("notify", ("account_deletion", "languages", "texts"))),
         storage_providers=_storage_providers(top.section("storage_providers", ("delete_from",))),
         allow_untested_synapse=top.boolean("allow_untested_synapse", False),
+        sweep_pace=_pace(top),
     )

@@ -66,6 +66,7 @@ class LuxPrivacyModule:
             audit_retention_ms=config.audit.retention_ms,
             spawn=lambda func: api.run_as_background_process("lux_privacy_sweep_task", func),
             sleep=api.sleep,
+            pace=config.sweep_pace,
         )
         context = ModuleContext(
             api=api,

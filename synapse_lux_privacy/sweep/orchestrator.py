@@ -17,7 +17,13 @@ Guarantees, whatever the rules do:
   from every worker, and a cancellation asked for anywhere stops it after the
   batch;
 - a full real sweep deletes accountability records older than
-  ``audit.retention``.
+  ``audit.retention``;
+- with ``sweep_pace``, deletions stay at or below that many items per second: a
+  real sweep's batches hold at most a second's worth of items, and the sweep
+  pauses after each batch that went faster;
+- a rule with a ``pass_completed(ctx)`` method is told when a real (not dry-run)
+  pass of it ran to its end (after its last batch), never after a cancelled,
+  interrupted or failed one.
 """
 
 import logging
@@ -121,6 +127,7 @@ class SweepOrchestrator:
         spawn: Spawn,
         sleep: Sleep,
         lease_ms: int = LOCK_LEASE_MS,
+        pace: float | None = None,
     ) -> None:
         self._rules: dict[str, Rule] = {}
         self._holds = holds
@@ -137,6 +144,7 @@ class SweepOrchestrator:
         self._spawn = spawn
         self._sleep = sleep
         self._lease_ms = lease_ms
+        self._pace = pace
 
     def register(self, rules: Mapping[str, Rule]) -> None:
         """Add the rules of a feature (names among RULE_NAMES)."""
@@ -200,9 +208,11 @@ class SweepOrchestrator:
     async def execute(self, sweep: StartedSweep) -> SweepReport:
         """Run a started sweep's rules, then release the lease."""
         report = sweep.report
-        ctx = SweepContext(
-            as_of_ms=report.as_of, dry_run=report.dry_run, batch_size=self._batch_size
-        )
+        batch_size = self._batch_size
+        if self._pace is not None and not report.dry_run:
+            # A batch is deleted in one go: with a pace, at most a second's worth of it.
+            batch_size = max(1, min(batch_size, int(self._pace)))
+        ctx = SweepContext(as_of_ms=report.as_of, dry_run=report.dry_run, batch_size=batch_size)
         self._spawn(sweep.keeper.keep)
         wall_start = time.monotonic()
         status = INTERRUPTED
@@ -266,7 +276,9 @@ class SweepOrchestrator:
                 result.skip(DRY_RUN, len(eligible))
                 result.bytes += sum(c.size_bytes for c in eligible)
             elif eligible:
+                began = time.monotonic()
                 await self._delete_batch(rule, ctx, sweep, eligible, result)
+                await self._keep_pace(len(eligible), time.monotonic() - began)
             if await self._runs.progress(
                 sweep.sweep_id, self._clock_ms(), rule.name, sweep.report.to_json()
             ):
@@ -274,6 +286,8 @@ class SweepOrchestrator:
             if sweep.keeper.lost:
                 raise _SweepStopped(INTERRUPTED)
             if page.next_cursor is None:
+                if not ctx.dry_run:
+                    await _pass_completed(rule, ctx)
                 return
             cursor = page.next_cursor
 
@@ -332,6 +346,14 @@ class SweepOrchestrator:
         )
         metrics.item_failures_total.labels(self._server_name, rule.name).inc(len(failed))
 
+    async def _keep_pace(self, items: int, seconds: float) -> None:
+        """``sweep_pace``: pause after a batch so that deletions stay at or below the pace
+        (items per second): what the batch took in the server's time is left to users."""
+        if self._pace is not None:
+            pause = items / self._pace - seconds
+            if pause > 0:
+                await self._sleep(pause)
+
     async def _prune_records(self, sweep: StartedSweep) -> None:
         """Accountability records past ``audit.retention`` go (they name users)."""
         now = self._clock_ms()
@@ -361,6 +383,18 @@ async def _delete(rule: Rule, ctx: SweepContext, items: Sequence[Candidate]) -> 
         )
         return DeleteOutcome(failed={c.item_id: type(error).__name__ for c in items})
     return result if isinstance(result, DeleteOutcome) else DeleteOutcome(deleted=list(result))
+
+
+async def _pass_completed(rule: Rule, ctx: SweepContext) -> None:
+    """Tell a rule that wants to know (``pass_completed``) that a real pass ran to its end."""
+    hook = getattr(rule, "pass_completed", None)
+    if hook is None:
+        return
+    try:
+        await hook(ctx)
+    except Exception:
+        # The rule only loses what it would have remembered: its next pass does more.
+        logger.warning("lux_privacy: rule %s could not end its pass", rule.name, exc_info=True)
 
 
 def _merge(outcomes: Sequence[DeleteOutcome]) -> DeleteOutcome:

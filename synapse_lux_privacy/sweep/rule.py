@@ -3,7 +3,9 @@
 A rule finds, as of a given time, the items that are past their limit, a page
 at a time, and deletes a batch of them through Synapse's own machinery. Rules
 hold no state between calls: what is due is recomputed from the database each
-time, so a sweep killed half-way is simply continued by the next one.
+time (a rule may remember in its own table what a finished pass judged, and then
+look only at what changed since), so a sweep killed half-way is simply continued
+by the next one.
 """
 
 from collections.abc import Mapping, Sequence
@@ -79,6 +81,10 @@ class Rule(Protocol):
     makes sense for a whole batch (a purge of a room's history) sets the class
     attribute ``isolates_failures = True``: it then gets the whole batch and must
     report each item that failed in ``DeleteOutcome.failed`` instead of raising.
+
+    A rule may also define ``async def pass_completed(self, ctx)``: the orchestrator
+    calls it when a real pass of the rule ran to its end, after its last batch (the
+    messages rule then remembers what it judged: ``features/content/scan_marks.py``).
     """
 
     name: str

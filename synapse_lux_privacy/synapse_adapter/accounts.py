@@ -1,6 +1,6 @@
 """Synapse's accounts: who is exempt, who is idle, and erasure through Synapse (R7, R8, R12).
 
-Reads Synapse's ``users``, ``devices``, ``user_ips``, ``room_memberships``,
+Reads Synapse's ``users``, ``devices``, ``user_ips``, ``room_memberships``, ``events``,
 ``event_json``, ``local_media_repository`` and ``users_pending_deactivation`` tables
 with SELECT only (with the module's own activity record and unfinished account
 deletions). Deletions go through Synapse's own machinery: the deactivation handler

@@ -1,8 +1,9 @@
 """Synapse's events: read to find what is due, removed through Synapse's own machinery.
 
 Reads ``events``, ``event_json``, ``state_events``, ``current_state_events``,
-``rejections``, ``redactions`` and ``event_forward_extremities`` with SELECT only,
-together with the module's own ``lux_privacy_expunged``. Deletions go through:
+``redactions`` and ``event_forward_extremities`` with SELECT only,
+together with the module's own ``lux_privacy_expunged`` (and, for the per-user report,
+the quota's ledger of the events each local user sent). Deletions go through:
 
 - ``PaginationHandler.purge_history`` (R1, R3, R6): Synapse's purge of a room's
   history before a topological point, under its per-room purge lock, in one
@@ -31,6 +32,7 @@ from synapse.util.async_helpers import concurrently_execute
 from synapse.util.json import json_encoder
 
 from synapse_lux_privacy.db import Cursor, DbRunner, Dialect, chunks, placeholders
+from synapse_lux_privacy.synapse_adapter import quota
 
 MESSAGE_TYPE = "m.room.message"
 
@@ -116,7 +118,8 @@ def _row(row: Sequence[Any]) -> StoredEvent:
 
 
 _NOT_EXPUNGED = "NOT EXISTS (SELECT 1 FROM lux_privacy_expunged AS x WHERE x.event_id = e.event_id)"
-_NOT_REJECTED = "NOT EXISTS (SELECT 1 FROM rejections AS r WHERE r.event_id = e.event_id)"
+# Synapse writes the reason of a rejected event in its ``events`` row (and in ``rejections``).
+_NOT_REJECTED = "e.rejection_reason IS NULL"
 _NOT_STATE = "NOT EXISTS (SELECT 1 FROM state_events AS s WHERE s.event_id = e.event_id)"
 _IS_STATE = "EXISTS (SELECT 1 FROM state_events AS s WHERE s.event_id = e.event_id)"
 _NOT_EXTREMITY = (
@@ -162,6 +165,47 @@ async def rooms_with_pending_events(
         return [str(row[0]) for row in cur.fetchall()]
 
     return await db("lux_privacy_rooms_with_pending_events", txn)
+
+
+async def rooms_changed_since(
+    db: DbRunner,
+    windows: Sequence[tuple[int, int]],
+    above_stream: int,
+    below_stream: int,
+    after_room: str,
+    limit: int,
+) -> list[str]:
+    """Rooms, in ID order after ``after_room``, with an event sent in one of the
+    ``[low, high)`` time windows or stored outside the stream orderings
+    ``[below_stream, above_stream]`` (R1, R3: what may have changed since a pass).
+
+    Bounded by what changed: Synapse's indexes on ``origin_server_ts`` and
+    ``stream_ordering``, never the whole history.
+    """
+    parts = ["SELECT room_id FROM events WHERE origin_server_ts >= ? AND origin_server_ts < ?"]
+    parts = parts * len(windows)
+    parts += [
+        "SELECT room_id FROM events WHERE stream_ordering > ?",
+        "SELECT room_id FROM events WHERE stream_ordering < ?",
+    ]
+    args = [t for window in windows for t in window]
+
+    def txn(cur: Cursor) -> list[str]:
+        cur.execute(
+            f"SELECT DISTINCT room_id FROM ({' UNION ALL '.join(parts)}) AS c"
+            " WHERE room_id > ? ORDER BY room_id LIMIT ?",
+            (*args, above_stream, below_stream, after_room, limit),
+        )
+        return [str(row[0]) for row in cur.fetchall()]
+
+    return await db("lux_privacy_rooms_changed_since", txn)
+
+
+async def stream_bounds(api: ModuleApi, db: DbRunner) -> tuple[int, int]:
+    """(lowest stored, highest persisted) stream orderings: every event stored later is
+    outside them (backfilled events go below zero; ``quota`` reads the same positions)."""
+    lowest = await db("lux_privacy_lowest_stream", quota.min_stream_txn)
+    return lowest, quota.persisted_stream_position(api)
 
 
 async def max_extremity_depth(db: DbRunner, room_id: str) -> int | None:
@@ -459,23 +503,53 @@ class TypeStats:
 
 
 async def user_event_stats(
-    db: DbRunner, dialect: Dialect, user_id: str, held_rooms: Collection[str] = ()
+    db: DbRunner,
+    dialect: Dialect,
+    user_id: str,
+    ledger_state: tuple[str, str],
+    held_rooms: Collection[str] = (),
 ) -> list[TypeStats]:
-    """The user's stored non-state events, grouped by type, msgtype and whether their
-    room is one of ``held_rooms`` (R13)."""
+    """The local user's stored non-state events, grouped by type, msgtype and whether
+    their room is one of ``held_rooms`` (R13, R14).
+
+    Synapse has no index on ``events.sender``. Once the quota's ledger
+    (``lux_privacy_quota_events``, indexed by user) holds every event a local user sent
+    up to its watermark (``ledger_state``: the names, in ``lux_privacy_quota_state``, of
+    the position up to which a reconciliation made it complete and of the accounting's
+    watermark), the user's events are those it lists and those sent since the watermark
+    (Synapse's index on ``stream_ordering``). Before that (the first reconciliation after
+    installation), ``events`` is read by sender. The rows themselves are always read
+    from Synapse's tables, so what is gone is not counted.
+    """
+    complete_name, watermark_name = ledger_state
     rooms = sorted(held_rooms)
     held_sql = f"CASE WHEN e.room_id IN ({placeholders(rooms)}) THEN 1 ELSE 0 END" if rooms else "0"
 
     def txn(cur: Cursor) -> list[TypeStats]:
+        cur.execute(
+            "SELECT c.value, w.value FROM lux_privacy_quota_state AS c"
+            " JOIN lux_privacy_quota_state AS w ON w.name = ? WHERE c.name = ?",
+            (watermark_name, complete_name),
+        )
+        state = cur.fetchone()
+        args: list[Any] = [user_id]
+        if state is None:
+            mine = "e.sender = ?"
+        else:
+            mine = (
+                "e.event_id IN (SELECT q.event_id FROM lux_privacy_quota_events AS q"
+                " WHERE q.user_id = ? UNION ALL SELECT n.event_id FROM events AS n"
+                " WHERE n.stream_ordering > ? AND n.sender = ?)"
+            )
+            args = [user_id, int(state[1]), user_id]
         cur.execute(
             f"SELECT e.type, {_msgtype_sql(dialect)} AS mt, COUNT(*), MIN({age_ts_sql(dialect)}),"
             f" MIN(CASE WHEN x.event_id IS NULL THEN {age_ts_sql(dialect)} END),"
             f" {held_sql} AS held"
             " FROM events AS e JOIN event_json AS ej ON ej.event_id = e.event_id"
             " LEFT JOIN lux_privacy_expunged AS x ON x.event_id = e.event_id"
-            f" WHERE e.sender = ? AND {_NOT_STATE} AND {_NOT_REJECTED}"
-            " GROUP BY e.type, mt, held",
-            (*rooms, user_id),
+            f" WHERE {mine} AND {_NOT_STATE} AND {_NOT_REJECTED} GROUP BY e.type, mt, held",
+            (*rooms, *args),
         )
         return [
             TypeStats(

@@ -500,7 +500,8 @@ def test_r14_the_report_tells_what_is_stored_and_when_it_goes(
 ) -> None:
     """Backdated events and an upload (era 10): the report counts the user's messages and
     files, their oldest time and the next deletion (12 months for the file, 24 for the
-    text); a legal hold makes the next deletion null."""
+    text), the same before and after the quota's ledger is complete (waits up to 90 s for
+    the accounting's first pass); a legal hold makes the next deletion null."""
     db = hs.db()
     alice, _, room = pair(hs)
     texts = [alice.send_message(room, "one"), alice.send_message(room, "two")]
@@ -526,6 +527,21 @@ def test_r14_the_report_tells_what_is_stored_and_when_it_goes(
         "next_deletion_ts": base + 12 * MONTH,
         "held_count": 0,
     }
+    # The same once the quota's ledger of sent events is complete: read through it (and
+    # Synapse's stream index for what came after its watermark), no longer by sender.
+    deadline = time.monotonic() + 90
+    while not db.number(
+        "SELECT COUNT(*) FROM lux_privacy_quota_state WHERE name = 'events_stream'"
+    ):
+        assert time.monotonic() < deadline, "the quota accounting never set its watermark"
+        time.sleep(1)
+    assert hs_admin.lux("POST", "/quota/reconcile")[0] == 200
+    assert db.number(
+        "SELECT COUNT(*) FROM lux_privacy_quota_state WHERE name = 'events_ledger_complete'"
+    )
+    assert hs_admin.lux("GET", f"/users/{alice.user_id}")[1]["messages"] == report["messages"]
+    alice.send_message(room, "three")
+    assert hs_admin.lux("GET", f"/users/{alice.user_id}")[1]["messages"]["count"] == 3
     hold_id = place_hold(hs_admin, user_id=alice.user_id)
     try:
         _, held = hs_admin.lux("GET", f"/users/{alice.user_id}")
@@ -534,3 +550,39 @@ def test_r14_the_report_tells_what_is_stored_and_when_it_goes(
     finally:
         hs_admin.lux("DELETE", f"/holds/{hold_id}")
     end_of_era(hs_admin, 10)
+
+
+def test_r1_r3_after_a_finished_pass_sweeps_still_find_what_became_due_since(
+    hs: SynapseServer, hs_admin: MatrixClient
+) -> None:
+    """Backdated events (era 11). A real sweep runs its pass to the end and leaves its mark
+    (``scan_marks.py``): later sweeps only visit rooms where something may have changed.
+    A message sent before the mark and not due then becomes due with time alone (found
+    through the time window, nothing new stored in its room); renaming the room makes its
+    old name no longer current state (found through the new event): each is taken by the
+    next sweep, nothing else is, and a sweep with nothing new finds nothing."""
+    db = hs.db()
+    alice, _, room = pair(hs)
+    older = alice.send_message(room, "older")
+    later = alice.send_message(room, "later")
+    alice.send_message(room, "latest")
+    name = alice.send_state(room, "m.room.name", {"name": "before"})
+    base = era(11)
+    backdate_events(db, [older, name], base)
+    backdate_events(db, [later], base + 10 * DAY)
+
+    first = sweep(hs_admin, base + 24 * MONTH + DAY, ["messages"])
+    assert first["messages"]["deleted"] == 1
+    assert stored_events(db, [older, later]) == {later}
+    second = sweep(hs_admin, base + 24 * MONTH + 11 * DAY, ["messages"])
+    assert second["messages"]["deleted"] == 1
+    assert stored_events(db, [later]) == set()
+    assert (stored_json(db, name) or {})["content"] == {"name": "before"}
+    alice.send_state(room, "m.room.name", {"name": "after"})
+    third = sweep(hs_admin, base + 24 * MONTH + 12 * DAY, ["messages"])
+    assert third["messages"]["deleted"] == 1
+    assert (stored_json(db, name) or {})["content"] == {}
+    assert (
+        sweep(hs_admin, base + 24 * MONTH + 13 * DAY, ["messages"])["messages"]["candidates"] == 0
+    )
+    end_of_era(hs_admin, 11)

@@ -55,6 +55,7 @@ def build(
     lease_ms: int = LOCK_LEASE_MS,
     sleep: Callable[[float], Awaitable[None]] = never,
     audit_retention_ms: int = 24 * MONTH,
+    pace: float | None = None,
 ) -> SweepOrchestrator:
     orchestrator = SweepOrchestrator(
         holds=HoldStore(db),
@@ -71,6 +72,7 @@ def build(
         spawn=spawn,
         sleep=sleep,
         lease_ms=lease_ms,
+        pace=pace,
     )
     orchestrator.register(rules)
     return orchestrator

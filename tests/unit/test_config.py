@@ -64,6 +64,12 @@ def test_sweep_batch_size_default_is_500() -> None:
     assert DEFAULTS.sweep_batch_size == 500
 
 
+def test_r1_r12_sweep_pace_is_unlimited_by_default_and_takes_a_rate() -> None:
+    assert DEFAULTS.sweep_pace is None
+    assert parse_config({"sweep_pace": 50}).sweep_pace == 50.0
+    assert parse_config({"sweep_pace": 0.5}).sweep_pace == 0.5
+
+
 def test_r1_messages_default_is_24_months() -> None:
     assert DEFAULTS.retention.messages_ms == 24 * 30 * DAY_MS
 
@@ -187,7 +193,7 @@ def test_shipped_snippet_is_the_luxchat_defaults() -> None:
 def _all_keys() -> list[str]:
     return [
         "dry_run", "sweep_interval", "allow_future_sweeps", "allow_short_periods",
-        "sweep_batch_size", "retention", "messages", "attachments", "remote_media",
+        "sweep_batch_size", "sweep_pace", "retention", "messages", "attachments", "remote_media",
         "redacted_content", "rules", "match", "lifetime", "msgtype", "media_type", "quota",
         "default_bytes", "counts", "eviction_interval", "notice_texts", "sessions",
         "inactive_logout_after", "accounts",
@@ -220,6 +226,9 @@ ERRORS = [
     ({"sweep_batch_size": True}, ("sweep_batch_size",), "true is not a whole number"),
     ({"sweep_batch_size": 0}, ("sweep_batch_size",), "0 is not a whole number from 1 to 10000"),
     ({"sweep_batch_size": 10001}, ("sweep_batch_size",), "10001 is not a whole number"),
+    ({"sweep_pace": "fast"}, ("sweep_pace",), '"fast" is not a number of items per second'),
+    ({"sweep_pace": 0}, ("sweep_pace",), "0 is not a number of items per second above 0"),
+    ({"sweep_pace": True}, ("sweep_pace",), "true is not a number of items per second"),
     ({"retention": "24M"}, ("retention",), 'retention: "24M" is not a mapping; expected keys'),
     ({"retention": {"message": "24M"}}, ("retention", "message"), "allowed keys: messages"),
     ({"retention": {"messages": True}}, ("retention", "messages"), "true is not a duration"),

@@ -13,14 +13,16 @@ import pytest
 import pytest_twisted
 
 from synapse_lux_privacy.config import parse_config
-from synapse_lux_privacy.features.content import messages
+from synapse_lux_privacy.features.content import ContentFeature, messages
 from synapse_lux_privacy.features.content.expunged import parse_item
 from synapse_lux_privacy.features.content.messages import MessagesRule
 from synapse_lux_privacy.features.content.policy import ContentPolicy
 from synapse_lux_privacy.store.holds import HoldSet
+from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
 from synapse_lux_privacy.sweep.rule import Candidate, SweepContext
 from synapse_lux_privacy.synapse_adapter.events import StoredEvent
 from synapse_lux_privacy.units import DAY_MS, MONTH_MS
+from tests.unit.sqlite_runner import SqliteRunner
 
 OLD = 1_000_000_000_000
 AS_OF = OLD + 24 * MONTH_MS + DAY_MS
@@ -77,6 +79,22 @@ class FakeSynapse:
                  or (not r.state and r.event.depth < (self.extremity(r.event.room_id) or 0)))
         }  # fmt: skip
         return sorted(rooms)[:limit]
+
+    async def rooms_changed_since(
+        self, db: object, windows: Sequence[tuple[int, int]], above: int, below: int,
+        after_room: str, limit: int,
+    ) -> list[str]:  # fmt: skip
+        rooms = {
+            r.event.room_id
+            for r in self.rows.values()
+            if r.event.room_id > after_room
+            and (any(low <= r.event.ts < high for low, high in windows)
+                 or not below <= r.event.stream <= above)
+        }  # fmt: skip
+        return sorted(rooms)[:limit]
+
+    async def stream_bounds(self, api: object, db: object) -> tuple[int, int]:
+        return 1, self._stream
 
     async def max_extremity_depth(self, db: object, room: str) -> int | None:
         return self.extremity(room)
@@ -143,22 +161,37 @@ def synapse(monkeypatch: pytest.MonkeyPatch) -> FakeSynapse:
         "event_positions",
         "non_state_events_below",
         "purge_history",
+        "rooms_changed_since",
+        "stream_bounds",
     ):
         monkeypatch.setattr(messages.events, name, getattr(fake, name))  # fmt: skip
     return fake
 
 
-def rule(synapse: FakeSynapse) -> MessagesRule:
+def module_db() -> SqliteRunner:
+    """The module's own tables (scan marks, failures) in memory."""
+    runner = SqliteRunner(":memory:")
+    apply_migrations(runner.conn.cursor(), "sqlite", {**MIGRATIONS, **ContentFeature.migrations})
+    return runner
+
+
+def rule(synapse: FakeSynapse, db: SqliteRunner | None = None) -> MessagesRule:
     policy = ContentPolicy(parse_config({}).retention)
-    return MessagesRule(object(), object(), "sqlite", policy, FakeExpunger(synapse))  # type: ignore[arg-type]
+    return MessagesRule(object(), db or module_db(), "sqlite", policy, FakeExpunger(synapse))  # type: ignore[arg-type]
 
 
 async def run(
-    synapse: FakeSynapse, holds: HoldSet, dry_run: bool, batch: int = 3
+    synapse: FakeSynapse,
+    holds: HoldSet,
+    dry_run: bool,
+    batch: int = 3,
+    r: MessagesRule | None = None,
+    as_of: int = AS_OF,
 ) -> tuple[list[Candidate], list[Candidate]]:
-    """What the orchestrator does: pages, hold filter, delete; (candidates, deleted)."""
-    r = rule(synapse)
-    ctx = SweepContext(as_of_ms=AS_OF, dry_run=dry_run, batch_size=batch)
+    """What the orchestrator does: pages, hold filter, delete, then (a real pass having
+    run to its end) ``pass_completed``; (candidates, deleted)."""
+    r = r or rule(synapse)
+    ctx = SweepContext(as_of_ms=as_of, dry_run=dry_run, batch_size=batch)
     seen: list[Candidate] = []
     deleted: list[Candidate] = []
     cursor = None
@@ -170,6 +203,8 @@ async def run(
         if not dry_run and eligible:
             deleted.extend((await r.delete(ctx, eligible)).deleted)
         if page.next_cursor is None:
+            if not dry_run:
+                await r.pass_completed(ctx)
             return seen, deleted
         cursor = page.next_cursor
 
@@ -300,7 +335,7 @@ async def test_r1_a_page_reads_a_bounded_number_of_rows_that_are_not_due(
     )
     r = MessagesRule(
         object(),  # type: ignore[arg-type]
-        object(),  # type: ignore[arg-type]
+        module_db(),
         "sqlite",
         ContentPolicy(config.retention),
         FakeExpunger(synapse),  # type: ignore[arg-type]
@@ -317,3 +352,48 @@ async def test_r1_a_page_reads_a_bounded_number_of_rows_that_are_not_due(
             break
         cursor = page.next_cursor
     assert sum(read) >= 200 and pages >= 200 // (messages.SCAN_ROWS_PER_PAGE * 3)
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_after_a_finished_pass_only_rooms_that_changed_are_judged(
+    synapse: FakeSynapse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass that ran to its end leaves a mark: the next passes visit only rooms with an
+    event that became due since (time window) or was stored since, and still take what
+    became due; other holds make the next pass judge every room again."""
+    for room in ("!a", "!b", "!c"):
+        synapse.add(room, "@u", 1, state=True, current=True)  # old current state: stays
+    synapse.add("!a", "@u", 2)
+    synapse.add("!a", "@u", 3, ts=FRESH)
+    later = synapse.add("!b", "@u", 2, ts=OLD + 10 * DAY_MS)
+    synapse.add("!b", "@u", 3, ts=FRESH)
+    visited: list[str] = []
+    full: list[int] = []
+    original, listing = synapse.max_extremity_depth, synapse.rooms_with_pending_events
+
+    async def visiting(db: object, room: str) -> int | None:
+        visited.append(room)
+        return await original(db, room)
+
+    async def listing_all(db: object, before: int, after_room: str, limit: int) -> list[str]:
+        full.append(before)
+        return await listing(db, before, after_room, limit)
+
+    monkeypatch.setattr(messages.events, "max_extremity_depth", visiting)
+    monkeypatch.setattr(messages.events, "rooms_with_pending_events", listing_all)
+    r = rule(synapse)
+
+    async def sweep(as_of: int, holds: HoldSet | None = None) -> list[str]:
+        visited.clear()
+        full.clear()
+        _, deleted = await run(synapse, holds or HoldSet(), dry_run=False, r=r, as_of=as_of)
+        return [parse_item(c)[1] for c in deleted]
+
+    assert len(await sweep(AS_OF)) == 1 and set(visited) == {"!a"} and full
+    assert await sweep(AS_OF + 11 * DAY_MS) == [later]
+    assert set(visited) == {"!b"} and not full
+    synapse.add("!c", "@u", 2, ts=AS_OF)
+    assert await sweep(AS_OF + 12 * DAY_MS) == [] and set(visited) == {"!c"} and not full
+    assert await sweep(AS_OF + 12 * DAY_MS) == [] and visited == [] and not full
+    await sweep(AS_OF + 12 * DAY_MS, HoldSet(user_ids=frozenset({"@held"})))
+    assert full

@@ -20,7 +20,7 @@ from synapse_lux_privacy.sweep.orchestrator import (
     SweepOrchestrator,
 )
 from synapse_lux_privacy.sweep.rule import RULE_NAMES, Candidate, CandidatePage, SweepContext
-from tests.unit.orchestrators import assert_balanced, build
+from tests.unit.orchestrators import assert_balanced, build, never
 from tests.unit.sqlite_runner import SqliteRunner
 
 DAY = 86_400_000
@@ -218,3 +218,61 @@ async def test_a_killed_predecessor_of_this_instance_does_not_block_the_next_swe
     assert await lock.try_acquire(SWEEP_LOCK, f"test/{PROCESS_TOKEN}/s3", NOW, LOCK_LEASE_MS)
     with pytest.raises(SweepAlreadyRunning):
         await make(db, AgedItemsRule(db)).run(as_of_ms=None, dry_run=True)
+
+
+class RememberingRule(AgedItemsRule):
+    """An aged-items rule that records the passes the orchestrator says ran to their end."""
+
+    def __init__(self, db: SqliteRunner) -> None:
+        super().__init__(db)
+        self.completed: list[int] = []
+
+    async def pass_completed(self, ctx: SweepContext) -> None:
+        self.completed.append(ctx.as_of_ms)
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_a_rule_is_told_only_when_a_real_pass_ran_to_its_end(db: SqliteRunner) -> None:
+    """After the last batch of a real pass, once; never for a dry run, nor for a pass
+    whose candidates could not be read (it did not reach its end)."""
+    add_items(db, 25, 31, "@a:lux.test", "!r:lux.test", "old")
+    rule = RememberingRule(db)
+    await make(db, rule).run(as_of_ms=NOW, dry_run=True)
+    assert rule.completed == []
+    await make(db, rule).run(as_of_ms=NOW, dry_run=False)
+    assert rule.completed == [NOW] and remaining(db, "old") == 0
+    db.conn.execute("DROP TABLE items")  # the next pass cannot read its candidates
+    report = await make(db, rule).run(as_of_ms=NOW + DAY, dry_run=False)
+    assert report.results["messages"].rule_errors == 1
+    assert rule.completed == [NOW]
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_r12_sweep_pace_pauses_after_each_batch_that_went_faster(
+    db: SqliteRunner,
+) -> None:
+    """``sweep_pace`` 10 items/s, batches of 10: a pause of up to a second after each full
+    batch, up to half a second after the last (5 items), less what the batch took; at
+    4 items/s, batches of 4; a dry run deletes nothing and never pauses. The pauses are
+    recorded, not slept (the lease keeper's own long waits never return)."""
+    add_items(db, 25, 31, "@a:lux.test", "!r:lux.test", "old")
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        if seconds >= 60:  # the lease keeper's renewal timer
+            await never(seconds)
+        pauses.append(seconds)
+
+    orchestrator = build(db, {"messages": AgedItemsRule(db)}, lambda: NOW, 10, sleep=sleep, pace=10)
+    await orchestrator.run(as_of_ms=None, dry_run=True)
+    assert pauses == []
+    report = await orchestrator.run(as_of_ms=None, dry_run=False)
+    assert report.results["messages"].deleted == 25
+    assert len(pauses) == 3
+    # A batch's own time counts towards its share: under load the pauses are shorter.
+    assert all(0 < p <= 1.0 for p in pauses[:2]) and 0 < pauses[2] <= 0.5
+    add_items(db, 12, 31, "@a:lux.test", "!r:lux.test", "more")
+    rule = AgedItemsRule(db)
+    slower = build(db, {"messages": rule}, lambda: NOW, 10, sleep=sleep, pace=4)
+    await slower.run(as_of_ms=None, dry_run=False)
+    assert rule.pages == [4, 4, 4, 0], "at most a second's worth per batch"

@@ -26,7 +26,7 @@ from synapse.module_api import ModuleApi
 from synapse_lux_privacy.db import DbRunner, Dialect
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
 from synapse_lux_privacy.features.accounts.deletion_marks import DeletionMarks
-from synapse_lux_privacy.features.accounts.policy import Exemptions
+from synapse_lux_privacy.features.accounts.policy import Exemptions, due_cutoff
 from synapse_lux_privacy.features.accounts.tracker import ActivityTracker
 from synapse_lux_privacy.features.content.held_media import held_local_media
 from synapse_lux_privacy.store.holds import HoldSet, HoldStore
@@ -72,8 +72,8 @@ class AccountsRule:
         return await accounts.find_idle_accounts(
             self._run,
             self._dialect,
-            ctx.as_of_ms - self._limit_ms,
-            ctx.as_of_ms - self._session_limit_ms,
+            due_cutoff(ctx.as_of_ms, self._limit_ms),
+            due_cutoff(ctx.as_of_ms, self._session_limit_ms),
             after,
             limit,
             only,

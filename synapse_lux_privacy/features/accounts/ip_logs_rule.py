@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import DbRunner
+from synapse_lux_privacy.features.accounts.policy import due_cutoff
 from synapse_lux_privacy.store.holds import HoldSet
 from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, SweepContext
 from synapse_lux_privacy.synapse_adapter import ip_logs
@@ -34,7 +35,7 @@ class IpLogsRule:
         index, after = (0, None) if cursor is None else json.loads(cursor)
         source = ip_logs.SOURCES[index]
         keys = await ip_logs.find_due(
-            self._run, source, ctx.as_of_ms - self._retention_ms, after, ctx.batch_size
+            self._run, source, due_cutoff(ctx.as_of_ms, self._retention_ms), after, ctx.batch_size
         )
         per_user = ip_logs.is_per_user(source)
         items = [
@@ -50,7 +51,7 @@ class IpLogsRule:
         return CandidatePage(items, next_cursor)
 
     async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
-        cutoff = ctx.as_of_ms - self._retention_ms
+        cutoff = due_cutoff(ctx.as_of_ms, self._retention_ms)
         by_source: dict[str, list[tuple[str, Candidate]]] = defaultdict(list)
         for item in items:
             source, _, key = item.item_id.partition(":")

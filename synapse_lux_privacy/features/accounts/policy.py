@@ -1,7 +1,11 @@
-"""When a session is logged out (R11) and an account deleted (R12): pure logic.
+"""When a session is logged out (R11), an account deleted (R12) and an IP log row
+removed (R9): pure logic, the one place each deadline is defined.
 
-The rules' SQL (in the Synapse adapter) selects exactly what these functions
-call due; the per-user report (R14) shows the same dates.
+A deadline counts ``limit`` from a basis time (``deadline_ts``); it is due as of a time
+exactly when the basis is at most ``due_cutoff(as_of, limit)``. The rules give that
+cutoff to the Synapse adapter's SQL, which only compares basis times against it; the
+per-user report (R14) shows ``deadline_ts`` of the same basis; the property tests run
+both against each other (``tests/unit/test_rule_properties.py``).
 """
 
 from collections.abc import Callable, Sequence
@@ -37,9 +41,22 @@ class DeviceActivity:
         return first_seen if last_seen is None else max(last_seen, first_seen)
 
 
+def due_cutoff(as_of_ms: int, limit_ms: int) -> int:
+    """R9, R11, R12: the latest basis time whose deadline is due as of ``as_of_ms``.
+
+    ``basis <= due_cutoff(as_of, limit)`` exactly when ``deadline_ts(basis, limit) <= as_of``.
+    """
+    return as_of_ms - limit_ms
+
+
+def deadline_ts(basis_ms: int, limit_ms: int) -> int:
+    """R9, R11, R12: when a deadline counted from ``basis_ms`` falls due."""
+    return basis_ms + limit_ms
+
+
 def logout_due_ts(device: DeviceActivity, inactive_logout_after_ms: int, now_ms: int) -> int:
     """R11: when the device is logged out if it stays inactive."""
-    return device.logout_basis(now_ms) + inactive_logout_after_ms
+    return deadline_ts(device.logout_basis(now_ms), inactive_logout_after_ms)
 
 
 def last_active_ts(
@@ -64,7 +81,7 @@ def account_deletion_due_ts(
     now_ms: int,
 ) -> int:
     """R12: an account goes once inactive for the limit and no session is left (R11)."""
-    due = last_active + inactive_delete_after_ms
+    due = deadline_ts(last_active, inactive_delete_after_ms)
     for device in devices:
         due = max(due, logout_due_ts(device, inactive_logout_after_ms, now_ms))
     return due

@@ -15,7 +15,7 @@ from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import DbRunner, Dialect
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
-from synapse_lux_privacy.features.accounts.policy import Exemptions
+from synapse_lux_privacy.features.accounts.policy import Exemptions, due_cutoff
 from synapse_lux_privacy.store.holds import HoldSet
 from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, DeleteOutcome, SweepContext
 from synapse_lux_privacy.synapse_adapter import accounts, devices
@@ -54,8 +54,9 @@ class SessionsRule:
             await accounts.backfill_user_activity(self._run, self._dialect)
             await devices.sync_device_activity(self._run, self._clock_ms())
         after = None if cursor is None else _decode(cursor)
+        cutoff = due_cutoff(ctx.as_of_ms, self._limit_ms)
         rows = await devices.find_idle_devices(
-            self._run, self._dialect, ctx.as_of_ms - self._limit_ms, after, ctx.batch_size
+            self._run, self._dialect, cutoff, after, ctx.batch_size
         )
         items = [
             Candidate(item_id=json.dumps([user_id, device_id]), user_id=user_id, room_id=None)
@@ -74,7 +75,7 @@ class SessionsRule:
             await devices.find_idle_devices(
                 self._run,
                 self._dialect,
-                ctx.as_of_ms - self._limit_ms,
+                due_cutoff(ctx.as_of_ms, self._limit_ms),
                 None,
                 None,
                 sorted(by_user),

@@ -13,7 +13,7 @@ from typing import Any
 
 from synapse_lux_privacy import synapse_adapter
 from synapse_lux_privacy.feature import Feature, ModuleContext
-from synapse_lux_privacy.features.content import expunged
+from synapse_lux_privacy.features.content import expunged, scan_marks
 from synapse_lux_privacy.features.content.attachments import AttachmentsRule
 from synapse_lux_privacy.features.content.messages import MessagesRule
 from synapse_lux_privacy.features.content.policy import ContentPolicy
@@ -27,7 +27,10 @@ logger = logging.getLogger(__name__)
 
 
 class ContentFeature(Feature):
-    migrations: Mapping[str, Sequence[str]] = {"content": expunged.MIGRATIONS}
+    migrations: Mapping[str, Sequence[str]] = {
+        "content": expunged.MIGRATIONS,
+        "content_scan": scan_marks.MIGRATIONS,
+    }
 
     def __init__(self, ctx: ModuleContext) -> None:
         self._api = ctx.api

@@ -15,6 +15,10 @@ Room by room (in room ID order), in batches of at most ``sweep_batch_size`` even
    same way. Synapse's purge keeps every state event; the current state stays
    untouched, since the room needs it to work.
 
+A pass that runs to its end leaves a mark (``scan_marks.py``): the next pass only
+visits the rooms where something may have changed since, so that a sweep with nothing
+due costs the same however much history is kept.
+
 Local and remote senders are treated alike (R6). Candidates carry the sender and
 the room, so the orchestrator drops what a hold covers; a purge is re-checked
 against the batch it was given and never removes an event outside it.
@@ -28,7 +32,7 @@ import attrs
 from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import DbRunner, Dialect
-from synapse_lux_privacy.features.content import cursor
+from synapse_lux_privacy.features.content import cursor, scan_marks
 from synapse_lux_privacy.features.content.expunged import EXPUNGE, Expunger, item_id, parse_item
 from synapse_lux_privacy.features.content.planning import plan_prefix
 from synapse_lux_privacy.features.content.policy import ContentPolicy, sent_before
@@ -107,6 +111,7 @@ class MessagesRule:
         self._dialect = dialect
         self._policy = policy
         self._expunger = expunger
+        self._marks = scan_marks.ScanMarks(db, self.name)
 
     async def find_candidates(
         self, ctx: SweepContext, holds: HoldSet, cursor: str | None
@@ -118,12 +123,7 @@ class MessagesRule:
             scan = await self._scan_room(ctx, holds, scan, items, budget)
             if scan.step != DONE:
                 return CandidatePage(items, scan.encode())
-        rooms = await events.rooms_with_pending_events(
-            self._db,
-            sent_before(ctx.as_of_ms, self._policy.shortest_row_lifetime()),
-            "" if scan is None else scan.room_id,
-            ctx.batch_size,
-        )
+        rooms = await self._rooms(ctx, holds, cursor is None, "" if scan is None else scan.room_id)
         for room_id in rooms:
             scan = await self._scan_room(ctx, holds, RoomScan(room_id, WALK), items, budget)
             if scan.step != DONE or len(items) >= ctx.batch_size:
@@ -131,6 +131,39 @@ class MessagesRule:
         if len(rooms) < ctx.batch_size:
             return CandidatePage(items, None)
         return CandidatePage(items, RoomScan(rooms[-1], DONE).encode())
+
+    async def _rooms(
+        self, ctx: SweepContext, holds: HoldSet, first_page: bool, after_room: str
+    ) -> list[str]:
+        """The next rooms to judge: every room with an old event, or, after a pass that
+        ran to its end with the same lifetimes and holds, those changed since."""
+        judged = scan_marks.fingerprint(self._policy, holds)
+        start = None
+        if first_page and not ctx.dry_run:
+            bottom, top = await events.stream_bounds(self._api, self._db)
+            start = scan_marks.ScanMark(ctx.as_of_ms, top, bottom, judged)
+        mark, failing = await self._marks.begin(start)
+        if mark is None or mark.fingerprint != judged or mark.as_of > ctx.as_of_ms:
+            return await events.rooms_with_pending_events(
+                self._db,
+                sent_before(ctx.as_of_ms, self._policy.shortest_row_lifetime()),
+                after_room,
+                ctx.batch_size,
+            )
+        changed = await events.rooms_changed_since(
+            self._db,
+            scan_marks.windows(self._policy, mark.as_of, ctx.as_of_ms),
+            mark.max_stream,
+            mark.min_stream,
+            after_room,
+            ctx.batch_size,
+        )
+        rooms = set(changed) | {r for r in failing if r > after_room}
+        return sorted(rooms)[: ctx.batch_size]
+
+    async def pass_completed(self, ctx: SweepContext) -> None:
+        """The orchestrator's call after a real pass's last batch: leave the mark."""
+        await self._marks.finish_pass()
 
     async def _scan_room(
         self,

@@ -18,6 +18,8 @@ from synapse.module_api import ModuleApi
 from synapse_lux_privacy.db import DbRunner, Dialect
 from synapse_lux_privacy.features.content.held_media import held_room_media
 from synapse_lux_privacy.features.content.policy import ContentPolicy
+from synapse_lux_privacy.features.quota.accounting import EVENTS_WATERMARK
+from synapse_lux_privacy.features.quota.reconcile import LEDGER_COMPLETE
 from synapse_lux_privacy.store.holds import HoldSet, HoldStore
 from synapse_lux_privacy.synapse_adapter import events, media
 
@@ -51,7 +53,13 @@ class ContentReport:
 
     async def _messages(self, user_id: str, holds: HoldSet) -> dict[str, Any]:
         user_held = user_id in holds.user_ids
-        stats = await events.user_event_stats(self._db, self._dialect, user_id, holds.room_ids)
+        stats = await events.user_event_stats(
+            self._db,
+            self._dialect,
+            user_id,
+            (LEDGER_COMPLETE, EVENTS_WATERMARK),
+            holds.room_ids,
+        )
         due = (
             self._policy.next_event_deletion(s.type, s.msgtype, s.oldest_unexpunged_ts)
             for s in stats

@@ -32,6 +32,7 @@ from synapse_lux_privacy.features.quota.usage_store import (
     Usage,
     UsageStore,
     counters_txn,
+    set_state_txn,
     state_txn,
     totals_txn,
 )
@@ -41,6 +42,8 @@ from synapse_lux_privacy.units import DAY_MS
 logger = logging.getLogger(__name__)
 
 RECONCILED = "reconciled_ts"
+# Set by a reconciliation that added every counted event up to the events watermark.
+LEDGER_COMPLETE = "events_ledger_complete"
 RECONCILE_EVERY_MS = DAY_MS
 PAGE = 1000
 STREAM_CHUNK = 10_000
@@ -120,7 +123,8 @@ class Reconciler:
     async def _add_missing_events(self, changes: Changes) -> None:
         def txn(cur: Cursor, low: int) -> tuple[Changes, int | None]:
             page_changes = Changes()
-            upto = state_txn(cur, EVENTS_WATERMARK) or 0
+            watermark = state_txn(cur, EVENTS_WATERMARK)
+            upto = watermark or 0
             high = min(low + STREAM_CHUNK, upto)
             rows = synapse_quota.events_sent_txn(
                 cur, self._api.server_name, low, high, STREAM_CHUNK, missing_only=True
@@ -128,6 +132,10 @@ class Reconciler:
             mine = [r for r in rows if self._api.is_mine(r.user_id)]
             ledger.add_events_txn(cur, mine, page_changes)
             ledger.apply_counters_txn(cur, page_changes)
+            if high >= upto and watermark is not None:
+                # Every counted event up to the watermark is in the ledger now; the
+                # accounting adds those above it (R14: the report reads the ledger).
+                set_state_txn(cur, LEDGER_COMPLETE, upto)
             return page_changes, (high if high < upto else None)
 
         low: int | None = (
