@@ -121,7 +121,12 @@ _NOT_EXPUNGED = "NOT EXISTS (SELECT 1 FROM lux_privacy_expunged AS x WHERE x.eve
 # Synapse writes the reason of a rejected event in its ``events`` row (and in ``rejections``).
 _NOT_REJECTED = "e.rejection_reason IS NULL"
 _NOT_STATE = "NOT EXISTS (SELECT 1 FROM state_events AS s WHERE s.event_id = e.event_id)"
-_IS_STATE = "EXISTS (SELECT 1 FROM state_events AS s WHERE s.event_id = e.event_id)"
+# ``events.state_key`` (set for every state event since Synapse's schema 68/72) narrows
+# the rows first, so that the planner looks state_events up by event ID.
+_IS_STATE = (
+    "e.state_key IS NOT NULL"
+    " AND EXISTS (SELECT 1 FROM state_events AS s WHERE s.event_id = e.event_id)"
+)
 _NOT_EXTREMITY = (
     "NOT EXISTS (SELECT 1 FROM event_forward_extremities AS f WHERE f.event_id = e.event_id)"
 )
@@ -579,8 +584,9 @@ async def mxc_events_in_rooms(db: DbRunner, room_ids: Iterable[str]) -> list[tup
         found: list[tuple[str, str]] = []
         for part in chunks(rooms):
             cur.execute(
-                "SELECT room_id, json FROM event_json"
-                f" WHERE room_id IN ({placeholders(part)}) AND json LIKE ?",
+                "SELECT e.room_id, ej.json FROM events AS e"
+                " JOIN event_json AS ej ON ej.event_id = e.event_id"
+                f" WHERE e.room_id IN ({placeholders(part)}) AND ej.json LIKE ?",
                 (*part, "%mxc://%"),
             )
             found.extend((str(r[0]), str(r[1])) for r in cur.fetchall())

@@ -164,6 +164,12 @@ PRIVATE_API: tuple[PrivateCall | PrivateAttribute, ...] = (
     PrivateCall(f"{_HS}.get_profile_handler"),
     PrivateCall(f"{_HS}.get_device_handler"),
     PrivateCall(f"{_HS}.get_pagination_handler"),
+    # directory.py
+    PrivateCall(f"{_HS}.get_clock"),
+    PrivateCall(f"{_MAIN_STORE}._update_profiles_in_user_dir_txn", ("txn", "profiles")),
+    PrivateCall(
+        f"{_MAIN_STORE}.update_profile_in_user_dir", ("user_id", "display_name", "avatar_url")
+    ),
 )
 
 # Every column of Synapse's tables that the adapter's SQL names (SELECT, and the few
@@ -176,7 +182,7 @@ SYNAPSE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "event_search": ("event_id",),
     "events": (
         "event_id", "room_id", "sender", "type", "state_key", "depth", "topological_ordering",
-        "stream_ordering", "origin_server_ts", "contains_url", "rejection_reason",
+        "stream_ordering", "origin_server_ts", "received_ts", "contains_url", "rejection_reason",
     ),
     "local_media_repository": (
         "media_id", "media_type", "media_length", "user_id", "created_ts", "url_cache",
@@ -195,9 +201,10 @@ SYNAPSE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "ui_auth_sessions": ("session_id", "creation_time"),
     "ui_auth_sessions_ips": ("session_id",),
     "user_daily_visits": ("user_id", "user_agent", "timestamp"),
-    "user_directory": ("avatar_url",),
+    "user_directory": ("user_id", "display_name", "avatar_url"),
+    "user_directory_search": ("user_id",),
     "user_ips": ("user_id", "last_seen"),
-    "users": ("name", "creation_ts", "deactivated", "appservice_id"),
+    "users": ("name", "creation_ts", "deactivated", "appservice_id", "admin"),
     "users_pending_deactivation": ("user_id",),
 }  # fmt: skip
 

@@ -152,6 +152,9 @@ def _calls() -> list[Call]:
          lambda r: accounts.find_idle_accounts(r, pg, CUTOFF, CUTOFF, None, 500)),
         (accounts.find_idle_accounts,
          lambda r: accounts.find_idle_accounts(r, pg, CUTOFF, CUTOFF, USER, 500, [USER])),
+        (accounts.server_admins, accounts.server_admins),
+        (accounts.wait_until_parted,
+         lambda r: accounts.wait_until_parted(None, r, USER)),  # type: ignore[arg-type]
         (accounts.members_of_rooms, lambda r: accounts.members_of_rooms(r, [USER], [ROOM])),
         (accounts.media_of_users, lambda r: accounts.media_of_users(r, [USER])),
         (accounts.avatar_media_ids,
@@ -205,6 +208,13 @@ def _calls() -> list[Call]:
     ]  # fmt: skip
 
 
+# Adapter functions that take a runner but whose only query is another function's,
+# planned above.
+NOT_PLANNED: dict[Callable[..., Any], str] = {
+    accounts.deactivate_and_erase: "Synapse's deactivation handler, then wait_until_parted",
+}
+
+
 def _database_functions() -> set[Callable[..., Any]]:
     """Every adapter function taking a database runner or cursor."""
     found: set[Callable[..., Any]] = set()
@@ -240,7 +250,7 @@ def test_r1_r14_every_adapter_query_is_bounded_by_an_index_on_postgres(
             _drive(call(runner))
     finally:
         conn.close()
-    missing = _database_functions() - {func for func, _ in calls}
+    missing = _database_functions() - {func for func, _ in calls} - set(NOT_PLANNED)
     assert not missing, f"adapter functions not planned here: {sorted(f.__name__ for f in missing)}"
     scans = [
         f"{desc}: Seq Scan on {table}: {sql}"
