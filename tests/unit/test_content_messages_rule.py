@@ -360,12 +360,13 @@ async def test_r1_after_a_finished_pass_only_rooms_that_changed_are_judged(
 ) -> None:
     """A pass that ran to its end leaves a mark: the next passes visit only rooms with an
     event that became due since (time window) or was stored since, and still take what
-    became due; other holds make the next pass judge every room again."""
+    became due; other holds, or a mark more than a day old, make the next pass judge
+    every room again."""
     for room in ("!a", "!b", "!c"):
         synapse.add(room, "@u", 1, state=True, current=True)  # old current state: stays
     synapse.add("!a", "@u", 2)
     synapse.add("!a", "@u", 3, ts=FRESH)
-    later = synapse.add("!b", "@u", 2, ts=OLD + 10 * DAY_MS)
+    later = synapse.add("!b", "@u", 2, ts=OLD + DAY_MS + DAY_MS // 2)  # due half a day on
     synapse.add("!b", "@u", 3, ts=FRESH)
     visited: list[str] = []
     full: list[int] = []
@@ -390,10 +391,16 @@ async def test_r1_after_a_finished_pass_only_rooms_that_changed_are_judged(
         return [parse_item(c)[1] for c in deleted]
 
     assert len(await sweep(AS_OF)) == 1 and set(visited) == {"!a"} and full
-    assert await sweep(AS_OF + 11 * DAY_MS) == [later]
+    assert await sweep(AS_OF + DAY_MS) == [later]
     assert set(visited) == {"!b"} and not full
     synapse.add("!c", "@u", 2, ts=AS_OF)
-    assert await sweep(AS_OF + 12 * DAY_MS) == [] and set(visited) == {"!c"} and not full
-    assert await sweep(AS_OF + 12 * DAY_MS) == [] and visited == [] and not full
-    await sweep(AS_OF + 12 * DAY_MS, HoldSet(user_ids=frozenset({"@held"})))
+    assert await sweep(AS_OF + DAY_MS) == [] and set(visited) == {"!c"} and not full
+    assert await sweep(AS_OF + DAY_MS) == [] and visited == [] and not full
+    await sweep(AS_OF + DAY_MS, HoldSet(user_ids=frozenset({"@held"})))
     assert full
+    await sweep(AS_OF + DAY_MS)
+    assert full  # the holds changed back: a full pass, which leaves a new mark
+    await sweep(AS_OF + 2 * DAY_MS)
+    assert not full
+    await sweep(AS_OF + 3 * DAY_MS + 1)
+    assert full  # the mark is more than a day old

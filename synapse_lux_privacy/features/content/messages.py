@@ -136,14 +136,22 @@ class MessagesRule:
         self, ctx: SweepContext, holds: HoldSet, first_page: bool, after_room: str
     ) -> list[str]:
         """The next rooms to judge: every room with an old event, or, after a pass that
-        ran to its end with the same lifetimes and holds, those changed since."""
+        ran to its end with the same lifetimes and holds less than a day before, those
+        changed since. A dry run judges every room, so that its forecast counts what is
+        held too."""
         judged = scan_marks.fingerprint(self._policy, holds)
         start = None
         if first_page and not ctx.dry_run:
             bottom, top = await events.stream_bounds(self._api, self._db)
             start = scan_marks.ScanMark(ctx.as_of_ms, top, bottom, judged)
         mark, failing = await self._marks.begin(start)
-        if mark is None or mark.fingerprint != judged or mark.as_of > ctx.as_of_ms:
+        if (
+            ctx.dry_run
+            or mark is None
+            or mark.fingerprint != judged
+            or mark.as_of > ctx.as_of_ms
+            or ctx.as_of_ms - mark.as_of > scan_marks.FULL_PASS_AFTER_MS
+        ):
             return await events.rooms_with_pending_events(
                 self._db,
                 sent_before(ctx.as_of_ms, self._policy.shortest_row_lifetime()),

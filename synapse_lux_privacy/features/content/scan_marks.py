@@ -15,8 +15,15 @@ only visits rooms where something may have changed since (``ScanMark.windows``):
   current, new events behind an expunged newest one, backfill);
 - an item that failed (``lux_privacy_failures``: retried at later sweeps).
 
-Anything else (other lifetimes or holds, a time before the mark, no mark yet) makes
-the pass judge every room again. Dry runs neither read a pass's start nor leave a mark.
+Anything else (other lifetimes or holds, a time before the mark, no mark yet, a mark
+more than a day old) makes the pass judge every room again. Dry runs judge every room
+and leave no mark.
+
+Why a daily full pass: an event's age counts from the earlier of its claimed time and
+its arrival (``events.age_ts_sql``), and Synapse has no index on the arrival time. A
+remote event dated after its arrival becomes due by its arrival, which the time
+windows (on ``origin_server_ts``) do not see; the daily full pass finds it, at most a
+day after its limit.
 """
 
 import hashlib
@@ -28,6 +35,11 @@ import attrs
 from synapse_lux_privacy.db import Cursor, DbRunner
 from synapse_lux_privacy.features.content.policy import ContentPolicy, sent_before
 from synapse_lux_privacy.store.holds import HoldSet
+from synapse_lux_privacy.units import DAY_MS
+
+# A mark older than this (in the sweeps' own "as of" time) is not trusted: the pass
+# judges every room again (see the module docstring).
+FULL_PASS_AFTER_MS = DAY_MS
 
 MIGRATIONS: Sequence[str] = (
     # One row per (rule, kind): kind 'done' is the last pass that ran to its end,
