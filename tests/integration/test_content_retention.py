@@ -31,11 +31,11 @@ from tests.integration.test_content_support import (
     event_path,
     local_media_files,
     local_media_rows,
+    own_content_server,
     png,
     provider_dir,
     remote_media_rows,
     search_rows,
-    start_content_server,
     status,
     stored_events,
     stored_json,
@@ -52,10 +52,7 @@ def hs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SynapseServer]:
     """This module's own homeserver (destructive sweeps never touch the shared one)."""
-    database: str = request.param
-    server = start_content_server(request, tmp_path_factory.mktemp(f"content-{database}"), database)
-    yield server
-    server.stop()
+    yield from own_content_server(request, tmp_path_factory, "content")
 
 
 @pytest.fixture

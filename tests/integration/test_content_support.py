@@ -18,6 +18,7 @@ import io
 import json
 import secrets
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -88,6 +89,17 @@ def start_content_server(
     server = SynapseServer(tmp_dir, database, pg_params, MODULE_CONFIG, extra)  # type: ignore[arg-type]
     server.start()
     return server
+
+
+def own_content_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[SynapseServer]:
+    """A test module's own content server on ``request.param`` (a database), for a
+    module-scoped fixture: destructive sweeps never touch another module's data."""
+    database: str = request.param
+    server = start_content_server(request, tmp_path_factory.mktemp(f"{name}-{database}"), database)
+    yield server
+    server.stop()
 
 
 def provider_dir(server: SynapseServer) -> Path:

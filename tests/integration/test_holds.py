@@ -20,8 +20,8 @@ from tests.integration.test_content_support import (
     backdate_events,
     backdate_media,
     local_media_rows,
+    own_content_server,
     png,
-    start_content_server,
 )
 
 pytestmark = pytest.mark.integration
@@ -32,10 +32,7 @@ def hs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SynapseServer]:
     """This module's own homeserver (destructive sweeps never touch the shared one)."""
-    database: str = request.param
-    server = start_content_server(request, tmp_path_factory.mktemp(f"holds-{database}"), database)
-    yield server
-    server.stop()
+    yield from own_content_server(request, tmp_path_factory, "holds")
 
 
 @pytest.fixture

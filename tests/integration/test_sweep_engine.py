@@ -28,7 +28,7 @@ from tests.integration.test_content_support import (
     era,
     local_media_files,
     local_media_rows,
-    start_content_server,
+    own_content_server,
     stored_events,
 )
 
@@ -39,10 +39,7 @@ pytestmark = pytest.mark.integration
 def hs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SynapseServer]:
-    database: str = request.param
-    server = start_content_server(request, tmp_path_factory.mktemp(f"engine-{database}"), database)
-    yield server
-    server.stop()
+    yield from own_content_server(request, tmp_path_factory, "engine")
 
 
 @pytest.fixture
