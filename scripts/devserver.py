@@ -92,6 +92,12 @@ def write_config(directory: Path, port: int) -> None:
         "suppress_key_server_warning": True,
         "user_directory": {"enabled": True, "search_all_users": True},
         "push": {"include_content": False},  # R15; check-config reports Synapse's default
+        # R13: Synapse's own pruning ignores holds; the module's rules do that work.
+        "user_ips_max_age": None,
+        "redaction_retention_period": None,
+        # R10: a user hidden from directory search stays hidden from strangers' lookups.
+        "require_auth_for_profile_requests": True,
+        "limit_profile_requests_to_users_who_share_rooms": True,
         "rc_login": {"address": relaxed, "account": relaxed, "failed_attempts": relaxed},
         "modules": [module_block()],
     }
