@@ -138,7 +138,7 @@ class LuxPrivacyModule:
             logger.warning("lux_privacy: could not read homeserver.yaml to check it", exc_info=True)
             return
         for finding in find_contradictions(homeserver, self._config, config_dir):
-            logger.warning("lux_privacy: native setting contradicts the policy: %s", finding)
+            logger.warning("lux_privacy: setting at odds with the privacy policy: %s", finding)
 
     async def _periodic_sweep(self) -> None:
         try:
