@@ -270,3 +270,73 @@ def test_r1_r14_operator_cli_follows_a_background_sweep_and_prints_reports(
     print("\n".join(lines[middle[-1] :]))
     print(f"--- piped ({database}) ---\n{piped.stdout}")
     print(f"--- report ({database}) ---\n{readable.stdout}")
+
+
+@pytest.mark.parametrize("database", DATABASES)
+def test_r1_estimate_counts_the_backlog_samples_it_and_leaves_the_rest(
+    start_synapse: StartSynapse, database: str, tmp_path: Path
+) -> None:
+    """``synapse-lux-privacy estimate``: the dry run's counts, a sample that deletes some
+    due messages (and nothing else) and is stopped, and a time left consistent with the
+    rate the sample reached. ``sweep_pace`` keeps the sample from finishing the backlog."""
+    hs = start_synapse(
+        database, {"allow_future_sweeps": True, "sweep_batch_size": 10, "sweep_pace": 40}
+    )
+    admin = hs.register_user(uid("admin"), admin=True)
+    owner = hs.register_user(uid("owner"))
+    rooms = [owner.create_room() for _ in range(2)]
+    jobs = [(room, i) for room in rooms for i in range(200)]
+    with ThreadPoolExecutor(SEND_THREADS) as pool:
+        list(pool.map(lambda j: owner.send_message(j[0], f"m{j[1]}"), jobs))
+    before = stored_messages(hs, rooms)
+    assert bodies_left(hs, rooms) == before
+    token_file = tmp_path / "token"
+    token_file.write_text(admin.access_token)
+    as_of = (datetime.now(UTC) + timedelta(days=760)).date().isoformat()
+    args = ["--url", hs.base_url, "--token-file", str(token_file), "--as-of", as_of]
+    args += ["--rules", "messages,attachments", "--sample-seconds", "2", "--interval", "0.2"]
+    run = subprocess.run(
+        cli("estimate", *args, "--project", "100", "--json"),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=REPO_ROOT,
+        check=False,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    estimate = json.loads(run.stdout)
+    messages = estimate["rules"]["messages"]
+    assert messages["candidates"] >= before - len(rooms)
+    assert 0 < messages["sampled"] < messages["candidates"]
+    assert estimate["rules"]["attachments"] == {
+        "candidates": 0,
+        "held": 0,
+        "sampled": 0,
+        "sample_s": 0.0,
+        "rate_per_s": None,
+        "estimate_s": 0.0,
+    }
+    left = messages["candidates"] - messages["sampled"]
+    assert messages["estimate_s"] == pytest.approx(left / messages["rate_per_s"], rel=0.02)
+    assert estimate["projections"]["100"] == pytest.approx(
+        100 * (messages["estimate_s"] + messages["sample_s"]), rel=0.02
+    )
+    # The sample deleted (purged or expunged) what it dealt with, no more.
+    assert bodies_left(hs, rooms) == before - messages["sampled"]
+    code, listed = admin.lux("GET", "/sweeps")
+    assert code == 200
+    statuses = [(s["dry_run"], s["status"]) for s in listed["sweeps"][:2]]
+    assert statuses == [(False, "cancelled"), (True, "completed")], listed
+    readable = subprocess.run(
+        cli("estimate", *args),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=REPO_ROOT,
+        check=False,
+        timeout=300,
+    )
+    assert readable.returncode == 0, readable.stderr
+    assert re.search(r"^time left: \d+", readable.stdout, re.MULTILINE), readable.stdout
+    print(f"\n--- estimate ({database}) ---\n{readable.stdout}")
