@@ -246,7 +246,8 @@ async def deactivate_and_erase(api: ModuleApi, run: DbRunner, user_id: str) -> N
 
     Synapse parts the user from their rooms afterwards, in its background user parter
     (``_user_parter_loop``, in this process); this returns once it has (see
-    ``wait_until_parted``), so that a deleted account no longer shows as joined.
+    ``wait_until_parted``, which raises ``PartingNotFinished`` after ``PARTING_WAIT_S``),
+    so that a deleted account no longer shows as joined.
     """
     handler = api._hs.get_deactivate_account_handler()
     await handler.deactivate_account(
@@ -261,14 +262,21 @@ PARTING_WAIT_S = 600.0
 _PARTING_POLL_S = 0.2
 
 
+class PartingNotFinished(Exception):
+    """Synapse's user parter has not parted a deactivated user from every room in time."""
+
+
 async def wait_until_parted(
     api: ModuleApi, run: DbRunner, user_id: str, timeout_s: float = PARTING_WAIT_S
-) -> bool:
+) -> None:
     """Wait until Synapse has parted a deactivated user from every room (R7, R12).
 
     Synapse queues the user in ``users_pending_deactivation`` and removes the row once
     every leave is sent; it offers no way to await that, so this polls the table
-    (SELECT only). False, with a warning, if the user is still queued after ``timeout_s``.
+    (SELECT only). Raises ``PartingNotFinished`` if the user is still queued after
+    ``timeout_s``: the deletion then counts as failed, its mark stays, and a later
+    sweep finishes it (R12), instead of counting an account as deleted while it still
+    shows as joined.
     """
 
     def pending(cur: Cursor) -> bool:
@@ -278,16 +286,12 @@ async def wait_until_parted(
     waited = 0.0
     while await run("lux_privacy_parting_pending", pending):
         if waited >= timeout_s:
-            logger.warning(
-                "lux_privacy: %s is deactivated and erased; Synapse is still parting it from"
-                " its rooms after %.0f s (pending, R12)",
-                user_id,
-                waited,
+            raise PartingNotFinished(
+                f"{user_id} is deactivated and erased; Synapse is still parting it from its"
+                f" rooms after {waited:.0f} s"
             )
-            return False
         await api.sleep(_PARTING_POLL_S)
         waited += _PARTING_POLL_S
-    return True
 
 
 async def erase_profile(api: ModuleApi, user_id: str) -> None:

@@ -455,7 +455,10 @@ async def censor_redacted_event(api: ModuleApi, redaction_id: str, event_id: str
     redaction and whatever ``redaction_retention_period`` says: prune the original
     with ``prune_event`` (Synapse's ``redact_event`` from 1.155 on; its own
     Python pruning before), store it with ``_censor_event_txn``, mark the redaction
-    ``have_censored``. Then ``_unindex_txn`` drops the original's search entry.
+    ``have_censored``. Then ``_unindex_txn`` drops the original's search entry. The
+    event caches are invalidated here and on every worker, as ``expunge_event`` does
+    (Synapse's job does not: its workers' caches already hold the redacted form, but
+    the stored JSON is what any cache refills from).
     """
     store = api._hs.get_datastores().main
     redaction = await store.get_event(redaction_id, allow_none=True)
@@ -468,6 +471,7 @@ async def censor_redacted_event(api: ModuleApi, redaction_id: str, event_id: str
         if pruned is not None:
             store._censor_event_txn(cur, event_id, pruned)
             store.invalidate_get_event_cache_after_txn(cur, event_id)
+            store._send_invalidation_to_replication(cur, "_get_event_cache", (event_id,))
             _unindex_txn(cur, event_id)
         store.db_pool.simple_update_one_txn(
             cur,
