@@ -1,8 +1,11 @@
 """A DbRunner over a plain sqlite3 connection, for unit tests of the module's stores."""
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
+
+from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
 
 T = TypeVar("T")
 
@@ -26,3 +29,13 @@ class SqliteRunner:
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, params).fetchall()
+
+
+def migrated_runner(
+    path: Path, migrations: Mapping[str, Sequence[str]] = MIGRATIONS
+) -> SqliteRunner:
+    """A runner over a new SQLite file holding the module's tables (``migrations`` as
+    ``apply_migrations`` takes them: the core tables by default)."""
+    runner = SqliteRunner(str(path))
+    apply_migrations(runner.conn.cursor(), "sqlite", migrations)
+    return runner

@@ -12,15 +12,13 @@ import pytest_twisted
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
 from synapse_lux_privacy.features.accounts.deletion_marks import DeletionMarks
 from synapse_lux_privacy.features.accounts.schema import ACCOUNTS_MIGRATIONS
-from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
-from tests.unit.sqlite_runner import SqliteRunner
+from synapse_lux_privacy.store.schema import MIGRATIONS
+from tests.unit.sqlite_runner import SqliteRunner, migrated_runner
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> SqliteRunner:
-    runner = SqliteRunner(str(tmp_path / "lux.db"))
-    apply_migrations(runner.conn.cursor(), "sqlite", {**MIGRATIONS, **ACCOUNTS_MIGRATIONS})
-    return runner
+    return migrated_runner(tmp_path / "lux.db", {**MIGRATIONS, **ACCOUNTS_MIGRATIONS})
 
 
 @pytest_twisted.ensureDeferred

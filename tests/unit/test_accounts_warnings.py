@@ -15,8 +15,8 @@ from synapse_lux_privacy.features.accounts import warning_texts
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
 from synapse_lux_privacy.features.accounts.schema import ACCOUNTS_MIGRATIONS
 from synapse_lux_privacy.features.accounts.warning_store import SentWarning, WarningStore
-from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
-from tests.unit.sqlite_runner import SqliteRunner
+from synapse_lux_privacy.store.schema import MIGRATIONS
+from tests.unit.sqlite_runner import SqliteRunner, migrated_runner
 
 DAY = 86_400_000
 LEAD = 30 * DAY
@@ -24,9 +24,7 @@ LEAD = 30 * DAY
 
 @pytest.fixture
 def db(tmp_path: Path) -> SqliteRunner:
-    runner = SqliteRunner(str(tmp_path / "lux.db"))
-    apply_migrations(runner.conn.cursor(), "sqlite", {**MIGRATIONS, **ACCOUNTS_MIGRATIONS})
-    return runner
+    return migrated_runner(tmp_path / "lux.db", {**MIGRATIONS, **ACCOUNTS_MIGRATIONS})
 
 
 @pytest_twisted.ensureDeferred

@@ -16,10 +16,10 @@ from synapse_lux_privacy.features.quota import accounting
 from synapse_lux_privacy.features.quota.accounting import EVENTS_WATERMARK, Accounting
 from synapse_lux_privacy.features.quota.schema import QUOTA_MIGRATIONS
 from synapse_lux_privacy.features.quota.usage_store import Usage, UsageStore
-from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
+from synapse_lux_privacy.store.schema import MIGRATIONS
 from synapse_lux_privacy.synapse_adapter import quota as synapse_quota
 from synapse_lux_privacy.synapse_adapter.quota import SentEvent
-from tests.unit.sqlite_runner import SqliteRunner
+from tests.unit.sqlite_runner import SqliteRunner, migrated_runner
 
 
 class FakeSynapse:
@@ -48,9 +48,7 @@ def synapse(monkeypatch: pytest.MonkeyPatch) -> FakeSynapse:
 
 @pytest.fixture
 def db(tmp_path: Path) -> SqliteRunner:
-    runner = SqliteRunner(str(tmp_path / "lux.db"))
-    apply_migrations(runner.conn.cursor(), "sqlite", {**MIGRATIONS, "quota": QUOTA_MIGRATIONS})
-    return runner
+    return migrated_runner(tmp_path / "lux.db", {**MIGRATIONS, "quota": QUOTA_MIGRATIONS})
 
 
 def make(db: SqliteRunner) -> Accounting:

@@ -15,23 +15,21 @@ from synapse_lux_privacy.features.quota.policy import EVENTS, MEDIA, Position
 from synapse_lux_privacy.features.quota.reconcile import _fix_counters_txn
 from synapse_lux_privacy.features.quota.schema import QUOTA_MIGRATIONS
 from synapse_lux_privacy.features.quota.usage_store import Usage, UsageStore
-from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
+from synapse_lux_privacy.store.schema import MIGRATIONS
 from synapse_lux_privacy.synapse_adapter.quota import (
     Recheck,
     SentEvent,
     StoredMedia,
     local_sender_pattern,
 )
-from tests.unit.sqlite_runner import SqliteRunner
+from tests.unit.sqlite_runner import SqliteRunner, migrated_runner
 
 A, B = "@a:x", "@b:x"
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> SqliteRunner:
-    runner = SqliteRunner(str(tmp_path / "lux.db"))
-    apply_migrations(runner.conn.cursor(), "sqlite", {**MIGRATIONS, "quota": QUOTA_MIGRATIONS})
-    return runner
+    return migrated_runner(tmp_path / "lux.db", {**MIGRATIONS, "quota": QUOTA_MIGRATIONS})
 
 
 def apply(db: SqliteRunner, step: object, *args: object) -> Changes:
