@@ -86,7 +86,7 @@ class EstimateCommand:
     ) -> int:
         wanted = list(rules) if rules is not None else list(RULE_NAMES)
         try:
-            result = self._estimate(as_of, wanted, sample_s)
+            result = self.estimate(as_of, wanted, sample_s)
         except AdminApiError as e:
             print(f"error: {e.describe()}", file=sys.stderr)
             return EXIT_API_ERROR
@@ -100,8 +100,9 @@ class EstimateCommand:
                 self._console.print(line, markup=False, highlight=False, soft_wrap=True)
         return EXIT_COMPLETED
 
-    def _estimate(self, as_of: int | None, rules: list[str], sample_s: float) -> BacklogEstimate:
-        dry = self._sweep({"dry_run": True, "as_of": as_of, "rules": rules}, None)
+    def estimate(self, as_of: int | None, rules: Sequence[str], sample_s: float) -> BacklogEstimate:
+        """The dry run, then a sample of each rule with something to delete."""
+        dry = self._sweep({"dry_run": True, "as_of": as_of, "rules": [*rules]}, None)
         results = dry.get("results") or {}
         forecasts = []
         for rule in rules:
