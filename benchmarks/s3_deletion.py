@@ -8,7 +8,8 @@ Two measurements against moto's S3 server on loopback:
   bucket objects removed per second of the sweep (Synapse's own deletion of the local
   files and rows included), next to the same sweep on a Synapse without the provider.
 - ``adapter``: the module's bucket deletion alone (``s3_provider.S3Bucket.delete``) on
-  ``--objects`` synthetic objects in folders of four, as a sweep batch asks for them.
+  ``--objects`` synthetic objects (a file and three thumbnails per media), 500 media
+  per call, as a sweep batch asks for them.
 
     .venv/bin/python benchmarks/s3_deletion.py --media 200 --objects 5000
 """
@@ -25,11 +26,16 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from synapse_lux_privacy.synapse_adapter.s3_provider import S3Bucket
+from synapse_lux_privacy.synapse_adapter.s3_provider import Copy, S3Bucket
 from tests.harness import SynapseServer
 from tests.harness.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 YEAR_MS = 365 * 86_400_000
+
+
+def _load() -> str:
+    """The 1-minute load average, printed beside every figure (the machine is shared)."""
+    return f"load {Path('/proc/loadavg').read_text().split()[0]}"
 
 
 def _png(seed: int) -> bytes:
@@ -68,6 +74,7 @@ def sweep_rate(s3: S3Server, media: int, with_s3: bool) -> None:
     print(
         f"{label} {deleted} media in {seconds:.2f} s ({deleted / seconds:.1f} media/s),"
         f" {removed} objects removed ({after} left): {removed / seconds:.0f} objects/s"
+        f" ({_load()})"
     )
 
 
@@ -92,15 +99,18 @@ def adapter_rate(s3: S3Server, objects: int) -> None:
         },
     )
     target = S3Bucket(backend)
+    copies = {f: Copy(f, folder) for f, folder in zip(files, folders, strict=True)}
     start = time.monotonic()
     deleted = 0
     for at in range(0, len(files), 500):  # the default sweep batch size
-        deleted += target.delete(files[at : at + 500], folders[at : at + 500])
+        outcome = target.delete({f: copies[f] for f in files[at : at + 500]})
+        assert not outcome.failed, outcome.failed
+        deleted += sum(outcome.objects.values())
     seconds = time.monotonic() - start
     left = len(s3.keys(bucket, prefix))
     print(
         f"adapter: {deleted} objects ({left} left) in {seconds:.2f} s:"
-        f" {deleted / seconds:.0f} objects/s"
+        f" {deleted / seconds:.0f} objects/s ({_load()})"
     )
 
 
