@@ -25,6 +25,7 @@ which media is an avatar in use (``profiles``, ``user_directory``,
 """
 
 import errno
+import logging
 import os
 import shutil
 import weakref
@@ -38,6 +39,8 @@ from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import Cursor, DbRunner, chunks, placeholders
 from synapse_lux_privacy.synapse_adapter import s3_provider
+
+logger = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -301,6 +304,30 @@ def _stores(wrapper: object, local: bool) -> bool:
     return bool(getattr(wrapper, "store_local" if local else "store_remote", True))
 
 
+async def provider_copies(api: ModuleApi, media_ids: Sequence[str]) -> dict[str, int | None]:
+    """Per storage provider the module knows (``file:<directory>``, ``s3:<bucket>/<prefix>``),
+    how many of these local uploads have their file there (R14); None where the bucket
+    could not say. Providers of other kinds are not listed (start-up names them)."""
+    hs = api._hs
+    if not hs.config.media.can_load_media_repo:
+        return {}
+    repo = hs.get_media_repository()
+    files = [repo.filepaths.local_media_filepath_rel(m) for m in media_ids]
+    found: dict[str, int | None] = {}
+    for backend in _backends(repo):
+        if isinstance(backend, FileStorageProviderBackend):
+            base = backend.base_directory
+            found[f"file:{base}"] = sum(os.path.isfile(os.path.join(base, f)) for f in files)
+        elif s3_provider.is_s3_backend(backend):
+            bucket = s3_provider.bucket_of(backend)
+            try:
+                found[bucket.location] = await api.defer_to_thread(bucket.count_objects, files)
+            except s3_provider.ObjectsUnknown:
+                logger.warning("lux_privacy: %s cannot say which files it holds", bucket.location)
+                found[bucket.location] = None
+    return found
+
+
 class MediaNotDeleted(Exception):
     """Synapse could not remove some local files: they and their rows are still stored."""
 
@@ -336,8 +363,8 @@ async def delete_local_media_batch(api: ModuleApi, media_ids: Sequence[str]) -> 
     return outcome
 
 
-async def delete_local_media(api: ModuleApi, media_ids: Sequence[str]) -> list[str]:
-    """Delete local media everywhere; return the IDs Synapse reports deleted (R7, R12).
+async def delete_local_media(api: ModuleApi, media_ids: Sequence[str]) -> MediaDeletion:
+    """Delete local media everywhere; what went (R7, R12).
 
     For callers that take the media of one account together: any item that stays
     raises (``ObjectsNotDeleted`` if a provider kept a copy, else ``MediaNotDeleted``)
@@ -350,7 +377,7 @@ async def delete_local_media(api: ModuleApi, media_ids: Sequence[str]) -> list[s
             s3_provider.ObjectsNotDeleted if s3_provider.NOT_DELETED in reasons else MediaNotDeleted
         )
         raise error(f"{len(outcome.failed)} media file(s) could not be deleted: {sorted(reasons)}")
-    return outcome.deleted
+    return outcome
 
 
 async def delete_remote_media(api: ModuleApi, media: Mapping[str, RemoteMedia]) -> MediaDeletion:

@@ -16,7 +16,9 @@ failed), is *failed*, so that the caller leaves it to Synapse untouched: it stay
 stored, counts as a failure and is tried again at a later sweep. S3 answers a
 deletion of a missing object with success, so a retry is harmless.
 
-Every call runs in a thread (boto3 blocks).
+Every call runs in a thread (boto3 blocks). ``count_objects`` tells how many files
+have an object in the bucket (``HeadObject``, ``_LISTINGS`` side by side), for the
+per-user report (R14).
 """
 
 import logging
@@ -119,6 +121,11 @@ class S3Bucket:
         self._client: Any = None
         self._lock = threading.Lock()
 
+    @property
+    def location(self) -> str:
+        """Where the objects are, as the per-user report names it: ``s3:<bucket>/<prefix>``."""
+        return f"s3:{self.bucket}/{self.prefix}"
+
     def _s3(self) -> Any:
         with self._lock:
             if self._client is None:
@@ -189,6 +196,27 @@ class S3Bucket:
                 errors[0].get("Message"),
             )
         return errors
+
+    def count_objects(self, files: Sequence[str]) -> int:
+        """How many of these files (relative to the media store) have an object. Blocking;
+        raises ``ObjectsUnknown`` if the bucket cannot say."""
+        with ThreadPoolExecutor(min(_LISTINGS, max(len(files), 1))) as pool:
+            return sum(pool.map(self._exists, [self.prefix + f for f in files]))
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self._s3().head_object(Bucket=self.bucket, Key=key)
+        except ClientError as e:
+            if str(e.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise ObjectsUnknown(f"bucket {self.bucket}: {e}") from e
+        except BotoCoreError as e:
+            raise ObjectsUnknown(f"bucket {self.bucket}: {e}") from e
+        return True
+
+
+class ObjectsUnknown(Exception):
+    """A storage provider's bucket could not say which objects it holds."""
 
 
 _BUCKETS: "weakref.WeakKeyDictionary[object, S3Bucket]" = weakref.WeakKeyDictionary()

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 BUCKET = "lux-media"
 PREFIX = "synapse/"
 YEAR_MS = 365 * 86_400_000
+LOCATION = f"s3:{BUCKET}/{PREFIX}"  # the provider as the per-user report names it
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,12 @@ def _stored(server: SynapseServer, media_id: str) -> bool:
     )
 
 
+def _report(admin: MatrixClient, user: MatrixClient) -> dict[str, Any]:
+    status, report = admin.lux("GET", f"/users/{q(user.user_id or '')}")
+    assert status == 200, report
+    return report
+
+
 def _start(start_synapse: StartSynapse, s3: S3Server, database: str) -> SynapseServer:
     return start_synapse(
         database, {"allow_future_sweeps": True}, s3.provider_config(BUCKET, PREFIX)
@@ -129,17 +136,54 @@ def test_r2_a_bucket_out_of_reach_loses_nothing_and_the_next_sweep_deletes(
     s3.stop()
     try:
         result = _sweep(admin)
+        report = _report(admin, carol)
     finally:
         s3.start()
-    assert result["errors"] >= 1
+    assert result["errors"] >= 1 and result["deleted"] == 0
+    assert result["candidates"] == (
+        result["deleted"] + result["held"] + result["errors"] + result["skipped"]
+    )
+    assert report["media"]["provider_copies"] == {LOCATION: None}
     assert _stored(server, media_id)
     assert _keys_of(s3, media_id) == keys
     assert carol.download_media(f"mxc://{server.server_name}/{media_id}").status_code == 200
+    status, body = admin.lux("GET", "/failures", params={"rule": "attachments"})
+    assert status == 200, body
+    assert {f["error_class"] for f in body["failures"]} == {"ObjectsNotDeleted"}
 
     result = _sweep(admin)
     assert result["deleted"] >= 1 and result["errors"] == 0
     assert _keys_of(s3, media_id) == set()
     assert not _stored(server, media_id)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r14_r2_the_report_counts_provider_copies_and_the_audit_the_objects_deleted(
+    start_synapse: StartSynapse, s3: S3Server, database: str
+) -> None:
+    """The report names the bucket with the user's files in it; the sweep's audit row
+    counts the objects it deleted (the file and its thumbnails); then the report says
+    none are left."""
+    server = _start(start_synapse, s3, database)
+    admin = server.register_user("boss", admin=True)
+    gina = server.register_user("gina")
+    uploads = [_upload(gina), _upload(gina)]
+    for media_id in uploads:
+        _wait_for_keys(s3, media_id)
+    assert _report(admin, gina)["media"]["provider_copies"] == {LOCATION: 2}
+    keys = set().union(*(_keys_of(s3, m) for m in uploads))
+
+    before = int(time.time() * 1000)
+    result = _sweep(admin)
+    assert result["deleted"] >= 2 and result["errors"] == 0
+    status, audit = admin.lux("GET", "/audit", params={"since": before})
+    assert status == 200, audit
+    (row,) = [r for r in audit if r["rule"] == "attachments" and r["user_id"] == gina.user_id]
+    assert row["count"] == 2 and row["provider_objects"] == len(keys)
+    assert all(_keys_of(s3, m) == set() for m in uploads)
+    report = _report(admin, gina)
+    assert report["media"]["count"] == 0
+    assert report["media"]["provider_copies"] == {LOCATION: 0}
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
@@ -152,7 +196,7 @@ def test_r12_account_deletion_removes_the_users_objects_from_the_bucket(
     admin = server.register_user("boss", admin=True)
     dave = server.register_user("dave")
     media_id = _upload(dave)
-    assert _wait_for_keys(s3, media_id)
+    keys = _wait_for_keys(s3, media_id)
     admin.synapse_admin("DELETE", f"/v2/users/{q(dave.user_id or '')}/devices/{dave.device_id}")
 
     as_of = int(time.time() * 1000) + 2 * YEAR_MS
@@ -162,6 +206,9 @@ def test_r12_account_deletion_removes_the_users_objects_from_the_bucket(
     assert status == 200, report
     assert report["results"]["accounts"]["deleted"] >= 1
     assert _keys_of(s3, media_id) == set()
+    status, audit = admin.lux("GET", "/audit")
+    (row,) = [r for r in audit if r["rule"] == "accounts" and r["user_id"] == dave.user_id]
+    assert row["provider_objects"] == len(keys)
     assert not _stored(server, media_id)
 
 

@@ -8,11 +8,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from synapse_lux_privacy.synapse_adapter.s3_provider import (
     NOT_DELETED,
     Copy,
+    ObjectsUnknown,
     S3Bucket,
     failed_items,
     objects_deleted,
@@ -53,6 +54,13 @@ class FakeS3:
         ]
         self.objects -= set(keys) - self.refuse
         return {"Errors": errors} if errors else {}
+
+    def head_object(self, Bucket: str, Key: str) -> Mapping[str, Any]:
+        if Key in self.unlistable:
+            raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
+        if Key not in self.objects:
+            raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
+        return {}
 
 
 def _bucket(fake: FakeS3) -> S3Bucket:
@@ -129,3 +137,13 @@ def test_r2_keys_go_by_1000_and_a_failed_call_fails_the_items_of_its_keys(
     assert stayed and set(outcome.failed) == stayed
     assert set(outcome.objects) == set(copies) - stayed
     assert len(copies) == len(outcome.failed) + len(outcome.objects)
+
+
+def test_r14_the_report_counts_files_with_an_object_and_says_when_it_cannot() -> None:
+    _, keys = _media(3)
+    fake = FakeS3(keys)
+    files = ["local_content/m0", "local_content/m2", "local_content/gone"]
+    assert _bucket(fake).count_objects(files) == 2
+    fake.unlistable = {"p/local_content/m2"}
+    with pytest.raises(ObjectsUnknown):
+        _bucket(fake).count_objects(files)

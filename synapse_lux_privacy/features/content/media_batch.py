@@ -20,8 +20,9 @@ logger = logging.getLogger(__name__)
 
 @attrs.frozen
 class MediaBatchOutcome:
-    """The candidates whose file went everywhere, and those that failed (item ID ->
-    error class); a candidate in neither was already gone."""
+    """The candidates whose file went everywhere (with the storage-provider objects
+    deleted), and those that failed (item ID -> error class); a candidate in neither
+    was already gone."""
 
     deleted: list[Candidate]
     failed: dict[str, str]
@@ -38,6 +39,9 @@ async def delete_media_batch(api: ModuleApi, files: Mapping[str, Candidate]) -> 
         logger.exception("lux_privacy: deleting %d media file(s) failed", len(files))
         return MediaBatchOutcome([], {c.item_id: type(error).__name__ for c in files.values()})
     return MediaBatchOutcome(
-        deleted=[files[media_id] for media_id in outcome.deleted],
+        deleted=[
+            attrs.evolve(files[m], provider_objects=outcome.provider_objects.get(m, 0))
+            for m in outcome.deleted
+        ],
         failed={files[media_id].item_id: why for media_id, why in outcome.failed.items()},
     )

@@ -9,6 +9,7 @@ Fetching it again later makes a new copy, which starts a new life.
 import logging
 from collections.abc import Sequence
 
+import attrs
 from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import DbRunner
@@ -81,4 +82,8 @@ class RemoteMediaRule:
             logger.exception("lux_privacy: deleting %d remote copies failed", len(items))
             return DeleteOutcome(failed={c.item_id: type(error).__name__ for c in items})
         by_id = {c.item_id: c for c in items}
-        return DeleteOutcome(deleted=[by_id[key] for key in outcome.deleted], failed=outcome.failed)
+        deleted = [
+            attrs.evolve(by_id[key], provider_objects=outcome.provider_objects.get(key, 0))
+            for key in outcome.deleted
+        ]
+        return DeleteOutcome(deleted=deleted, failed=outcome.failed)

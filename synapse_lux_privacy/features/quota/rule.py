@@ -217,7 +217,7 @@ class QuotaRule:
         media_ids = list(files)
         events = [c for c in items if _parse(c)[0] == EVENTS]
         deletion = await delete_media_batch(self._api, files)
-        removed = {_parse(c)[1] for c in deletion.deleted}
+        removed = {_parse(c)[1]: c.provider_objects for c in deletion.deleted}
         done_events, failed = await self._expunger.expunge_each(self.name, events)
         failed.update(deletion.failed)
         expunged = {_parse(c)[1] for c in done_events}
@@ -229,7 +229,8 @@ class QuotaRule:
             kind, item_id = _parse(candidate)
             if item_id in (removed if kind == MEDIA else expunged):
                 freed = max(0, -changes.by_item.get(item_id, 0))
-                done.append(attrs.evolve(candidate, size_bytes=freed))
+                objects = removed.get(item_id, 0) if kind == MEDIA else 0
+                done.append(attrs.evolve(candidate, size_bytes=freed, provider_objects=objects))
                 server = self._api.server_name
                 metrics.evicted_bytes_total.labels(server, kind).inc(freed)
                 metrics.evicted_items_total.labels(server, kind).inc()
