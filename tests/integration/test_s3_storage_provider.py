@@ -9,6 +9,7 @@ ahead (``allow_future_sweeps``), so the 12-month attachment lifetime has passed.
 import io
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from PIL import Image
 from tests.conftest import StartSynapse
 from tests.harness import MatrixClient, SynapseServer
 from tests.harness.client import parse_mxc, q
+from tests.harness.remote_media import RemoteMediaServer
 from tests.harness.s3 import S3Server
 
 pytestmark = pytest.mark.integration
@@ -66,6 +68,13 @@ def _wait_for_keys(s3: S3Server, media_id: str, timeout: float = 20) -> set[str]
             return keys
         time.sleep(0.2)
     raise AssertionError(f"the objects of {media_id} never reached the bucket")
+
+
+def _remote_keys(s3: S3Server, origin: str) -> set[str]:
+    """The objects of the files cached from ``origin`` and of their thumbnails."""
+    return s3.keys(BUCKET, f"{PREFIX}remote_content/{origin}/") | s3.keys(
+        BUCKET, f"{PREFIX}remote_thumbnail/{origin}/"
+    )
 
 
 def _sweep(admin: MatrixClient) -> dict[str, Any]:
@@ -210,6 +219,53 @@ def test_r12_account_deletion_removes_the_users_objects_from_the_bucket(
     (row,) = [r for r in audit if r["rule"] == "accounts" and r["user_id"] == dave.user_id]
     assert row["provider_objects"] == len(keys)
     assert not _stored(server, media_id)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r2_r6_a_cached_remote_file_leaves_the_bucket_with_the_remote_media_rule(
+    start_synapse: StartSynapse, s3: S3Server, database: str, tmp_path: Path
+) -> None:
+    """Another homeserver (HTTPS on loopback) serves an image; a local user downloads it,
+    so Synapse caches it and the provider stores it (``store_remote``) with its
+    thumbnails. A ``remote_media`` sweep (as of three years ahead) deletes the copy
+    everywhere, its objects included, and its audit row counts them."""
+    remote = RemoteMediaServer(tmp_path)
+    remote.start()
+    try:
+        server = start_synapse(
+            database,
+            {"allow_future_sweeps": True},
+            {**s3.provider_config(BUCKET, PREFIX), **remote.homeserver_config()},
+        )
+        admin = server.register_user("boss", admin=True)
+        hana = server.register_user("hana")
+        uri = remote.add("farpicture", _png(), "image/png")
+        answer = hana.download_media(uri)
+        assert answer.status_code == 200, answer.text
+        assert answer.content == _png() and remote.downloads == 1
+    finally:
+        remote.stop()
+    # Synapse answers once the file and its thumbnails are stored (store_synchronous).
+    keys = _remote_keys(s3, remote.name)
+    assert len([k for k in keys if "/remote_content/" in k]) == 1
+    assert any("/remote_thumbnail/" in k for k in keys)
+    cached = "SELECT COUNT(*) FROM remote_media_cache WHERE media_origin = ?"
+    assert server.db().number(cached, (remote.name,)) == 1
+
+    before = int(time.time() * 1000)
+    as_of = before + 3 * YEAR_MS
+    status, report = admin.lux(
+        "POST", "/sweep", {"dry_run": False, "as_of": as_of, "rules": ["remote_media"]}
+    )
+    assert status == 200, report
+    result = report["results"]["remote_media"]
+    assert result["deleted"] == 1 and result["errors"] == 0, result
+    assert _remote_keys(s3, remote.name) == set()
+    assert server.db().number(cached, (remote.name,)) == 0
+    status, audit = admin.lux("GET", "/audit", params={"since": before})
+    assert status == 200, audit
+    (row,) = [r for r in audit if r["rule"] == "remote_media"]
+    assert row["count"] == 1 and row["provider_objects"] == len(keys)
 
 
 def test_r2_delete_from_none_leaves_the_bucket_alone_and_says_so_at_start_up(
