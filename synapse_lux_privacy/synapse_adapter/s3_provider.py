@@ -21,6 +21,7 @@ have an object in the bucket (``HeadObject``, ``_LISTINGS`` side by side), for t
 per-user report (R14).
 """
 
+import functools
 import logging
 import threading
 import weakref
@@ -140,9 +141,11 @@ class S3Bucket:
         owners: dict[str, str] = {}
         counted: dict[str, bool] = {}
         failed: dict[str, str] = {}
+        unreachable = threading.Event()
         with ThreadPoolExecutor(min(_LISTINGS, max(len(items), 1))) as pool:
             folders = [self.prefix + copies[i].thumbnails.rstrip("/") + "/" for i in items]
-            for item, listed in zip(items, pool.map(self._list, folders), strict=True):
+            listings = pool.map(functools.partial(self._list, unreachable), folders)
+            for item, listed in zip(items, listings, strict=True):
                 if listed is None:
                     failed[item] = NOT_DELETED
                     continue
@@ -160,8 +163,12 @@ class S3Bucket:
         went = {k: item for k, item in owners.items() if item not in failed}
         return BucketOutcome(objects_deleted(went, counted), failed)
 
-    def _list(self, prefix: str) -> list[str] | None:
-        """The keys under ``prefix``, None if the bucket could not list them."""
+    def _list(self, unreachable: threading.Event, prefix: str) -> list[str] | None:
+        """The keys under ``prefix``, None if the bucket could not list them. Once the
+        bucket could not be reached (``unreachable``), the batch's other listings fail
+        at once instead of each waiting out the client's timeouts and retries."""
+        if unreachable.is_set():
+            return None
         try:
             pages = (
                 self._s3()
@@ -169,9 +176,13 @@ class S3Bucket:
                 .paginate(Bucket=self.bucket, Prefix=prefix)
             )
             return [str(item["Key"]) for page in pages for item in page.get("Contents", [])]
-        except (BotoCoreError, ClientError) as e:
+        except BotoCoreError as e:
+            if not unreachable.is_set():
+                logger.warning("lux_privacy: bucket %s out of reach: %s", self.bucket, e)
+            unreachable.set()
+        except ClientError as e:
             logger.warning("lux_privacy: bucket %s: cannot list %s: %s", self.bucket, prefix, e)
-            return None
+        return None
 
     def _delete_keys(self, keys: Sequence[str]) -> Sequence[Mapping[str, Any]] | None:
         """``DeleteObjects``: the keys S3 reports as not deleted, None if the call failed."""

@@ -22,8 +22,8 @@ from synapse_lux_privacy.synapse_adapter.s3_provider import (
 
 class FakeS3:
     """Objects in a dict; ``refuse`` keys DeleteObjects reports in ``Errors``,
-    ``unlistable`` prefixes whose listing fails, ``down_after`` DeleteObjects calls
-    that succeed before the next ones fail."""
+    ``unlistable`` prefixes whose listing is refused, ``down_after`` DeleteObjects calls
+    that succeed before the next ones fail (negative: the bucket is out of reach)."""
 
     def __init__(self, keys: Sequence[str]) -> None:
         self.objects = set(keys)
@@ -31,6 +31,7 @@ class FakeS3:
         self.unlistable: set[str] = set()
         self.down_after: int | None = None
         self.delete_calls: list[list[str]] = []
+        self.listings = 0
         self._lock = threading.Lock()  # the bucket calls DeleteObjects from threads
 
     def get_paginator(self, name: str) -> "FakeS3":
@@ -38,7 +39,11 @@ class FakeS3:
         return self
 
     def paginate(self, Bucket: str, Prefix: str) -> Iterator[Mapping[str, Any]]:
+        with self._lock:
+            self.listings += 1
         if Prefix in self.unlistable:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "ListObjectsV2")
+        if self.down_after is not None and self.down_after < 0:
             raise EndpointConnectionError(endpoint_url="http://s3")
         yield {"Contents": [{"Key": k} for k in sorted(self.objects) if k.startswith(Prefix)]}
 
@@ -147,3 +152,14 @@ def test_r14_the_report_counts_files_with_an_object_and_says_when_it_cannot() ->
     fake.unlistable = {"p/local_content/m2"}
     with pytest.raises(ObjectsUnknown):
         _bucket(fake).count_objects(files)
+
+
+def test_r2_a_bucket_out_of_reach_fails_the_batch_without_trying_every_folder() -> None:
+    """The first listings that cannot reach the bucket stop the others: a batch of 500
+    files does not wait out the client's timeouts 500 times; nothing is deleted."""
+    copies, keys = _media(500)
+    fake = FakeS3(keys)
+    fake.down_after = -1
+    outcome = _bucket(fake).delete(copies)
+    assert set(outcome.failed) == set(copies) and outcome.objects == {}
+    assert fake.listings <= 8 and fake.delete_calls == [] and fake.objects == set(keys)
