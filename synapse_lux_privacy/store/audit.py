@@ -1,7 +1,8 @@
 """The audit trail: what each sweep deleted, as identifiers and counts, never content.
 
 A batch is written as ``started`` before the rule deletes anything and marked
-``done`` with the count actually deleted afterwards, so a sweep killed half-way
+``done`` with the count actually deleted (and the storage-provider objects deleted
+with it, R2) afterwards, so a sweep killed half-way
 leaves an honest ``started`` row rather than no trace at all (the next sweep marks
 it ``interrupted``). A group of which nothing was deleted loses its row: no audit
 row says "nothing done". Rows older than ``audit.retention`` are deleted
@@ -24,6 +25,7 @@ class AuditGroup:
     room_id: str | None
     count: int
     bytes: int
+    provider_objects: int = 0  # storage-provider objects and files deleted (R2)
 
 
 @attrs.frozen
@@ -36,6 +38,7 @@ class AuditEntry:
     user_id: str | None
     room_id: str | None
     sweep_id: str | None
+    provider_objects: int
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -82,9 +85,9 @@ class AuditStore:
                     cur.execute("DELETE FROM lux_privacy_audit WHERE id = ?", (row_id,))
                     continue
                 cur.execute(
-                    "UPDATE lux_privacy_audit SET status = 'done', ts = ?, count = ?, bytes = ?"
-                    " WHERE id = ?",
-                    (ts, group.count, group.bytes, row_id),
+                    "UPDATE lux_privacy_audit SET status = 'done', ts = ?, count = ?, bytes = ?,"
+                    " provider_objects = ? WHERE id = ?",
+                    (ts, group.count, group.bytes, group.provider_objects, row_id),
                 )
 
         await self._run("lux_privacy_audit_finish", txn)
@@ -107,8 +110,9 @@ class AuditStore:
 
         def txn(cur: Cursor) -> list[AuditEntry]:
             cur.execute(
-                "SELECT ts, rule, status, count, bytes, user_id, room_id, sweep_id"
-                " FROM lux_privacy_audit WHERE ts >= ? ORDER BY ts DESC, id DESC LIMIT ?",
+                "SELECT ts, rule, status, count, bytes, user_id, room_id, sweep_id,"
+                " provider_objects FROM lux_privacy_audit WHERE ts >= ?"
+                " ORDER BY ts DESC, id DESC LIMIT ?",
                 (since_ts, limit),
             )
             return [AuditEntry(*row) for row in cur.fetchall()]

@@ -110,6 +110,8 @@ CORE_MIGRATIONS: Sequence[str] = (
     "CREATE INDEX IF NOT EXISTS lux_privacy_failures_last ON lux_privacy_failures (last_ts)",
     # Audit rows left 'started' by a killed sweep are found without reading the table.
     "CREATE INDEX IF NOT EXISTS lux_privacy_audit_status ON lux_privacy_audit (status)",
+    # Storage-provider objects (S3 objects, provider files) deleted with a batch (R2).
+    "ALTER TABLE lux_privacy_audit ADD COLUMN provider_objects BIGINT NOT NULL DEFAULT 0",
 )
 
 MIGRATIONS: Mapping[str, Sequence[str]] = {"core": CORE_MIGRATIONS}

@@ -406,12 +406,13 @@ def _merge(outcomes: Sequence[DeleteOutcome]) -> DeleteOutcome:
 
 
 def _group(items: Iterable[Candidate]) -> dict[tuple[str | None, str | None], AuditGroup]:
-    counts: dict[tuple[str | None, str | None], list[int]] = defaultdict(lambda: [0, 0])
+    counts: dict[tuple[str | None, str | None], list[int]] = defaultdict(lambda: [0, 0, 0])
     for item in items:
         entry = counts[(item.user_id, item.room_id)]
         entry[0] += 1
         entry[1] += item.size_bytes
+        entry[2] += item.provider_objects
     return {
-        key: AuditGroup(user_id=key[0], room_id=key[1], count=c, bytes=b)
-        for key, (c, b) in counts.items()
+        key: AuditGroup(user_id=key[0], room_id=key[1], count=c, bytes=b, provider_objects=o)
+        for key, (c, b, o) in counts.items()
     }

@@ -31,12 +31,17 @@ RULE_NAMES: tuple[str, ...] = (
 
 @attrs.frozen
 class Candidate:
-    """One item a rule would delete: an event, a media file, a device, an account..."""
+    """One item a rule would delete: an event, a media file, a device, an account...
+
+    ``provider_objects``: the storage-provider objects and files deleted with it, set
+    by a rule on the items it reports deleted (R2, R4, R12; counted in the audit).
+    """
 
     item_id: str
     user_id: str | None
     room_id: str | None
     size_bytes: int = 0
+    provider_objects: int = 0
 
 
 @attrs.frozen

@@ -17,16 +17,19 @@ which media is an avatar in use (``profiles``, ``user_directory``,
   from the provider's directory; for every ``S3StorageProviderBackend``
   (synapse-s3-storage-provider), their objects are deleted from its bucket
   (``s3_provider``). Both before Synapse's own deletion, so that a failure leaves
-  the row for the next sweep, never an orphan copy. Other backends, and every
+  the row for the next sweep, never an orphan copy. A sweep's batch goes to each
+  bucket at once, and an item whose copy stayed is reported failed on its own
+  (``MediaDeletion``): the others go on to Synapse's deletion. Other backends, and every
   backend with ``delete_from: none``, are listed by ``unsupported_storage_providers``
   and logged at start-up: their copies need the provider's own expiry rules.
 """
 
 import errno
+import logging
 import os
 import shutil
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -36,6 +39,8 @@ from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import Cursor, DbRunner, chunks, placeholders
 from synapse_lux_privacy.synapse_adapter import s3_provider
+
+logger = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -193,9 +198,14 @@ def _repository(api: ModuleApi) -> MediaRepository:
     return hs.get_media_repository()
 
 
+def _providers(repo: MediaRepository) -> list[tuple[object, Any]]:
+    """The providers Synapse built: (wrapper, backend unwrapped from it)."""
+    return [(p, getattr(p, "backend", p)) for p in repo.media_storage.storage_providers]
+
+
 def _backends(repo: MediaRepository) -> list[object]:
-    """The providers Synapse built, unwrapped from their ``StorageProviderWrapper``."""
-    return [getattr(p, "backend", p) for p in repo.media_storage.storage_providers]
+    """The providers' backends, unwrapped from their ``StorageProviderWrapper``."""
+    return [backend for _, backend in _providers(repo)]
 
 
 # The module instances configured with ``storage_providers.delete_from: none``.
@@ -226,88 +236,185 @@ def unsupported_storage_providers(api: ModuleApi) -> list[str]:
     return [str(b) for b in backends if local_only or not _deletable(b)]
 
 
+@attrs.frozen
+class MediaDeletion:
+    """What a batch deletion of media did, per key (a local media ID, or the caller's
+    key of a remote copy): deleted everywhere, failed (key -> error class name: a
+    provider copy or Synapse's file stayed, the item is still stored), or neither
+    (already gone). ``provider_objects``: the storage-provider objects and files
+    deleted per key."""
+
+    deleted: list[str] = attrs.Factory(list)
+    failed: dict[str, str] = attrs.Factory(dict)
+    provider_objects: dict[str, int] = attrs.Factory(dict)
+
+
+def _remove_from_directory(base: str, copy: s3_provider.Copy) -> int:
+    """Remove one copy from a file provider's directory; return the files removed."""
+    removed = 0
+    try:
+        os.remove(os.path.join(base, copy.file))
+        removed += 1
+    except FileNotFoundError:
+        pass
+    folder = os.path.join(base, copy.thumbnails)
+    removed += sum(len(files) for _, _, files in os.walk(folder))
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        pass
+    return removed
+
+
 async def _remove_from_providers(
-    api: ModuleApi, repo: MediaRepository, files: Sequence[tuple[str, str]]
-) -> None:
-    """Remove these (file, thumbnail folder) copies, relative to the media store, from
-    every storage provider the module deletes from; raise if any copy stays."""
-    if api in _LOCAL_STORE_ONLY or not files:
-        return
-    for backend in _backends(repo):
+    api: ModuleApi, repo: MediaRepository, copies: Mapping[str, s3_provider.Copy], local: bool
+) -> MediaDeletion:
+    """Remove these copies (key -> file and thumbnail folder, relative to the media
+    store) of local media (``local``) or cached remote media from every storage
+    provider the module deletes from: each bucket's in one go. Returns the objects
+    removed per key (``deleted`` unset) and the keys of which some copy stayed
+    (``failed``): those must not go on to Synapse's deletion."""
+    outcome = MediaDeletion(provider_objects={key: 0 for key in copies})
+    if api in _LOCAL_STORE_ONLY or not copies:
+        return outcome
+    for wrapper, backend in _providers(repo):
+        left = {k: c for k, c in copies.items() if k not in outcome.failed}
         if isinstance(backend, FileStorageProviderBackend):
-            for file_rel, thumbnails_rel in files:
+            for key, copy in left.items():
                 try:
-                    os.remove(os.path.join(backend.base_directory, file_rel))
-                except FileNotFoundError:
-                    pass
-                shutil.rmtree(
-                    os.path.join(backend.base_directory, thumbnails_rel), ignore_errors=True
-                )
+                    removed = _remove_from_directory(backend.base_directory, copy)
+                except OSError as e:
+                    outcome.failed[key] = type(e).__name__
+                else:
+                    outcome.provider_objects[key] += removed
         elif s3_provider.is_s3_backend(backend):
             bucket = s3_provider.bucket_of(backend)
-            await api.defer_to_thread(bucket.delete, [f for f, _ in files], [t for _, t in files])
+            stores = _stores(wrapper, local)
+            stored = {k: attrs.evolve(c, stored=stores) for k, c in left.items()}
+            found = await api.defer_to_thread(bucket.delete, stored)
+            outcome.failed.update(found.failed)
+            for key, count in found.objects.items():
+                outcome.provider_objects[key] += count
+    return outcome
+
+
+def _stores(wrapper: object, local: bool) -> bool:
+    """Whether the provider stores files of this kind (``store_local`` for local media,
+    ``store_remote`` for cached remote media), so that a file's object counts."""
+    return bool(getattr(wrapper, "store_local" if local else "store_remote", True))
+
+
+async def provider_copies(api: ModuleApi, media_ids: Sequence[str]) -> dict[str, int | None]:
+    """Per storage provider the module knows (``file:<directory>``, ``s3:<bucket>/<prefix>``),
+    how many of these local uploads have their file there (R14); None where the bucket
+    could not say. Providers of other kinds are not listed (start-up names them)."""
+    hs = api._hs
+    if not hs.config.media.can_load_media_repo:
+        return {}
+    repo = hs.get_media_repository()
+    files = [repo.filepaths.local_media_filepath_rel(m) for m in media_ids]
+    found: dict[str, int | None] = {}
+    for backend in _backends(repo):
+        if isinstance(backend, FileStorageProviderBackend):
+            base = backend.base_directory
+            found[f"file:{base}"] = sum(os.path.isfile(os.path.join(base, f)) for f in files)
+        elif s3_provider.is_s3_backend(backend):
+            bucket = s3_provider.bucket_of(backend)
+            try:
+                found[bucket.location] = await api.defer_to_thread(bucket.count_objects, files)
+            except s3_provider.ObjectsUnknown:
+                logger.warning("lux_privacy: %s cannot say which files it holds", bucket.location)
+                found[bucket.location] = None
+    return found
 
 
 class MediaNotDeleted(Exception):
     """Synapse could not remove some local files: they and their rows are still stored."""
 
 
-async def delete_local_media(api: ModuleApi, media_ids: Sequence[str]) -> list[str]:
-    """Delete local media everywhere; return the IDs Synapse reports deleted (R2).
+async def delete_local_media_batch(api: ModuleApi, media_ids: Sequence[str]) -> MediaDeletion:
+    """Delete a batch of local media everywhere (R2, R4, R7, R12), item by item in effect.
 
-    Storage-provider copies first (a copy a bucket keeps raises ``ObjectsNotDeleted``
-    before anything else is deleted), then ``MediaRepository.delete_local_media_ids``
-    (file, thumbnails, database rows). Synapse skips, with a warning, a file it cannot
-    remove (other than one already missing) and keeps its row; such a file raises
-    ``MediaNotDeleted`` here, so that the sweep counts it as a failure and tries it
-    again later, instead of taking it for already gone.
+    Storage-provider copies first, the whole batch at once (``_remove_from_providers``):
+    an item whose copy stays is ``failed`` and left untouched. Then
+    ``MediaRepository.delete_local_media_ids`` for the others (file, thumbnails,
+    database rows). Synapse skips, with a warning, a file it cannot remove (other
+    than one already missing) and keeps its row; such an item is ``failed`` too
+    (``MediaNotDeleted``), so that the sweep counts it and tries it again later,
+    instead of taking it for already gone.
     """
     repo = _repository(api)
     paths = repo.filepaths
-    copies = [
-        (
+    copies = {
+        media_id: s3_provider.Copy(
             paths.local_media_filepath_rel(media_id),
             os.path.relpath(paths.local_media_thumbnail_dir(media_id), paths.base_path),
         )
         for media_id in media_ids
-    ]
-    await _remove_from_providers(api, repo, copies)
-    deleted, _ = await repo.delete_local_media_ids(list(media_ids))
-    missed = [m for m in media_ids if m not in set(deleted)]
-    still = [m for m in missed if await repo.store.get_local_media(m) is not None]
-    if still:
-        raise MediaNotDeleted(f"{len(still)} local media file(s) could not be removed")
-    return list(deleted)
+    }
+    outcome = await _remove_from_providers(api, repo, copies, local=True)
+    left = [m for m in media_ids if m not in outcome.failed]
+    deleted, _ = await repo.delete_local_media_ids(left) if left else ([], 0)
+    gone = set(deleted)
+    for media_id in left:
+        if media_id not in gone and await repo.store.get_local_media(media_id) is not None:
+            outcome.failed[media_id] = MediaNotDeleted.__name__
+    outcome.deleted.extend(m for m in left if m in gone)
+    return outcome
 
 
-async def delete_remote_media(api: ModuleApi, media: RemoteMedia) -> bool:
-    """Delete one cached remote file everywhere; False if its file could not be removed.
+async def delete_local_media(api: ModuleApi, media_ids: Sequence[str]) -> MediaDeletion:
+    """Delete local media everywhere; what went (R7, R12).
 
-    Storage-provider copies first (``ObjectsNotDeleted`` if a bucket keeps one), then
-    the steps of ``delete_old_remote_media``.
+    For callers that take the media of one account together: any item that stays
+    raises (``ObjectsNotDeleted`` if a provider kept a copy, else ``MediaNotDeleted``)
+    after the others went.
+    """
+    outcome = await delete_local_media_batch(api, media_ids)
+    if outcome.failed:
+        reasons = set(outcome.failed.values())
+        error = (
+            s3_provider.ObjectsNotDeleted if s3_provider.NOT_DELETED in reasons else MediaNotDeleted
+        )
+        raise error(f"{len(outcome.failed)} media file(s) could not be deleted: {sorted(reasons)}")
+    return outcome
+
+
+async def delete_remote_media(api: ModuleApi, media: Mapping[str, RemoteMedia]) -> MediaDeletion:
+    """Delete a batch of cached remote files everywhere (key -> copy; R2, R6).
+
+    Storage-provider copies first, the whole batch at once (an item whose copy stays
+    is ``failed``), then, for each of the others, the steps of
+    ``delete_old_remote_media``; a file Synapse's store keeps is ``failed`` too.
     """
     repo = _repository(api)
     paths = repo.filepaths
-    thumbnails = paths.remote_media_thumbnail_dir(media.origin, media.filesystem_id)
-    await _remove_from_providers(
-        api,
-        repo,
-        [
-            (
-                paths.remote_media_filepath_rel(media.origin, media.filesystem_id),
-                os.path.relpath(thumbnails, paths.base_path),
+    copies = {
+        key: s3_provider.Copy(
+            paths.remote_media_filepath_rel(m.origin, m.filesystem_id),
+            os.path.relpath(
+                paths.remote_media_thumbnail_dir(m.origin, m.filesystem_id), paths.base_path
+            ),
+        )
+        for key, m in media.items()
+    }
+    outcome = await _remove_from_providers(api, repo, copies, local=False)
+    for key, m in media.items():
+        if key in outcome.failed:
+            continue
+        async with repo.remote_media_linearizer.queue((m.origin, m.media_id)):
+            try:
+                os.remove(paths.remote_media_filepath(m.origin, m.filesystem_id))
+            except OSError as e:
+                if e.errno != errno.ENOENT:
+                    outcome.failed[key] = MediaNotDeleted.__name__
+                    continue
+            shutil.rmtree(
+                paths.remote_media_thumbnail_dir(m.origin, m.filesystem_id), ignore_errors=True
             )
-        ],
-    )
-    async with repo.remote_media_linearizer.queue((media.origin, media.media_id)):
-        try:
-            os.remove(paths.remote_media_filepath(media.origin, media.filesystem_id))
-        except OSError as e:
-            if e.errno != errno.ENOENT:
-                return False
-        shutil.rmtree(thumbnails, ignore_errors=True)
-        await repo.store.delete_remote_media(media.origin, media.media_id)
-    return True
+            await repo.store.delete_remote_media(m.origin, m.media_id)
+        outcome.deleted.append(key)
+    return outcome
 
 
 def mxc(server_name: str, media_id: str) -> str:

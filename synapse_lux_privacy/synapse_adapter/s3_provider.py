@@ -8,37 +8,75 @@ client settings (endpoint, region, credentials, botocore options) that
 ``boto3`` like the provider. Object keys are the provider's: ``prefix`` + the path
 relative to the media store (``local_content/...``, ``local_thumbnails/<id>/...``).
 
-Every call runs in a thread (boto3 blocks). Any object that cannot be deleted raises
-``ObjectsNotDeleted``, so that the caller stops before Synapse's own deletion: the
-item stays stored, counts as a failure and is tried again at a later sweep. S3
-answers a deletion of a missing object with success, so a retry is harmless.
+A sweep's batch is deleted together: the thumbnail folders of every item are listed
+side by side (``_LISTINGS`` at a time), then every key goes in ``DeleteObjects`` calls
+of up to 1000 keys. Each key belongs to one item: an item whose folder could not be
+listed, or one of whose keys S3 reports in ``Errors`` (or whose ``DeleteObjects`` call
+failed), is *failed*, so that the caller leaves it to Synapse untouched: it stays
+stored, counts as a failure and is tried again at a later sweep. S3 answers a
+deletion of a missing object with success, so a retry is harmless.
+
+Every call runs in a thread (boto3 blocks). ``count_objects`` tells how many files
+have an object in the bucket (``HeadObject``, ``_LISTINGS`` side by side), for the
+per-user report (R14).
 """
 
+import functools
+import logging
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import attrs
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+logger = logging.getLogger(__name__)
 
 _BACKEND_CLASS = ("s3_storage_provider", "S3StorageProviderBackend")
 
 # DeleteObjects takes at most 1000 keys.
 _MAX_KEYS = 1000
-# Thumbnail folders listed side by side (each listing is one round trip).
+# Requests to the bucket side by side (each listing or HEAD is one round trip).
 _LISTINGS = 8
 
-# A bucket out of reach must fail the sweep's batch in seconds, not block it for minutes.
+# A bucket out of reach must fail the sweep's batch in seconds, not block it for
+# minutes; the connection pool serves every request running side by side.
 _CLIENT_LIMITS = Config(
-    connect_timeout=10, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}
+    connect_timeout=10,
+    read_timeout=30,
+    retries={"max_attempts": 3, "mode": "standard"},
+    max_pool_connections=_LISTINGS,
 )
 
 
 class ObjectsNotDeleted(Exception):
     """Some objects of a storage provider's bucket could not be deleted."""
+
+
+NOT_DELETED = ObjectsNotDeleted.__name__
+
+
+@attrs.frozen
+class Copy:
+    """One media item's copy in a bucket: its file and its thumbnail folder (paths
+    relative to the media store), and whether the provider stores this kind of file
+    (``store_local`` / ``store_remote``), so that its object counts as deleted."""
+
+    file: str
+    thumbnails: str
+    stored: bool = True
+
+
+@attrs.frozen
+class BucketOutcome:
+    """Per item: the objects deleted (items that went), or why some stayed (failed)."""
+
+    objects: Mapping[str, int] = attrs.Factory(dict)
+    failed: Mapping[str, str] = attrs.Factory(dict)
 
 
 def is_s3_backend(backend: object) -> bool:
@@ -48,6 +86,27 @@ def is_s3_backend(backend: object) -> bool:
     return (cls.__module__, cls.__name__) == _BACKEND_CLASS and all(
         hasattr(backend, a) for a in ("bucket", "prefix", "api_kwargs")
     )
+
+
+def failed_items(owners: Mapping[str, str], errors: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """The items of the keys that ``DeleteObjects`` reported in its ``Errors`` (item ->
+    ``ObjectsNotDeleted``); a key the answer names but the call never asked for is
+    ignored."""
+    failed: dict[str, str] = {}
+    for error in errors:
+        item = owners.get(str(error.get("Key")))
+        if item is not None:
+            failed[item] = NOT_DELETED
+    return failed
+
+
+def objects_deleted(owners: Mapping[str, str], counted: Mapping[str, bool]) -> dict[str, int]:
+    """Objects deleted per item, from the keys that went (key -> item) and whether each
+    key counts (a thumbnail listed; the file, when the provider stores its kind)."""
+    found: dict[str, int] = {}
+    for key, item in owners.items():
+        found[item] = found.get(item, 0) + int(counted[key])
+    return found
 
 
 class S3Bucket:
@@ -63,6 +122,11 @@ class S3Bucket:
         self._client: Any = None
         self._lock = threading.Lock()
 
+    @property
+    def location(self) -> str:
+        """Where the objects are, as the per-user report names it: ``s3:<bucket>/<prefix>``."""
+        return f"s3:{self.bucket}/{self.prefix}"
+
     def _s3(self) -> Any:
         with self._lock:
             if self._client is None:
@@ -70,41 +134,100 @@ class S3Bucket:
                 self._client = session.client("s3", config=self._config, **self._kwargs)
             return self._client
 
-    def delete(self, files: Sequence[str], folders: Sequence[str]) -> int:
-        """Delete these files and every object under these folders (paths relative to
-        the media store); return how many objects were asked to go. Blocking."""
+    def delete(self, copies: Mapping[str, Copy]) -> BucketOutcome:
+        """Delete the file and every object under the thumbnail folder of each item
+        (item -> its copy), a batch at once. Blocking."""
+        items = list(copies)
+        owners: dict[str, str] = {}
+        counted: dict[str, bool] = {}
+        failed: dict[str, str] = {}
+        unreachable = threading.Event()
+        with ThreadPoolExecutor(min(_LISTINGS, max(len(items), 1))) as pool:
+            folders = [self.prefix + copies[i].thumbnails.rstrip("/") + "/" for i in items]
+            listings = pool.map(functools.partial(self._list, unreachable), folders)
+            for item, listed in zip(items, listings, strict=True):
+                if listed is None:
+                    failed[item] = NOT_DELETED
+                    continue
+                file_key = self.prefix + copies[item].file
+                owners[file_key], counted[file_key] = item, copies[item].stored
+                for key in listed:
+                    owners[key], counted[key] = item, True
+            keys = list(owners)
+            parts = [keys[at : at + _MAX_KEYS] for at in range(0, len(keys), _MAX_KEYS)]
+            for part, errors in zip(parts, pool.map(self._delete_keys, parts), strict=True):
+                if errors is None:
+                    failed.update({owners[k]: NOT_DELETED for k in part})
+                else:
+                    failed.update(failed_items(owners, errors))
+        went = {k: item for k, item in owners.items() if item not in failed}
+        return BucketOutcome(objects_deleted(went, counted), failed)
+
+    def _list(self, unreachable: threading.Event, prefix: str) -> list[str] | None:
+        """The keys under ``prefix``, None if the bucket could not list them. Once the
+        bucket could not be reached (``unreachable``), the batch's other listings fail
+        at once instead of each waiting out the client's timeouts and retries."""
+        if unreachable.is_set():
+            return None
         try:
-            keys = [self.prefix + f for f in files]
-            prefixes = [self.prefix + folder.rstrip("/") + "/" for folder in folders]
-            with ThreadPoolExecutor(min(_LISTINGS, max(len(prefixes), 1))) as pool:
-                for listed in pool.map(self._list, prefixes):
-                    keys.extend(listed)
-            for start in range(0, len(keys), _MAX_KEYS):
-                self._delete_keys(keys[start : start + _MAX_KEYS])
-        except (BotoCoreError, ClientError) as e:
-            raise ObjectsNotDeleted(f"bucket {self.bucket}: {e}") from e
-        return len(keys)
-
-    def _list(self, prefix: str) -> list[str]:
-        pages = (
-            self._s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        )
-        return [str(item["Key"]) for page in pages for item in page.get("Contents", [])]
-
-    def _delete_keys(self, keys: Sequence[str]) -> None:
-        if not keys:
-            return
-        answer = self._s3().delete_objects(
-            Bucket=self.bucket,
-            Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True},
-        )
-        errors = answer.get("Errors") or []
-        if errors:
-            first = errors[0]
-            raise ObjectsNotDeleted(
-                f"bucket {self.bucket}: {len(errors)} object(s) not deleted, first"
-                f" {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+            pages = (
+                self._s3()
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=self.bucket, Prefix=prefix)
             )
+            return [str(item["Key"]) for page in pages for item in page.get("Contents", [])]
+        except BotoCoreError as e:
+            if not unreachable.is_set():
+                logger.warning("lux_privacy: bucket %s out of reach: %s", self.bucket, e)
+            unreachable.set()
+        except ClientError as e:
+            logger.warning("lux_privacy: bucket %s: cannot list %s: %s", self.bucket, prefix, e)
+        return None
+
+    def _delete_keys(self, keys: Sequence[str]) -> Sequence[Mapping[str, Any]] | None:
+        """``DeleteObjects``: the keys S3 reports as not deleted, None if the call failed."""
+        try:
+            answer = self._s3().delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True},
+            )
+        except (BotoCoreError, ClientError) as e:
+            logger.warning(
+                "lux_privacy: bucket %s: cannot delete %d keys: %s", self.bucket, len(keys), e
+            )
+            return None
+        errors = list(answer.get("Errors") or [])
+        if errors:
+            logger.warning(
+                "lux_privacy: bucket %s: %d object(s) not deleted, first %s: %s %s",
+                self.bucket,
+                len(errors),
+                errors[0].get("Key"),
+                errors[0].get("Code"),
+                errors[0].get("Message"),
+            )
+        return errors
+
+    def count_objects(self, files: Sequence[str]) -> int:
+        """How many of these files (relative to the media store) have an object. Blocking;
+        raises ``ObjectsUnknown`` if the bucket cannot say."""
+        with ThreadPoolExecutor(min(_LISTINGS, max(len(files), 1))) as pool:
+            return sum(pool.map(self._exists, [self.prefix + f for f in files]))
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self._s3().head_object(Bucket=self.bucket, Key=key)
+        except ClientError as e:
+            if str(e.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise ObjectsUnknown(f"bucket {self.bucket}: {e}") from e
+        except BotoCoreError as e:
+            raise ObjectsUnknown(f"bucket {self.bucket}: {e}") from e
+        return True
+
+
+class ObjectsUnknown(Exception):
+    """A storage provider's bucket could not say which objects it holds."""
 
 
 _BUCKETS: "weakref.WeakKeyDictionary[object, S3Bucket]" = weakref.WeakKeyDictionary()

@@ -127,6 +127,8 @@ PRIVATE_API: tuple[PrivateCall | PrivateAttribute, ...] = (
     PrivateAttribute("synapse.media.media_repository.MediaRepository", "store"),
     PrivateAttribute("synapse.media.media_storage.MediaStorage", "storage_providers"),
     PrivateAttribute("synapse.media.storage_provider.StorageProviderWrapper", "backend"),
+    PrivateAttribute("synapse.media.storage_provider.StorageProviderWrapper", "store_local"),
+    PrivateAttribute("synapse.media.storage_provider.StorageProviderWrapper", "store_remote"),
     PrivateAttribute("synapse.media.storage_provider.FileStorageProviderBackend", "base_directory"),
     PrivateAttribute("synapse.media.filepath.MediaFilePaths", "base_path"),
     PrivateCall("synapse.media.filepath.MediaFilePaths.local_media_filepath_rel", ("media_id",)),

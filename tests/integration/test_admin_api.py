@@ -218,6 +218,7 @@ def test_audit_lists_newest_first_with_since_and_limit(
         "user_id",
         "room_id",
         "sweep_id",
+        "provider_objects",
     }
     status, entries = admin.lux("GET", f"/audit?since={base}&limit=1")
     assert [e["ts"] for e in entries] == [base + 2]

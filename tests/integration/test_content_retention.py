@@ -523,6 +523,7 @@ def test_r14_the_report_tells_what_is_stored_and_when_it_goes(
         "oldest_ts": base - DAY,
         "next_deletion_ts": base + 12 * MONTH,
         "held_count": 0,
+        "provider_copies": {f"file:{provider_dir(hs)}": 2},
     }
     # The same once the quota's ledger of sent events is complete: read through it (and
     # Synapse's stream index for what came after its watermark), no longer by sender.

@@ -22,6 +22,7 @@ from tests.integration.test_content_support import (
     local_media_rows,
     own_content_server,
     png,
+    provider_dir,
 )
 
 pytestmark = pytest.mark.integration
@@ -134,6 +135,7 @@ def test_r14_the_report_gives_held_items_no_deletion_date(
             "oldest_ts": base - DAY,
             "next_deletion_ts": base + 12 * MONTH,
             "held_count": 2,
+            "provider_copies": {f"file:{provider_dir(hs)}": 3},
         }
         assert (report["account_deletion_due_ts"], report["account_held"]) == (None, True)
         _, report = hs_admin.lux("GET", f"/users/{bob.user_id}")

@@ -9,6 +9,7 @@ ahead (``allow_future_sweeps``), so the 12-month attachment lifetime has passed.
 import io
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from PIL import Image
 from tests.conftest import StartSynapse
 from tests.harness import MatrixClient, SynapseServer
 from tests.harness.client import parse_mxc, q
+from tests.harness.remote_media import RemoteMediaServer
 from tests.harness.s3 import S3Server
 
 pytestmark = pytest.mark.integration
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.integration
 BUCKET = "lux-media"
 PREFIX = "synapse/"
 YEAR_MS = 365 * 86_400_000
+LOCATION = f"s3:{BUCKET}/{PREFIX}"  # the provider as the per-user report names it
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +70,13 @@ def _wait_for_keys(s3: S3Server, media_id: str, timeout: float = 20) -> set[str]
     raise AssertionError(f"the objects of {media_id} never reached the bucket")
 
 
+def _remote_keys(s3: S3Server, origin: str) -> set[str]:
+    """The objects of the files cached from ``origin`` and of their thumbnails."""
+    return s3.keys(BUCKET, f"{PREFIX}remote_content/{origin}/") | s3.keys(
+        BUCKET, f"{PREFIX}remote_thumbnail/{origin}/"
+    )
+
+
 def _sweep(admin: MatrixClient) -> dict[str, Any]:
     as_of = int(time.time() * 1000) + 3 * YEAR_MS
     status, report = admin.lux(
@@ -84,6 +94,12 @@ def _stored(server: SynapseServer, media_id: str) -> bool:
         )
         == 1
     )
+
+
+def _report(admin: MatrixClient, user: MatrixClient) -> dict[str, Any]:
+    status, report = admin.lux("GET", f"/users/{q(user.user_id or '')}")
+    assert status == 200, report
+    return report
 
 
 def _start(start_synapse: StartSynapse, s3: S3Server, database: str) -> SynapseServer:
@@ -129,17 +145,54 @@ def test_r2_a_bucket_out_of_reach_loses_nothing_and_the_next_sweep_deletes(
     s3.stop()
     try:
         result = _sweep(admin)
+        report = _report(admin, carol)
     finally:
         s3.start()
-    assert result["errors"] >= 1
+    assert result["errors"] >= 1 and result["deleted"] == 0
+    assert result["candidates"] == (
+        result["deleted"] + result["held"] + result["errors"] + result["skipped"]
+    )
+    assert report["media"]["provider_copies"] == {LOCATION: None}
     assert _stored(server, media_id)
     assert _keys_of(s3, media_id) == keys
     assert carol.download_media(f"mxc://{server.server_name}/{media_id}").status_code == 200
+    status, body = admin.lux("GET", "/failures", params={"rule": "attachments"})
+    assert status == 200, body
+    assert {f["error_class"] for f in body["failures"]} == {"ObjectsNotDeleted"}
 
     result = _sweep(admin)
     assert result["deleted"] >= 1 and result["errors"] == 0
     assert _keys_of(s3, media_id) == set()
     assert not _stored(server, media_id)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r14_r2_the_report_counts_provider_copies_and_the_audit_the_objects_deleted(
+    start_synapse: StartSynapse, s3: S3Server, database: str
+) -> None:
+    """The report names the bucket with the user's files in it; the sweep's audit row
+    counts the objects it deleted (the file and its thumbnails); then the report says
+    none are left."""
+    server = _start(start_synapse, s3, database)
+    admin = server.register_user("boss", admin=True)
+    gina = server.register_user("gina")
+    uploads = [_upload(gina), _upload(gina)]
+    for media_id in uploads:
+        _wait_for_keys(s3, media_id)
+    assert _report(admin, gina)["media"]["provider_copies"] == {LOCATION: 2}
+    keys = set().union(*(_keys_of(s3, m) for m in uploads))
+
+    before = int(time.time() * 1000)
+    result = _sweep(admin)
+    assert result["deleted"] >= 2 and result["errors"] == 0
+    status, audit = admin.lux("GET", "/audit", params={"since": before})
+    assert status == 200, audit
+    (row,) = [r for r in audit if r["rule"] == "attachments" and r["user_id"] == gina.user_id]
+    assert row["count"] == 2 and row["provider_objects"] == len(keys)
+    assert all(_keys_of(s3, m) == set() for m in uploads)
+    report = _report(admin, gina)
+    assert report["media"]["count"] == 0
+    assert report["media"]["provider_copies"] == {LOCATION: 0}
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
@@ -152,7 +205,7 @@ def test_r12_account_deletion_removes_the_users_objects_from_the_bucket(
     admin = server.register_user("boss", admin=True)
     dave = server.register_user("dave")
     media_id = _upload(dave)
-    assert _wait_for_keys(s3, media_id)
+    keys = _wait_for_keys(s3, media_id)
     admin.synapse_admin("DELETE", f"/v2/users/{q(dave.user_id or '')}/devices/{dave.device_id}")
 
     as_of = int(time.time() * 1000) + 2 * YEAR_MS
@@ -162,7 +215,60 @@ def test_r12_account_deletion_removes_the_users_objects_from_the_bucket(
     assert status == 200, report
     assert report["results"]["accounts"]["deleted"] >= 1
     assert _keys_of(s3, media_id) == set()
+    # Read in the database: the sweep, as of two years ahead, may erase the admin too.
+    objects = server.db().number(
+        "SELECT provider_objects FROM lux_privacy_audit WHERE rule = 'accounts' AND user_id = ?",
+        (dave.user_id,),
+    )
+    assert objects == len(keys)
     assert not _stored(server, media_id)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r2_r6_a_cached_remote_file_leaves_the_bucket_with_the_remote_media_rule(
+    start_synapse: StartSynapse, s3: S3Server, database: str, tmp_path: Path
+) -> None:
+    """Another homeserver (HTTPS on loopback) serves an image; a local user downloads it,
+    so Synapse caches it and the provider stores it (``store_remote``) with its
+    thumbnails. A ``remote_media`` sweep (as of three years ahead) deletes the copy
+    everywhere, its objects included, and its audit row counts them."""
+    remote = RemoteMediaServer(tmp_path)
+    remote.start()
+    try:
+        server = start_synapse(
+            database,
+            {"allow_future_sweeps": True},
+            {**s3.provider_config(BUCKET, PREFIX), **remote.homeserver_config()},
+        )
+        admin = server.register_user("boss", admin=True)
+        hana = server.register_user("hana")
+        uri = remote.add("farpicture", _png(), "image/png")
+        answer = hana.download_media(uri)
+        assert answer.status_code == 200, answer.text
+        assert answer.content == _png() and remote.downloads == 1
+    finally:
+        remote.stop()
+    # Synapse answers once the file and its thumbnails are stored (store_synchronous).
+    keys = _remote_keys(s3, remote.name)
+    assert len([k for k in keys if "/remote_content/" in k]) == 1
+    assert any("/remote_thumbnail/" in k for k in keys)
+    cached = "SELECT COUNT(*) FROM remote_media_cache WHERE media_origin = ?"
+    assert server.db().number(cached, (remote.name,)) == 1
+
+    before = int(time.time() * 1000)
+    as_of = before + 3 * YEAR_MS
+    status, report = admin.lux(
+        "POST", "/sweep", {"dry_run": False, "as_of": as_of, "rules": ["remote_media"]}
+    )
+    assert status == 200, report
+    result = report["results"]["remote_media"]
+    assert result["deleted"] == 1 and result["errors"] == 0, result
+    assert _remote_keys(s3, remote.name) == set()
+    assert server.db().number(cached, (remote.name,)) == 0
+    status, audit = admin.lux("GET", "/audit", params={"since": before})
+    assert status == 200, audit
+    (row,) = [r for r in audit if r["rule"] == "remote_media"]
+    assert row["count"] == 1 and row["provider_objects"] == len(keys)
 
 
 def test_r2_delete_from_none_leaves_the_bucket_alone_and_says_so_at_start_up(

@@ -44,3 +44,16 @@ def test_schema_newer_than_the_code_is_refused() -> None:
     conn.execute("UPDATE lux_privacy_schema_version SET version = 999 WHERE component = 'core'")
     with pytest.raises(RuntimeError, match="downgraded"):
         apply_migrations(conn.cursor(), "sqlite")
+
+
+def test_r2_audit_rows_written_before_provider_objects_existed_count_none() -> None:
+    """The append-only step adding ``provider_objects`` to an audit table with rows."""
+    conn = sqlite3.connect(":memory:")
+    core = MIGRATIONS["core"]
+    apply_migrations(conn.cursor(), "sqlite", {"core": core[:-1]})
+    conn.execute(
+        "INSERT INTO lux_privacy_audit (ts, rule, status, count, bytes)"
+        " VALUES (1, 'attachments', 'done', 2, 10)"
+    )
+    assert apply_migrations(conn.cursor(), "sqlite", {"core": core}) == {"core": 1}
+    assert conn.execute("SELECT provider_objects FROM lux_privacy_audit").fetchall() == [(0,)]

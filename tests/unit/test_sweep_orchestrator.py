@@ -6,6 +6,7 @@ Time: the clock is injected (a fixed "now"), items carry explicit ages; nothing 
 from collections.abc import Sequence
 from pathlib import Path
 
+import attrs
 import pytest
 import pytest_twisted
 
@@ -165,6 +166,28 @@ async def test_audit_has_one_row_per_batch_and_user_room_with_counts(db: SqliteR
     ]
     entries = await AuditStore(db).list_entries(since_ts=0, limit=1)
     assert len(entries) == 1
+
+
+class ProviderObjectsRule(AgedItemsRule):
+    """Deletes like AgedItemsRule and reports each item with its storage-provider
+    objects (as the media rules do): one object per character of the item ID."""
+
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
+        done = await super().delete(ctx, items)
+        return [attrs.evolve(c, provider_objects=len(c.item_id)) for c in done]
+
+
+@pytest_twisted.ensureDeferred
+async def test_r2_audit_rows_count_the_storage_provider_objects_deleted(db: SqliteRunner) -> None:
+    add_items(db, 3, 90, "@a:lux.test", "!r1:lux.test", "a")  # IDs of six characters
+    add_items(db, 2, 90, "@b:lux.test", "!r2:lux.test", "bb")  # seven
+    await make(db, ProviderObjectsRule(db), batch_size=10).run(as_of_ms=None, dry_run=False)
+    entries = await AuditStore(db).list_entries(since_ts=0, limit=10)
+    assert sorted((e.user_id, e.count, e.provider_objects) for e in entries) == [
+        ("@a:lux.test", 3, 18),
+        ("@b:lux.test", 2, 14),
+    ]
+    assert all(e.to_json()["provider_objects"] == e.provider_objects for e in entries)
 
 
 @pytest_twisted.ensureDeferred

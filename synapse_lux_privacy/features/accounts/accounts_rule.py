@@ -21,6 +21,7 @@ held room (their erasure would prune their membership events there).
 
 from collections.abc import Sequence
 
+import attrs
 from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import DbRunner, Dialect
@@ -123,8 +124,11 @@ class AccountsRule:
             owned = await accounts.media_of_users(self._run, [user_id])
             uploads = [media_id for media_id, _ in owned.get(user_id, ())]
             kept = await held_local_media(self._run, holds, self._api.server_name, uploads)
-            await media.delete_local_media(self._api, [m for m in uploads if m not in kept])
+            removed = await media.delete_local_media(
+                self._api, [m for m in uploads if m not in kept]
+            )
             await self._store.forget_user(user_id)
             await self._marks.finish(user_id)
-            deleted.append(item)
+            objects = sum(removed.provider_objects.values())
+            deleted.append(attrs.evolve(item, provider_objects=objects))
         return DeleteOutcome(deleted=deleted, skipped=skipped)

@@ -23,6 +23,7 @@ from synapse_lux_privacy.db import DbRunner, Dialect
 from synapse_lux_privacy.features.content import cursor
 from synapse_lux_privacy.features.content.expunged import EXPUNGE, Expunger, item_id, parse_item
 from synapse_lux_privacy.features.content.held_media import held_room_media
+from synapse_lux_privacy.features.content.media_batch import delete_media_batch
 from synapse_lux_privacy.features.content.messages import event_candidate
 from synapse_lux_privacy.features.content.policy import (
     ATTACHMENT_TYPES,
@@ -31,7 +32,7 @@ from synapse_lux_privacy.features.content.policy import (
     sent_before,
 )
 from synapse_lux_privacy.store.holds import HoldSet
-from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, SweepContext
+from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, DeleteOutcome, SweepContext
 from synapse_lux_privacy.synapse_adapter import events, media
 
 MEDIA = "media"
@@ -40,6 +41,10 @@ EVENTS_STEP, MEDIA_STEP = "events", "media"
 
 class AttachmentsRule:
     name = "attachments"
+    # A batch's files leave the storage providers' buckets together (one listing per
+    # thumbnail folder side by side, ``DeleteObjects`` by 1000 keys): the rule reports
+    # each file or event that stayed in ``DeleteOutcome.failed``.
+    isolates_failures = True
 
     def __init__(
         self,
@@ -104,10 +109,11 @@ class AttachmentsRule:
             items, cursor.encode(MEDIA_STEP, rows[-1].created_ts, rows[-1].media_id)
         )
 
-    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
         files = {parse_item(c)[1]: c for c in items if parse_item(c)[0] == MEDIA}
-        expunged = await self._expunger.expunge(
+        expunged, failed = await self._expunger.expunge_each(
             self.name, [c for c in items if parse_item(c)[0] == EXPUNGE]
         )
-        deleted = await media.delete_local_media(self._api, list(files)) if files else []
-        return [*expunged, *(files[media_id] for media_id in deleted)]
+        removed = await delete_media_batch(self._api, files)
+        failed.update(removed.failed)
+        return DeleteOutcome(deleted=[*expunged, *removed.deleted], failed=failed)

@@ -7,6 +7,7 @@ form. ``lux_privacy_expunged`` records it, so that no sweep does it twice and th
 dry-run counts stay exact; the row goes when the event itself is purged.
 """
 
+import logging
 from collections.abc import Sequence
 
 from synapse.module_api import ModuleApi
@@ -14,6 +15,8 @@ from synapse.module_api import ModuleApi
 from synapse_lux_privacy.db import Cursor, DbRunner, chunks, placeholders
 from synapse_lux_privacy.sweep.rule import Candidate
 from synapse_lux_privacy.synapse_adapter import events
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS: Sequence[str] = (
     """
@@ -61,6 +64,21 @@ class Expunger:
                 )
                 done.append(item)
         return done
+
+    async def expunge_each(
+        self, rule: str, items: Sequence[Candidate]
+    ) -> tuple[list[Candidate], dict[str, str]]:
+        """Expunge these events one by one, for rules that isolate failures: those
+        still there to expunge, and the ones that failed (item ID -> error class)."""
+        done: list[Candidate] = []
+        failed: dict[str, str] = {}
+        for item in items:
+            try:
+                done.extend(await self.expunge(rule, [item]))
+            except Exception as error:
+                logger.exception("lux_privacy: expunging %s failed; continuing", item.item_id)
+                failed[item.item_id] = type(error).__name__
+        return done, failed
 
     async def forget(self, event_ids: Sequence[str]) -> None:
         """Drop the records of events that no longer exist (purged)."""

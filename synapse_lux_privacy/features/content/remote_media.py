@@ -6,8 +6,10 @@ rule matching its content type), with its thumbnails and storage-provider copies
 Fetching it again later makes a new copy, which starts a new life.
 """
 
+import logging
 from collections.abc import Sequence
 
+import attrs
 from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import DbRunner
@@ -16,9 +18,11 @@ from synapse_lux_privacy.features.content.expunged import item_id, parse_item
 from synapse_lux_privacy.features.content.held_media import held_room_media
 from synapse_lux_privacy.features.content.policy import ContentPolicy, due, sent_before
 from synapse_lux_privacy.store.holds import HoldSet
-from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, SweepContext
+from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, DeleteOutcome, SweepContext
 from synapse_lux_privacy.synapse_adapter import media
 from synapse_lux_privacy.synapse_adapter.media import RemoteMedia
+
+logger = logging.getLogger(__name__)
 
 REMOTE = "remote"
 
@@ -30,6 +34,9 @@ def _value(m: RemoteMedia) -> str:
 
 class RemoteMediaRule:
     name = "remote_media"
+    # A batch's copies leave the storage providers' buckets together: the rule reports
+    # each copy that stayed in ``DeleteOutcome.failed``.
+    isolates_failures = True
 
     def __init__(self, api: ModuleApi, db: DbRunner, policy: ContentPolicy) -> None:
         self._api = api
@@ -62,11 +69,21 @@ class RemoteMediaRule:
         last = rows[-1]
         return CandidatePage(items, cursor.encode(last.created_ts, last.origin, last.media_id))
 
-    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
-        deleted: list[Candidate] = []
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
+        copies: dict[str, RemoteMedia] = {}
         for item in items:
             origin, filesystem_id, media_id = parse_item(item)[1].split("/", 2)
-            copy = RemoteMedia(origin, media_id, filesystem_id, "", item.size_bytes, 0)
-            if await media.delete_remote_media(self._api, copy):
-                deleted.append(item)
-        return deleted
+            copies[item.item_id] = RemoteMedia(
+                origin, media_id, filesystem_id, "", item.size_bytes, 0
+            )
+        try:
+            outcome = await media.delete_remote_media(self._api, copies)
+        except Exception as error:
+            logger.exception("lux_privacy: deleting %d remote copies failed", len(items))
+            return DeleteOutcome(failed={c.item_id: type(error).__name__ for c in items})
+        by_id = {c.item_id: c for c in items}
+        deleted = [
+            attrs.evolve(by_id[key], provider_objects=outcome.provider_objects.get(key, 0))
+            for key in outcome.deleted
+        ]
+        return DeleteOutcome(deleted=deleted, failed=outcome.failed)

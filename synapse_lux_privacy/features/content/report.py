@@ -8,6 +8,11 @@ a message sent to a held room; a file an event of a held room refers to, whereve
 the URI stands) has no deletion date, so ``next_deletion_ts`` is the earliest date
 of the items no hold covers, null when nothing is due to go: no items, only avatars
 in use (R7), or only held items.
+
+``media`` also has ``provider_copies``: per storage provider the module knows
+(``s3:<bucket>/<prefix>``, ``file:<directory>``), how many of the user's uploads have
+their file there, checked with the bucket or the directory at each request (null
+where the bucket could not answer).
 """
 
 from collections.abc import Iterable
@@ -87,4 +92,7 @@ class ContentReport:
             "oldest_ts": _earliest(m.created_ts for m in uploads.values()),
             "next_deletion_ts": _earliest(due),
             "held_count": len(held),
+            "provider_copies": await media.provider_copies(
+                self._api, [m.media_id for m in uploads.values()]
+            ),
         }

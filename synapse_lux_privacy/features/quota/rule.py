@@ -26,6 +26,7 @@ from synapse_lux_privacy.config import QuotaConfig
 from synapse_lux_privacy.db import Cursor, DbRunner
 from synapse_lux_privacy.features.content.expunged import Expunger
 from synapse_lux_privacy.features.content.held_media import held_room_media
+from synapse_lux_privacy.features.content.media_batch import delete_media_batch
 from synapse_lux_privacy.features.quota import ledger, metrics
 from synapse_lux_privacy.features.quota.accounting import Accounting
 from synapse_lux_privacy.features.quota.notice import Notices
@@ -40,7 +41,7 @@ from synapse_lux_privacy.features.quota.policy import (
 from synapse_lux_privacy.features.quota.reconcile import Reconciler
 from synapse_lux_privacy.features.quota.usage_store import UsageStore
 from synapse_lux_privacy.store.holds import HoldSet
-from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, SweepContext
+from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, DeleteOutcome, SweepContext
 from synapse_lux_privacy.synapse_adapter import media
 
 # Users over quota that the eviction loop looks at before deciding to run the rule.
@@ -79,6 +80,9 @@ def _parse(candidate: Candidate) -> tuple[str, str]:
 
 class QuotaRule:
     name = "quota"
+    # A batch's files leave the storage providers' buckets together; the rule reports
+    # each file or message that stayed in ``DeleteOutcome.failed``.
+    isolates_failures = True
 
     def __init__(
         self,
@@ -208,11 +212,15 @@ class QuotaRule:
 
     # -- deleting -------------------------------------------------------------------------
 
-    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
-        media_ids = [item_id for kind, item_id in map(_parse, items) if kind == MEDIA]
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
+        files = {_parse(c)[1]: c for c in items if _parse(c)[0] == MEDIA}
+        media_ids = list(files)
         events = [c for c in items if _parse(c)[0] == EVENTS]
-        removed = set(await media.delete_local_media(self._api, media_ids)) if media_ids else set()
-        expunged = {_parse(c)[1] for c in await self._expunger.expunge(self.name, events)}
+        deletion = await delete_media_batch(self._api, files)
+        removed = {_parse(c)[1]: c.provider_objects for c in deletion.deleted}
+        done_events, failed = await self._expunger.expunge_each(self.name, events)
+        failed.update(deletion.failed)
+        expunged = {_parse(c)[1] for c in done_events}
         changes = await self._accounting.settle(
             media_ids, [_parse(c)[1] for c in events], sorted(expunged)
         )
@@ -221,12 +229,13 @@ class QuotaRule:
             kind, item_id = _parse(candidate)
             if item_id in (removed if kind == MEDIA else expunged):
                 freed = max(0, -changes.by_item.get(item_id, 0))
-                done.append(attrs.evolve(candidate, size_bytes=freed))
+                objects = removed.get(item_id, 0) if kind == MEDIA else 0
+                done.append(attrs.evolve(candidate, size_bytes=freed, provider_objects=objects))
                 server = self._api.server_name
                 metrics.evicted_bytes_total.labels(server, kind).inc(freed)
                 metrics.evicted_items_total.labels(server, kind).inc()
         await self._notices.add(_per_user(done))
-        return done
+        return DeleteOutcome(deleted=done, failed=failed)
 
 
 @attrs.frozen
