@@ -273,8 +273,8 @@ class AdaptivePaceConfig:
     """``sweep_adaptive_pace`` (R1-R12 deletions beside live traffic): whether the sweep
     adapts its batches and pauses to the server's load (``sweep/pace.py``).
 
-    ``max_slowdown``: the slowest probe of the database while a batch is deleted, as a
-    multiple of the idle probe, above which the sweep backs off. ``min_pace``: items per
+    ``max_slowdown``: the median probe of the database while a batch is deleted, as a
+    multiple of the idle one, above which the sweep backs off. ``min_pace``: items per
     second the pauses never take the sweep below (it bounds the backlog time).
     """
 

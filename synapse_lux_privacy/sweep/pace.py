@@ -8,13 +8,15 @@ result). Probes are taken while a batch is being deleted (*busy*) and between ba
 (*idle*, the baseline: the median of the recent ones, so the baseline follows the
 users' own load).
 
-After each batch, if the slowest busy probe exceeded ``max_slowdown`` times the idle
+After each batch, if the busy probes' median exceeded ``max_slowdown`` times the idle
 baseline (plus ``PROBE_SLACK_S`` of timer noise), the batch hurt: the next batch is
 halved (fewer events per purge, fewer purges at once) and the pause after each batch,
 in proportion to the time the batch took, doubles. Otherwise the batch grows by an
 eighth and the pause shrinks by a tenth (multiplicative back-off, gradual recovery,
-as TCP's congestion control). The pause never brings the sweep below ``min_pace``
-items per second, and never lets it go above ``sweep_pace`` when that is set.
+as TCP's congestion control). Medians on both sides: on a loaded machine single probes
+scatter, and the slowest of many would always look like harm. The pause never brings
+the sweep below ``min_pace`` items per second, and never lets it go above
+``sweep_pace`` when that is set.
 
 Pure logic: no clock, no I/O; ``pacer.py`` measures (``probe.py``) and sleeps.
 """
@@ -70,7 +72,7 @@ class AdaptivePace:
         baseline = self.baseline()
         if baseline is None or not busy:
             return False
-        return max(busy) > self.config.max_slowdown * baseline + PROBE_SLACK_S
+        return statistics.median(busy) > self.config.max_slowdown * baseline + PROBE_SLACK_S
 
     def batch_done(self, items: int, took: float, busy: Sequence[float]) -> float:
         """Adapt to a batch of ``items`` deleted in ``took`` seconds while the probes

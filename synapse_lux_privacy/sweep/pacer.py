@@ -13,6 +13,7 @@ nothing).
 """
 
 import logging
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 
@@ -72,11 +73,11 @@ class Pacer:
         busy = await self._probe.during(work)
         pause = self.controller.batch_done(items, self._clock() - began, busy)
         logger.debug(
-            "lux_privacy: batch of %d in %.3f s, probes %.4f s max (idle %.4f s): "
+            "lux_privacy: batch of %d in %.3f s, probes %.4f s median (idle %.4f s): "
             "next batch %d, pause %.3f s",
             items,
             self._clock() - began,
-            max(busy),
+            statistics.median(busy),
             self.controller.baseline() or 0.0,
             self.controller.size,
             pause,
