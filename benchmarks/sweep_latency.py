@@ -51,7 +51,7 @@ from benchmarks.dataset import (  # noqa: E402
     restore,
     spec_from_args,
 )
-from tests.harness import MatrixClient, PostgresCluster  # noqa: E402
+from tests.harness import MatrixClient, PostgresCluster, SynapseServer  # noqa: E402
 from tests.harness.workers import BACKGROUND_WORKER, WorkerDeployment  # noqa: E402
 
 SMALL = DatasetSpec(users=100, rooms=300, messages=10_000, media=200)
@@ -193,13 +193,8 @@ def workers_run(
     restored, manifest = restore(
         snapshot, workdir / "restored", cluster, [], time.time_ns() // 10**6
     )
-    main_dir = workdir / "deployment" / "main"
-    main_dir.mkdir(parents=True)
-    shutil.copy2(restored.dir / "signing.key", main_dir / "signing.key")
-    shutil.copytree(restored.dir / "media_store", main_dir / "media_store")
     assert restored.pg_params is not None
-    deployment = WorkerDeployment(workdir / "deployment", restored.pg_params, module)
-    deployment.start()
+    deployment = start_deployment(restored, workdir, module)
     booted = time.monotonic()
     try:
         main = admin_client(deployment.main.base_url, manifest)
@@ -235,6 +230,27 @@ def workers_run(
         }
     finally:
         deployment.stop()
+
+
+def start_deployment(
+    restored: SynapseServer, workdir: Path, module: dict[str, Any]
+) -> WorkerDeployment:
+    """A started deployment on the restored database, its media store and signing key;
+    tried again (new ports) when a port the harness picked was taken meanwhile."""
+    for attempt in range(3):
+        base = workdir / f"deployment{attempt}"
+        (base / "main").mkdir(parents=True)
+        shutil.copy2(restored.dir / "signing.key", base / "main" / "signing.key")
+        shutil.copytree(restored.dir / "media_store", base / "main" / "media_store")
+        assert restored.pg_params is not None
+        deployment = WorkerDeployment(base, restored.pg_params, module)
+        try:
+            deployment.start()
+        except RuntimeError as error:
+            print(f"workers: the deployment did not start ({str(error)[:200]}); again")
+            continue
+        return deployment
+    raise SystemExit("workers: the deployment did not start three times")
 
 
 def _pace_log(log: str) -> str:
