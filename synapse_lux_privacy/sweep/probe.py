@@ -15,7 +15,7 @@ from typing import Any
 from synapse_lux_privacy.db import Cursor, DbRunner
 
 # Between two probes while a batch is deleted.
-PROBE_INTERVAL_S = 0.01
+PROBE_INTERVAL_S = 0.05
 
 Sleep = Callable[[float], Awaitable[None]]
 Spawn = Callable[[Callable[[], Awaitable[None]]], object]
