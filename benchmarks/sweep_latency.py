@@ -5,14 +5,24 @@ the events past ``retention.messages``), a client sends a message and paginates
 ``/messages`` (20 events) in a room of its own, in turns, ``--rate`` requests per
 second of each; the latencies are recorded for ``--idle`` seconds with no sweep, then
 while a background sweep (``POST /sweeps``: messages, then the media rules) runs to its
-end. The same is done on a second restore with ``sweep_pace`` set (``--pace`` items per
-second), so the unpaced and paced sweeps meet the same data.
+end. This is done once per mode (``--modes``), each on a fresh restore, so every mode
+meets the same data. A mode is ``none`` (no pace) or settings joined by ``+``:
+``pace=N`` (``sweep_pace``), ``adaptive`` (``sweep_adaptive_pace.enabled``),
+``slowdown=X`` and ``minpace=N`` (its ``max_slowdown`` and ``min_pace``), ``batch=N``
+(``sweep_batch_size``: fewer events per purge).
 
-It prints, per run: the sweep's time and items deleted, and the median and p99 of
-each request idle and during the sweep, with their ratio (during / idle). A script,
-not a test: figures vary with the machine and its load (printed with the figures).
+``--workers``: the same on a worker deployment (main process, client worker, background
+worker, Redis): the client talks to the client worker, and the sweep is the periodic
+one of the background worker (``sweep_interval`` set so that it starts after the idle
+measurement; the account, session and IP-log periods are set to 100 years so that only
+the content rules have work, as in the monolith runs).
 
-    .venv/bin/python benchmarks/sweep_latency.py --rooms 300 --messages 10000 --pace 100
+It prints, per mode: the sweep's time and items deleted, the load average before and
+after, and the median and p99 of each request idle and during the sweep, with their
+ratio (during / idle). A script, not a test: figures vary with the machine and its load.
+
+    .venv/bin/python benchmarks/sweep_latency.py --rooms 300 --messages 10000 \
+        --modes none pace=100 adaptive
 """
 
 from __future__ import annotations
@@ -41,7 +51,8 @@ from benchmarks.dataset import (  # noqa: E402
     restore,
     spec_from_args,
 )
-from tests.harness import MatrixClient, PostgresCluster  # noqa: E402
+from tests.harness import MatrixClient, PostgresCluster, SynapseServer  # noqa: E402
+from tests.harness.workers import BACKGROUND_WORKER, WorkerDeployment  # noqa: E402
 
 SMALL = DatasetSpec(users=100, rooms=300, messages=10_000, media=200)
 
@@ -89,19 +100,50 @@ def p(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def mode_config(mode: str) -> dict[str, Any]:
+    """The module settings of a mode (``none``, ``pace=100+adaptive``, ``batch=20``...)."""
+    config: dict[str, Any] = {}
+    adaptive: dict[str, Any] = {}
+    for part in mode.split("+"):
+        key, _, value = part.partition("=")
+        if key == "none":
+            continue
+        if key == "pace":
+            config["sweep_pace"] = float(value)
+        elif key == "batch":
+            config["sweep_batch_size"] = int(value)
+        elif key == "adaptive":
+            adaptive["enabled"] = True
+        elif key == "slowdown":
+            adaptive["max_slowdown"] = float(value)
+        elif key == "minpace":
+            adaptive["min_pace"] = float(value)
+        else:
+            raise SystemExit(f"unknown mode setting {part!r}")
+    if adaptive:
+        config["sweep_adaptive_pace"] = adaptive
+    return config
+
+
+def prepare(admin: MatrixClient, client: MatrixClient, args: Any) -> Probe:
+    room = admin.create_room()
+    for i in range(100):
+        admin.send_message(room, f"history {i}")
+    probe = Probe(client, room, args.rate)
+    probe.measure(5)  # warm-up
+    return probe
+
+
 def one_run(
-    snapshot: Path, workdir: Path, cluster: PostgresCluster, pace: float | None, args: Any
+    snapshot: Path, workdir: Path, cluster: PostgresCluster, mode: str, args: Any
 ) -> dict[str, Any]:
-    module = lux_module({"sweep_pace": pace, "sweep_interval": "1d"})
+    module = lux_module({**mode_config(mode), "sweep_interval": "1d"})
     server, manifest = restore(snapshot, workdir, cluster, [module], int(time.time() * 1000))
     server.start()
     try:
         admin = admin_client(server.base_url, manifest)
-        room = admin.create_room()
-        for i in range(100):
-            admin.send_message(room, f"history {i}")
-        probe = Probe(admin_client(server.base_url, manifest), room, args.rate)
-        probe.measure(5)  # warm-up
+        probe = prepare(admin, admin_client(server.base_url, manifest), args)
+        load_before = os.getloadavg()[0]
         idle = probe.measure(args.idle)
         idle_send, idle_page = list(idle.send), list(idle.paginate)
         status, body = admin.lux("POST", "/sweeps", {"rules": ["messages", *CONTENT_MEDIA_RULES]})
@@ -118,52 +160,151 @@ def one_run(
         took = time.monotonic() - began
         sweep = state["sweep"]
         return {
-            "pace": pace,
+            "mode": mode,
             "sweep_s": took,
             "deleted": {k: v["deleted"] for k, v in sweep["results"].items()},
             "status": sweep["status"],
+            "load": (load_before, os.getloadavg()[0]),
             "send": (idle_send, list(during.send)),
             "paginate": (idle_page, list(during.paginate)),
+            "pace_log": _pace_log(server.log_text()),
         }
     finally:
         server.stop()
 
 
+# The periodic sweep of the worker runs: this long after the workers start.
+WORKER_SWEEP_AFTER_S = 120
+LONG = "100y"
+
+
+def workers_run(
+    snapshot: Path, workdir: Path, cluster: PostgresCluster, mode: str, args: Any
+) -> dict[str, Any]:
+    """One mode on a worker deployment; the background worker's periodic sweep."""
+    module = {
+        **mode_config(mode),
+        "allow_short_periods": True,
+        "sweep_interval": f"{WORKER_SWEEP_AFTER_S}s",
+        "sessions": {"inactive_logout_after": LONG},
+        "accounts": {"inactive_delete_after": LONG},
+        "logs": {"ip_retention": LONG},
+    }
+    restored, manifest = restore(
+        snapshot, workdir / "restored", cluster, [], time.time_ns() // 10**6
+    )
+    assert restored.pg_params is not None
+    deployment = start_deployment(restored, workdir, module)
+    booted = time.monotonic()
+    try:
+        main = admin_client(deployment.main.base_url, manifest)
+        client = admin_client(deployment.client_worker.base_url, manifest)
+        probe = prepare(main, client, args)
+        db = deployment.main.db()
+
+        def sweep_row() -> tuple[Any, ...] | None:
+            return db.query_one(
+                "SELECT sweep_id, status FROM lux_privacy_sweeps WHERE instance = ?"
+                " ORDER BY started_ts LIMIT 1",
+                (BACKGROUND_WORKER,),
+            )
+
+        load_before = os.getloadavg()[0]
+        idle = probe.measure(None, lambda: sweep_row() is not None)
+        idle_send, idle_page = list(idle.send), list(idle.paginate)
+        print(f"workers: idle measured {time.monotonic() - booted:.0f} s after boot")
+        began = time.monotonic()
+        during = probe.measure(None, lambda: (sweep_row() or (None, "running"))[1] != "running")
+        took = time.monotonic() - began
+        sweep_id, status = sweep_row() or (None, None)
+        _, body = main.lux("GET", f"/sweeps/{sweep_id}")
+        return {
+            "mode": f"workers, {mode}",
+            "sweep_s": took,
+            "deleted": {k: v["deleted"] for k, v in body["results"].items() if v["deleted"]},
+            "status": status,
+            "load": (load_before, os.getloadavg()[0]),
+            "send": (idle_send, list(during.send)),
+            "paginate": (idle_page, list(during.paginate)),
+            "pace_log": _pace_log(deployment.background_worker.log_text()),
+        }
+    finally:
+        deployment.stop()
+
+
+def start_deployment(
+    restored: SynapseServer, workdir: Path, module: dict[str, Any]
+) -> WorkerDeployment:
+    """A started deployment on the restored database, its media store and signing key;
+    tried again (new ports) when a port the harness picked was taken meanwhile."""
+    for attempt in range(3):
+        base = workdir / f"deployment{attempt}"
+        (base / "main").mkdir(parents=True)
+        shutil.copy2(restored.dir / "signing.key", base / "main" / "signing.key")
+        shutil.copytree(restored.dir / "media_store", base / "main" / "media_store")
+        assert restored.pg_params is not None
+        deployment = WorkerDeployment(base, restored.pg_params, module)
+        try:
+            deployment.start()
+        except RuntimeError as error:
+            print(f"workers: the deployment did not start ({str(error)[:200]}); again")
+            continue
+        return deployment
+    raise SystemExit("workers: the deployment did not start three times")
+
+
+def _pace_log(log: str) -> str:
+    lines = [line for line in log.splitlines() if "adaptive pace backed off" in line]
+    return lines[-1].split(" - ")[-1] if lines else ""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_spec_arguments(parser, SMALL)
-    parser.add_argument("--pace", type=float, default=100.0, help="sweep_pace of the paced run")
+    parser.add_argument(
+        "--modes", nargs="+", default=["none", "pace=100", "adaptive"], help="see above"
+    )
     parser.add_argument("--rate", type=float, default=5.0, help="probe requests/s of each kind")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds measured idle")
+    parser.add_argument("--workers", action="store_true", help="on a worker deployment (see above)")
     args = parser.parse_args(argv)
+    for mode in args.modes:
+        mode_config(mode)
 
     workdir = Path(tempfile.mkdtemp(prefix="lux-bench-"))
     cluster = PostgresCluster()
     cluster.start()
     runs = []
-    loads = []
     try:
         snapshot = ensure_snapshot(spec_from_args(args), "postgres", cluster)
-        for i, pace in enumerate((None, args.pace)):
-            loads.append(os.getloadavg()[0])
-            runs.append(one_run(snapshot, workdir / f"run{i}", cluster, pace, args))
-            loads.append(os.getloadavg()[0])
+        for i, mode in enumerate(args.modes):
+            run = workers_run if args.workers else one_run
+            runs.append(run(snapshot, workdir / f"run{i}", cluster, mode, args))
+            report([runs[-1]], args)
     finally:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-
     print()
-    print(f"dataset: {spec_from_args(args)}; load average (1 min) around the runs: {loads}")
+    report(runs, args)
+
+
+def report(runs: Sequence[dict[str, Any]], args: Any) -> None:
+    print(f"dataset: {spec_from_args(args)}")
     for run in runs:
-        label = "no pace" if run["pace"] is None else f"sweep_pace {run['pace']:g}/s"
-        print(f"{label}: sweep {run['sweep_s']:.1f} s ({run['status']}), deleted {run['deleted']}")
+        load = "load average (1 min) {:.2f} -> {:.2f}".format(*run["load"])
+        print(
+            f"{run['mode']}: sweep {run['sweep_s']:.1f} s ({run['status']}), {load},"
+            f" deleted {run['deleted']} {run['pace_log']}"
+        )
         for kind in ("send", "paginate"):
             idle, during = run[kind]
             print(
                 f"  {kind:8} idle median {statistics.median(idle) * 1000:6.1f} ms"
                 f" p99 {p(idle, 0.99):6.1f} ms | during median"
                 f" {statistics.median(during) * 1000:6.1f} ms p99 {p(during, 0.99):6.1f} ms"
-                f" | p99 ratio {p(during, 0.99) / p(idle, 0.99):.2f} ({len(during)} requests)"
+                f" | p99 ratio {p(during, 0.99) / p(idle, 0.99):.2f}"
+                f" median ratio {statistics.median(during) / statistics.median(idle):.2f}"
+                f" ({len(idle)}/{len(during)} requests)"
             )
 
 

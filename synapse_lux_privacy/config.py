@@ -269,6 +269,21 @@ class NotifyConfig:
 
 
 @attrs.frozen
+class AdaptivePaceConfig:
+    """``sweep_adaptive_pace`` (R1-R12 deletions beside live traffic): whether the sweep
+    adapts its batches and pauses to the server's load (``sweep/pace.py``).
+
+    ``max_slowdown``: the median probe of the database while a batch is deleted, as a
+    multiple of the idle one, above which the sweep backs off. ``min_pace``: items per
+    second the pauses never take the sweep below (it bounds the backlog time).
+    """
+
+    enabled: bool = False
+    max_slowdown: float = 1.5
+    min_pace: float = 10.0
+
+
+@attrs.frozen
 class LuxPrivacyConfig:
     """The whole ``config:`` block, defaults filled in."""
 
@@ -288,6 +303,7 @@ class LuxPrivacyConfig:
     storage_providers: StorageProvidersConfig = StorageProvidersConfig()
     allow_untested_synapse: bool = False
     sweep_pace: float | None = None  # items deleted per second at most; None: no limit
+    sweep_adaptive_pace: AdaptivePaceConfig = AdaptivePaceConfig()
 
 
 class _Section:
@@ -627,14 +643,47 @@ def _pace(section: _Section) -> float | None:
     return float(value)
 
 
+def _adaptive_pace(section: _Section, pace: float | None) -> AdaptivePaceConfig:
+    default = AdaptivePaceConfig()
+    slowdown = _number(section, "max_slowdown", default.max_slowdown, 1, 100)
+    if slowdown is None:
+        raise config_error(
+            (*section.path, "max_slowdown"),
+            f"{describe(section.value('max_slowdown'))} is not a number above 1 and at most 100",
+        )
+    # The default never exceeds sweep_pace: a configuration valid before this key stays so.
+    fallback = default.min_pace if pace is None else min(default.min_pace, pace)
+    min_pace = _number(section, "min_pace", fallback, 0, 1e6)
+    if min_pace is None:
+        raise config_error(
+            (*section.path, "min_pace"),
+            f"{describe(section.value('min_pace'))} is not a number of items per second above 0",
+        )
+    if pace is not None and min_pace > pace:
+        raise config_error(
+            (*section.path, "min_pace"),
+            f"{min_pace:g} is above sweep_pace ({pace:g}); use at most sweep_pace",
+        )
+    return AdaptivePaceConfig(section.boolean("enabled", default.enabled), slowdown, min_pace)
+
+
+def _number(section: _Section, key: str, default: float, above: float, most: float) -> float | None:
+    """The number at ``key`` if it is above ``above`` and at most ``most``; else None."""
+    value = section.value(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return float(value) if above < value <= most else None
+
+
 def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
     """Build the configuration from the raw ``config:`` block; raise ConfigError if invalid."""
     top = _Section(
         raw,
         (),
         ("dry_run", "sweep_interval", "allow_future_sweeps", "allow_short_periods",
-         "sweep_batch_size", "sweep_pace", "retention", "quota", "sessions", "accounts", "logs",
-         "directory", "audit", "notify", "storage_providers", "allow_untested_synapse"),
+         "sweep_batch_size", "sweep_pace", "sweep_adaptive_pace", "retention", "quota",
+         "sessions", "accounts", "logs", "directory", "audit", "notify", "storage_providers",
+         "allow_untested_synapse"),
     )  # fmt: skip
     allow_short = top.boolean("allow_short_periods", False)
     retention = top.section(
@@ -645,6 +694,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
     logs = top.section("logs", ("ip_retention",))
     directory = top.section("directory", ("require_consent", "national"))
     audit = top.section("audit", ("retention",))
+    pace = _pace(top)
     return LuxPrivacyConfig(
         dry_run=top.boolean("dry_run", False),
         sweep_interval_ms=_sweep_interval(top, allow_short),
@@ -671,5 +721,8 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
         notify=_notify(top.section("notify", ("account_deletion", "languages", "texts"))),
         storage_providers=_storage_providers(top.section("storage_providers", ("delete_from",))),
         allow_untested_synapse=top.boolean("allow_untested_synapse", False),
-        sweep_pace=_pace(top),
+        sweep_pace=pace,
+        sweep_adaptive_pace=_adaptive_pace(
+            top.section("sweep_adaptive_pace", ("enabled", "max_slowdown", "min_pace")), pace
+        ),
     )

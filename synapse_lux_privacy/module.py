@@ -34,6 +34,7 @@ from synapse_lux_privacy.store.record_retention import RecordRetention
 from synapse_lux_privacy.store.sweep_lock import SweepLockStore
 from synapse_lux_privacy.store.sweeps import SweepRunStore
 from synapse_lux_privacy.sweep.orchestrator import SweepAlreadyRunning, SweepOrchestrator
+from synapse_lux_privacy.sweep.probe import LoadProbe
 from synapse_lux_privacy.synapse_adapter import media
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,12 @@ class LuxPrivacyModule:
             spawn=lambda func: api.run_as_background_process("lux_privacy_sweep_task", func),
             sleep=api.sleep,
             pace=config.sweep_pace,
+            adaptive_pace=config.sweep_adaptive_pace,
+            probe=LoadProbe(
+                self._db,
+                lambda func: api.run_as_background_process("lux_privacy_sweep_batch", func),
+                api.sleep,
+            ),
         )
         context = ModuleContext(
             api=api,

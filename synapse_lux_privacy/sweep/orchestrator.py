@@ -20,12 +20,15 @@ Guarantees, whatever the rules do:
   ``audit.retention``;
 - with ``sweep_pace``, deletions stay at or below that many items per second: a
   real sweep's batches hold at most a second's worth of items, and the sweep
-  pauses after each batch that went faster;
+  pauses after each batch that went faster; with ``sweep_adaptive_pace`` the
+  batches shrink and the pauses grow while the database's probed latency shows
+  the deletions slow the server down (``pacer.py``);
 - a rule with a ``pass_completed(ctx)`` method is told when a real (not dry-run)
   pass of it ran to its end (after its last batch), never after a cancelled,
   interrupted or failed one.
 """
 
+import functools
 import logging
 import time
 import uuid
@@ -35,6 +38,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 import attrs
 
 from synapse_lux_privacy import metrics
+from synapse_lux_privacy.config import AdaptivePaceConfig
 from synapse_lux_privacy.store.audit import AuditGroup, AuditStore
 from synapse_lux_privacy.store.failures import DAY_MS, FailureStore
 from synapse_lux_privacy.store.holds import HoldStore
@@ -42,6 +46,8 @@ from synapse_lux_privacy.store.record_retention import RecordRetention
 from synapse_lux_privacy.store.sweep_lock import SWEEP_LOCK, SweepLockStore
 from synapse_lux_privacy.store.sweeps import SweepRunStore
 from synapse_lux_privacy.sweep.lease import LeaseKeeper
+from synapse_lux_privacy.sweep.pacer import Pacer
+from synapse_lux_privacy.sweep.probe import LoadProbe
 from synapse_lux_privacy.sweep.report import (
     CANCELLED,
     COMPLETED,
@@ -128,6 +134,8 @@ class SweepOrchestrator:
         sleep: Sleep,
         lease_ms: int = LOCK_LEASE_MS,
         pace: float | None = None,
+        adaptive_pace: AdaptivePaceConfig | None = None,
+        probe: LoadProbe | None = None,
     ) -> None:
         self._rules: dict[str, Rule] = {}
         self._holds = holds
@@ -145,6 +153,8 @@ class SweepOrchestrator:
         self._sleep = sleep
         self._lease_ms = lease_ms
         self._pace = pace
+        self._adaptive_pace = adaptive_pace or AdaptivePaceConfig()
+        self._probe = probe
 
     def register(self, rules: Mapping[str, Rule]) -> None:
         """Add the rules of a feature (names among RULE_NAMES)."""
@@ -208,15 +218,22 @@ class SweepOrchestrator:
     async def execute(self, sweep: StartedSweep) -> SweepReport:
         """Run a started sweep's rules, then release the lease."""
         report = sweep.report
-        batch_size = self._batch_size
-        if self._pace is not None and not report.dry_run:
-            # A batch is deleted in one go: with a pace, at most a second's worth of it.
-            batch_size = max(1, min(batch_size, int(self._pace)))
-        ctx = SweepContext(as_of_ms=report.as_of, dry_run=report.dry_run, batch_size=batch_size)
+        pacer = Pacer(
+            self._batch_size,
+            self._pace,
+            self._adaptive_pace,
+            self._probe,
+            self._sleep,
+            report.dry_run,
+        )
+        ctx = SweepContext(
+            as_of_ms=report.as_of, dry_run=report.dry_run, batch_size=pacer.batch_size()
+        )
         self._spawn(sweep.keeper.keep)
         wall_start = time.monotonic()
         status = INTERRUPTED
         try:
+            await pacer.start()
             for name in sweep.rule_names:
                 rule = self._rules.get(name)
                 if rule is None:
@@ -224,7 +241,7 @@ class SweepOrchestrator:
                     continue
                 report.current_rule = name
                 report.results[name] = RuleResult()
-                await self._run_rule(rule, ctx, sweep, report.results[name])
+                await self._run_rule(rule, ctx, sweep, report.results[name], pacer)
             status = COMPLETED if report.errors == 0 else COMPLETED_WITH_ERRORS
             if sweep.full and not report.dry_run:
                 await self._prune_records(sweep)
@@ -250,13 +267,28 @@ class SweepOrchestrator:
         logger.info(
             "lux_privacy: sweep %s %s: %s", sweep.sweep_id, status, report.to_json()["results"]
         )
+        if pacer.controller is not None:
+            logger.info(
+                "lux_privacy: sweep %s: adaptive pace backed off after %d batch(es);"
+                " last batch size %d",
+                sweep.sweep_id,
+                pacer.controller.hurt_batches,
+                pacer.controller.size,
+            )
         return report
 
     async def _run_rule(
-        self, rule: Rule, ctx: SweepContext, sweep: StartedSweep, result: RuleResult
+        self,
+        rule: Rule,
+        sweep_ctx: SweepContext,
+        sweep: StartedSweep,
+        result: RuleResult,
+        pacer: Pacer,
     ) -> None:
         cursor: str | None = None
         while True:
+            # The adaptive pace sizes each batch; a rule's cursor does not depend on it.
+            ctx = attrs.evolve(sweep_ctx, batch_size=pacer.batch_size())
             holds = await self._holds.active_holds()
             try:
                 page = await rule.find_candidates(ctx, holds, cursor)
@@ -276,9 +308,10 @@ class SweepOrchestrator:
                 result.skip(DRY_RUN, len(eligible))
                 result.bytes += sum(c.size_bytes for c in eligible)
             elif eligible:
-                began = time.monotonic()
-                await self._delete_batch(rule, ctx, sweep, eligible, result)
-                await self._keep_pace(len(eligible), time.monotonic() - began)
+                await pacer.delete(
+                    len(eligible),
+                    functools.partial(self._delete_batch, rule, ctx, sweep, eligible, result),
+                )
             if await self._runs.progress(
                 sweep.sweep_id, self._clock_ms(), rule.name, sweep.report.to_json()
             ):
@@ -345,14 +378,6 @@ class SweepOrchestrator:
             sum(c.size_bytes for c in done)
         )
         metrics.item_failures_total.labels(self._server_name, rule.name).inc(len(failed))
-
-    async def _keep_pace(self, items: int, seconds: float) -> None:
-        """``sweep_pace``: pause after a batch so that deletions stay at or below the pace
-        (items per second): what the batch took in the server's time is left to users."""
-        if self._pace is not None:
-            pause = items / self._pace - seconds
-            if pause > 0:
-                await self._sleep(pause)
 
     async def _prune_records(self, sweep: StartedSweep) -> None:
         """Accountability records past ``audit.retention`` go (they name users)."""

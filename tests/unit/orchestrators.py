@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from twisted.internet import defer, reactor, task
 
+from synapse_lux_privacy.config import AdaptivePaceConfig
 from synapse_lux_privacy.store.audit import AuditStore
 from synapse_lux_privacy.store.failures import FailureStore
 from synapse_lux_privacy.store.holds import HoldStore
@@ -16,6 +17,7 @@ from synapse_lux_privacy.store.record_retention import RecordRetention
 from synapse_lux_privacy.store.sweep_lock import SweepLockStore
 from synapse_lux_privacy.store.sweeps import SweepRunStore
 from synapse_lux_privacy.sweep.orchestrator import LOCK_LEASE_MS, SweepOrchestrator
+from synapse_lux_privacy.sweep.probe import LoadProbe
 from synapse_lux_privacy.sweep.report import SweepReport
 from synapse_lux_privacy.sweep.rule import Rule
 from tests.unit.sqlite_runner import SqliteRunner
@@ -56,6 +58,8 @@ def build(
     sleep: Callable[[float], Awaitable[None]] = never,
     audit_retention_ms: int = 24 * MONTH,
     pace: float | None = None,
+    adaptive_pace: AdaptivePaceConfig | None = None,
+    probe: LoadProbe | None = None,
 ) -> SweepOrchestrator:
     orchestrator = SweepOrchestrator(
         holds=HoldStore(db),
@@ -73,6 +77,8 @@ def build(
         sleep=sleep,
         lease_ms=lease_ms,
         pace=pace,
+        adaptive_pace=adaptive_pace,
+        probe=probe,
     )
     orchestrator.register(rules)
     return orchestrator

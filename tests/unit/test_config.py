@@ -11,6 +11,7 @@ from synapse.config import ConfigError
 
 from synapse_lux_privacy.config import (
     AccountsConfig,
+    AdaptivePaceConfig,
     LuxPrivacyConfig,
     NationalDirectoryConfig,
     RetentionMatch,
@@ -68,6 +69,18 @@ def test_r1_r12_sweep_pace_is_unlimited_by_default_and_takes_a_rate() -> None:
     assert DEFAULTS.sweep_pace is None
     assert parse_config({"sweep_pace": 50}).sweep_pace == 50.0
     assert parse_config({"sweep_pace": 0.5}).sweep_pace == 0.5
+
+
+def test_r1_r12_sweep_adaptive_pace_is_off_by_default_and_bounded() -> None:
+    assert DEFAULTS.sweep_adaptive_pace == AdaptivePaceConfig(False, 1.5, 10.0)
+    raw = {"sweep_adaptive_pace": {"enabled": True, "max_slowdown": 2, "min_pace": 0.5}}
+    assert parse_config(raw).sweep_adaptive_pace == AdaptivePaceConfig(True, 2.0, 0.5)
+    assert (
+        parse_config({"sweep_adaptive_pace": None}).sweep_adaptive_pace
+        == DEFAULTS.sweep_adaptive_pace
+    )
+    # A sweep_pace below the default min_pace stays valid: the default follows it.
+    assert parse_config({"sweep_pace": 4}).sweep_adaptive_pace.min_pace == 4.0
 
 
 def test_r1_messages_default_is_24_months() -> None:
@@ -193,7 +206,8 @@ def test_shipped_snippet_is_the_luxchat_defaults() -> None:
 def _all_keys() -> list[str]:
     return [
         "dry_run", "sweep_interval", "allow_future_sweeps", "allow_short_periods",
-        "sweep_batch_size", "sweep_pace", "retention", "messages", "attachments", "remote_media",
+        "sweep_batch_size", "sweep_pace", "sweep_adaptive_pace", "enabled", "max_slowdown",
+        "min_pace", "retention", "messages", "attachments", "remote_media",
         "redacted_content", "rules", "match", "lifetime", "msgtype", "media_type", "quota",
         "default_bytes", "counts", "eviction_interval", "notice_texts", "sessions",
         "inactive_logout_after", "accounts",
@@ -229,6 +243,19 @@ ERRORS = [
     ({"sweep_pace": "fast"}, ("sweep_pace",), '"fast" is not a number of items per second'),
     ({"sweep_pace": 0}, ("sweep_pace",), "0 is not a number of items per second above 0"),
     ({"sweep_pace": True}, ("sweep_pace",), "true is not a number of items per second"),
+    ({"sweep_adaptive_pace": True}, ("sweep_adaptive_pace",), "true is not a mapping"),
+    ({"sweep_adaptive_pace": {"on": True}}, ("sweep_adaptive_pace", "on"), "allowed keys: enabled"),
+    ({"sweep_adaptive_pace": {"enabled": 1}}, ("sweep_adaptive_pace", "enabled"), "1 is not true"),
+    ({"sweep_adaptive_pace": {"max_slowdown": 1}}, ("sweep_adaptive_pace", "max_slowdown"),
+     "1 is not a number above 1 and at most 100"),
+    ({"sweep_adaptive_pace": {"max_slowdown": "2x"}}, ("sweep_adaptive_pace", "max_slowdown"),
+     '"2x" is not a number above 1'),
+    ({"sweep_adaptive_pace": {"min_pace": 0}}, ("sweep_adaptive_pace", "min_pace"),
+     "0 is not a number of items per second above 0"),
+    ({"sweep_adaptive_pace": {"min_pace": False}}, ("sweep_adaptive_pace", "min_pace"),
+     "false is not a number"),
+    ({"sweep_pace": 5, "sweep_adaptive_pace": {"min_pace": 10}},
+     ("sweep_adaptive_pace", "min_pace"), "10 is above sweep_pace (5); use at most sweep_pace"),
     ({"retention": "24M"}, ("retention",), 'retention: "24M" is not a mapping; expected keys'),
     ({"retention": {"message": "24M"}}, ("retention", "message"), "allowed keys: messages"),
     ({"retention": {"messages": True}}, ("retention", "messages"), "true is not a duration"),

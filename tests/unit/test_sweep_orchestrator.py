@@ -3,13 +3,15 @@
 Time: the clock is injected (a fixed "now"), items carry explicit ages; nothing sleeps.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
 import pytest_twisted
 
+from synapse_lux_privacy.config import AdaptivePaceConfig
 from synapse_lux_privacy.store.audit import AuditStore
 from synapse_lux_privacy.store.holds import HoldSet, HoldStore
 from synapse_lux_privacy.store.schema import apply_migrations
@@ -20,8 +22,9 @@ from synapse_lux_privacy.sweep.orchestrator import (
     SweepAlreadyRunning,
     SweepOrchestrator,
 )
+from synapse_lux_privacy.sweep.probe import LoadProbe
 from synapse_lux_privacy.sweep.rule import RULE_NAMES, Candidate, CandidatePage, SweepContext
-from tests.unit.orchestrators import assert_balanced, build, never
+from tests.unit.orchestrators import assert_balanced, build, never, spawn
 from tests.unit.sqlite_runner import SqliteRunner
 
 DAY = 86_400_000
@@ -299,3 +302,67 @@ async def test_r1_r12_sweep_pace_pauses_after_each_batch_that_went_faster(
     slower = build(db, {"messages": rule}, lambda: NOW, 10, sleep=sleep, pace=4)
     await slower.run(as_of_ms=None, dry_run=False)
     assert rule.pages == [4, 4, 4, 0], "at most a second's worth per batch"
+
+
+class ProbedDb:
+    """The SQLite runner; the load probe's query is timed by a clock that a deletion
+    makes slow (``slow`` seconds for the next probe) and is otherwise 1 ms."""
+
+    def __init__(self, db: SqliteRunner, slow: float) -> None:
+        self.db = db
+        self.slow = slow
+        self.now = 0.0
+        self.deleted = False
+
+    def clock(self) -> float:
+        return self.now
+
+    async def __call__(self, desc: str, func: Callable[..., Any], *args: Any) -> Any:
+        self.now += self.slow if self.deleted else 0.001
+        self.deleted = False
+        return await self.db(desc, func, *args)
+
+
+class DeletionSeenRule(AgedItemsRule):
+    def __init__(self, db: SqliteRunner, probed: ProbedDb) -> None:
+        super().__init__(db)
+        self.probed = probed
+
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
+        self.probed.deleted = True
+        return await super().delete(ctx, items)
+
+
+@pytest.mark.parametrize(("slow", "pages"), [(0.05, [10, 5, 2, 1, 1, 1]), (0.0015, [10, 12, 8])])
+@pytest_twisted.ensureDeferred
+async def test_r1_r12_adaptive_pace_shrinks_batches_that_slow_the_database_and_deletes_all(
+    db: SqliteRunner, slow: float, pages: list[int]
+) -> None:
+    """``sweep_adaptive_pace``: batches start at 10 items; when the probe taken while a
+    batch is deleted is 50 times the idle one, each next batch is halved (down to one
+    item) and the sweep pauses; when it stays within ``max_slowdown``, batches grow
+    (capped by ``sweep_batch_size``, 30 here). Either way every due item goes. The
+    probe's clock is a counter, the pauses are recorded, not slept."""
+    add_items(db, 30, 31, "@a:lux.test", "!r:lux.test", "old")
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        if seconds >= 60:  # the lease keeper's renewal timer
+            await never(seconds)
+        pauses.append(seconds)
+
+    probed = ProbedDb(db, slow)
+    rule = DeletionSeenRule(db, probed)
+    probe = LoadProbe(probed, spawn, sleep, probed.clock)
+    config = AdaptivePaceConfig(enabled=True, max_slowdown=1.5, min_pace=1.0)
+    orchestrator = build(
+        db, {"messages": rule}, lambda: NOW, 30, sleep=sleep, adaptive_pace=config, probe=probe
+    )
+    await orchestrator.run(as_of_ms=None, dry_run=True)
+    assert rule.pages == [30, 0] and pauses == [], "a dry run is not paced"
+    rule.pages.clear()
+    report = await orchestrator.run(as_of_ms=None, dry_run=False)
+    assert report.results["messages"].deleted == 30
+    assert rule.pages[: len(pages)] == pages
+    assert sum(rule.pages) == 30
+    assert (len(pauses) > 0) == (slow > 0.01)

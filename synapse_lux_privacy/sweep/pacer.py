@@ -1,0 +1,90 @@
+"""How fast one sweep deletes: ``sweep_pace`` and ``sweep_adaptive_pace`` (R1-R12).
+
+The orchestrator asks the pacer, before each page, how many items the batch may hold,
+and hands it each batch's deletion to run. Dry runs are never paced (they delete
+nothing).
+
+- ``sweep_pace`` (items per second at most): a batch holds at most a second's worth of
+  items, and after each batch that went faster the sweep pauses for the rest.
+- ``sweep_adaptive_pace``: the database is probed while each batch is deleted and once
+  after each pause (``probe.py``); the controller (``pace.py``) halves the batches and
+  lengthens the pauses when the probes show the batch slowed the server down, and
+  grows them back when not. ``sweep_pace`` still caps it.
+"""
+
+import logging
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+from synapse_lux_privacy.config import AdaptivePaceConfig
+from synapse_lux_privacy.sweep.pace import AdaptivePace
+from synapse_lux_privacy.sweep.probe import LoadProbe
+
+logger = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+# Idle probes taken before a sweep's first batch, for the controller's baseline.
+START_PROBES = 3
+
+
+class Pacer:
+    def __init__(
+        self,
+        batch_size: int,
+        pace: float | None,
+        adaptive: AdaptivePaceConfig,
+        probe: LoadProbe | None,
+        sleep: Sleep,
+        dry_run: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._pace = None if dry_run else pace
+        if self._pace is not None:
+            # A batch is deleted in one go: with a pace, at most a second's worth of it.
+            batch_size = max(1, min(batch_size, int(self._pace)))
+        self._batch_size = batch_size
+        self._probe = probe if adaptive.enabled and not dry_run else None
+        self.controller = (
+            AdaptivePace(adaptive, batch_size, self._pace) if self._probe is not None else None
+        )
+        self._sleep = sleep
+        self._clock = clock
+
+    async def start(self) -> None:
+        """Measure the idle baseline before the first batch (adaptive pace only)."""
+        if self._probe is not None and self.controller is not None:
+            for _ in range(START_PROBES):
+                self.controller.idle_probe(await self._probe.once())
+
+    def batch_size(self) -> int:
+        """The most items the next batch may hold."""
+        return self.controller.size if self.controller is not None else self._batch_size
+
+    async def delete(self, items: int, work: Callable[[], Awaitable[None]]) -> None:
+        """Run a batch's deletion of ``items`` items, then pause as the pace asks."""
+        began = self._clock()
+        if self._probe is None or self.controller is None:
+            await work()
+            if self._pace is not None:
+                await self._pause(items / self._pace - (self._clock() - began))
+            return
+        busy = await self._probe.during(work)
+        pause = self.controller.batch_done(items, self._clock() - began, busy)
+        logger.debug(
+            "lux_privacy: batch of %d in %.3f s, probes %.4f s median (idle %.4f s): "
+            "next batch %d, pause %.3f s",
+            items,
+            self._clock() - began,
+            statistics.median(busy),
+            self.controller.baseline() or 0.0,
+            self.controller.size,
+            pause,
+        )
+        await self._pause(pause)
+        self.controller.idle_probe(await self._probe.once())
+
+    async def _pause(self, seconds: float) -> None:
+        if seconds > 0:
+            await self._sleep(seconds)
