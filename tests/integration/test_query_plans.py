@@ -172,18 +172,21 @@ def _calls() -> list[Call]:
          lambda r: events.rooms_changed_since(
              r, [(CUTOFF, CUTOFF + 3_600_000)], EVENTS - 100, -5, "", 500)),
         (events.stream_bounds, lambda r: events.stream_bounds(_API, r)),  # type: ignore[arg-type]
-        (events.max_extremity_depth, lambda r: events.max_extremity_depth(r, ROOM)),
-        (events.oldest_non_state_events,
-         lambda r: events.oldest_non_state_events(r, pg, ROOM, (3, 4000), 501)),
-        (events.old_room_events,
-         lambda r: events.old_room_events(r, pg, ROOM, False, CUTOFF, 5, (5, 9000), 500)),
-        (events.old_room_events,
-         lambda r: events.old_room_events(r, pg, ROOM, True, CUTOFF, None, None, 500)),
+        (events.max_extremity_depth_txn,
+         lambda r: r("extremity", events.max_extremity_depth_txn, ROOM)),
+        (events.oldest_non_state_events_txn,
+         lambda r: r("oldest", events.oldest_non_state_events_txn, pg, ROOM, (3, 4000), 501)),
+        (events.old_room_events_txn,
+         lambda r: r("old", events.old_room_events_txn, pg, ROOM, False, CUTOFF, 5, (5, 9000),
+                     500)),
+        (events.old_room_events_txn,
+         lambda r: r("old", events.old_room_events_txn, pg, ROOM, True, CUTOFF, None, None,
+                     500)),
         (events.old_attachment_events,
          lambda r: events.old_attachment_events(r, pg, ["m.room.message"], CUTOFF, None, 500)),
         (events.uncensored_redactions,
          lambda r: events.uncensored_redactions(r, pg, CUTOFF, (5, "$red5"), 500)),
-        (events.non_state_events_below, lambda r: events.non_state_events_below(r, ROOM, 20)),
+        (events.purge_bounds, lambda r: events.purge_bounds(r, ROOM, ["$e5", "$e6"])),
         (events.event_positions, lambda r: events.event_positions(r, ["$e5", "$e6"])),
         (events.user_event_stats,
          lambda r: events.user_event_stats(r, pg, USER, ("complete", "watermark"), [ROOM])),
@@ -212,6 +215,7 @@ def _calls() -> list[Call]:
 # planned above.
 NOT_PLANNED: dict[Callable[..., Any], str] = {
     accounts.deactivate_and_erase: "Synapse's deactivation handler, then wait_until_parted",
+    events._positions_txn: "event_positions's query (and purge_bounds's)",
 }
 
 

@@ -20,7 +20,7 @@ from synapse_lux_privacy.features.content.policy import ContentPolicy
 from synapse_lux_privacy.store.holds import HoldSet
 from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
 from synapse_lux_privacy.sweep.rule import Candidate, SweepContext
-from synapse_lux_privacy.synapse_adapter.events import StoredEvent
+from synapse_lux_privacy.synapse_adapter.events import PurgeBounds, StoredEvent
 from synapse_lux_privacy.units import DAY_MS, MONTH_MS
 from tests.unit.sqlite_runner import SqliteRunner
 
@@ -96,17 +96,17 @@ class FakeSynapse:
     async def stream_bounds(self, api: object, db: object) -> tuple[int, int]:
         return 1, self._stream
 
-    async def max_extremity_depth(self, db: object, room: str) -> int | None:
+    def max_extremity_depth_txn(self, cur: object, room: str) -> int | None:
         return self.extremity(room)
 
-    async def oldest_non_state_events(
-        self, db: object, dialect: str, room: str, after: tuple[int, int] | None, limit: int
+    def oldest_non_state_events_txn(
+        self, cur: object, dialect: str, room: str, after: tuple[int, int] | None, limit: int
     ) -> list[StoredEvent]:
         rows = [r.event for r in self._room(room) if not r.state]
         return [e for e in rows if after is None or e.position > after][:limit]
 
-    async def old_room_events(
-        self, db: object, dialect: str, room: str, state: bool, before: int,
+    def old_room_events_txn(
+        self, cur: object, dialect: str, room: str, state: bool, before: int,
         min_depth: int | None, after: tuple[int, int] | None, limit: int,
     ) -> list[StoredEvent]:  # fmt: skip
         rows = [
@@ -121,12 +121,15 @@ class FakeSynapse:
     async def event_positions(self, db: object, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
         return {i: self.rows[i].event.position for i in ids if i in self.rows}
 
-    async def non_state_events_below(self, db: object, room: str, depth: int) -> dict[str, int]:
-        return {
-            r.event.event_id: r.event.depth
-            for r in self._room(room)
-            if not r.state and r.event.depth < depth
-        }
+    async def purge_bounds(self, db: object, room: str, ids: Sequence[str]) -> PurgeBounds:
+        positions = await self.event_positions(db, ids)
+        extremity = self.extremity(room)
+        if not positions or extremity is None:
+            return PurgeBounds(positions, extremity, {})
+        depth = max(d for d, _ in positions.values()) + 1
+        below = {r.event.event_id: r.event.depth
+                 for r in self._room(room) if not r.state and r.event.depth < depth}  # fmt: skip
+        return PurgeBounds(positions, extremity, below)
 
     async def purge_history(self, api: object, room: str, depth: int, stream: int) -> None:
         assert depth <= (self.extremity(room) or 0), "Synapse refuses to purge past the extremity"
@@ -155,11 +158,11 @@ def synapse(monkeypatch: pytest.MonkeyPatch) -> FakeSynapse:
     fake = FakeSynapse()
     for name in (
         "rooms_with_pending_events",
-        "max_extremity_depth",
-        "oldest_non_state_events",
-        "old_room_events",
+        "max_extremity_depth_txn",
+        "oldest_non_state_events_txn",
+        "old_room_events_txn",
         "event_positions",
-        "non_state_events_below",
+        "purge_bounds",
         "purge_history",
         "rooms_changed_since",
         "stream_bounds",
@@ -322,14 +325,14 @@ async def test_r1_a_page_reads_a_bounded_number_of_rows_that_are_not_due(
         synapse.add("A", "@alice:x", depth, ts=AS_OF - 12 * MONTH_MS, state=True)
     synapse.add("A", "@alice:x", 300, ts=FRESH, current=True)
     read: list[int] = []
-    original = synapse.old_room_events
+    original = synapse.old_room_events_txn
 
-    async def counting(*args: object) -> list[StoredEvent]:
-        rows = await original(*args)  # type: ignore[arg-type]
+    def counting(*args: object) -> list[StoredEvent]:
+        rows = original(*args)  # type: ignore[arg-type]
         read[-1] += len(rows)
         return rows
 
-    monkeypatch.setattr(messages.events, "old_room_events", counting)
+    monkeypatch.setattr(messages.events, "old_room_events_txn", counting)
     config = parse_config(
         {"retention": {"rules": [{"match": {"msgtype": "m.video"}, "lifetime": "6M"}]}}
     )
@@ -370,17 +373,17 @@ async def test_r1_after_a_finished_pass_only_rooms_that_changed_are_judged(
     synapse.add("!b", "@u", 3, ts=FRESH)
     visited: list[str] = []
     full: list[int] = []
-    original, listing = synapse.max_extremity_depth, synapse.rooms_with_pending_events
+    original, listing = synapse.max_extremity_depth_txn, synapse.rooms_with_pending_events
 
-    async def visiting(db: object, room: str) -> int | None:
+    def visiting(cur: object, room: str) -> int | None:
         visited.append(room)
-        return await original(db, room)
+        return original(cur, room)
 
     async def listing_all(db: object, before: int, after_room: str, limit: int) -> list[str]:
         full.append(before)
         return await listing(db, before, after_room, limit)
 
-    monkeypatch.setattr(messages.events, "max_extremity_depth", visiting)
+    monkeypatch.setattr(messages.events, "max_extremity_depth_txn", visiting)
     monkeypatch.setattr(messages.events, "rooms_with_pending_events", listing_all)
     r = rule(synapse)
 

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import attrs
 from synapse.module_api import ModuleApi
 
-from synapse_lux_privacy.db import DbRunner, Dialect
+from synapse_lux_privacy.db import Cursor, DbRunner, Dialect
 from synapse_lux_privacy.features.content import cursor, scan_marks
 from synapse_lux_privacy.features.content.expunged import EXPUNGE, Expunger, item_id, parse_item
 from synapse_lux_privacy.features.content.planning import plan_prefix
@@ -182,34 +182,69 @@ class MessagesRule:
         budget: "_Budget",
     ) -> RoomScan:
         """Add the room's candidates to ``items`` until the batch is full or the page's
-        budget of rows is spent; where it stopped."""
-        if scan.step == WALK:
-            scan = await self._walk(ctx, holds, scan, items)
-        while (
-            scan.step in (NON_STATE, OLD_STATE)
-            and len(items) < ctx.batch_size
-            and budget.rows_left > 0
-        ):
-            scan = await self._old_events(ctx, scan, items, budget)
+        budget of rows is spent; where it stopped.
+
+        The room's steps run in one transaction: one round trip per room, whatever the
+        number of queries (the page's scan is sequential, so round trips add up)."""
+        scan, found, rows_read = await self._db(
+            "lux_privacy_scan_room",
+            self._scan_room_txn,
+            ctx,
+            holds,
+            scan,
+            ctx.batch_size - len(items),
+            not items,
+            budget.rows_left,
+        )
+        items.extend(found)
+        budget.rows_left -= rows_read
         return scan
 
-    async def _walk(
-        self, ctx: SweepContext, holds: HoldSet, scan: RoomScan, items: list[Candidate]
+    def _scan_room_txn(
+        self,
+        cur: Cursor,
+        ctx: SweepContext,
+        holds: HoldSet,
+        scan: RoomScan,
+        room_left: int,
+        whole_batch: bool,
+        rows_left: int,
+    ) -> tuple[RoomScan, list[Candidate], int]:
+        """``_scan_room`` in a transaction: (where it stopped, the room's candidates, rows
+        read). Pure apart from its reads, so a retried transaction does the same."""
+        items: list[Candidate] = []
+        budget = _Budget(rows_left)
+        if scan.step == WALK:
+            scan = self._walk(cur, ctx, holds, scan, items, room_left, whole_batch)
+        while (
+            scan.step in (NON_STATE, OLD_STATE) and len(items) < room_left and budget.rows_left > 0
+        ):
+            scan = self._old_events(cur, ctx, scan, items, room_left, budget)
+        return scan, items, rows_left - budget.rows_left
+
+    def _walk(
+        self,
+        cur: Cursor,
+        ctx: SweepContext,
+        holds: HoldSet,
+        scan: RoomScan,
+        items: list[Candidate],
+        cap: int,
+        whole_batch: bool,
     ) -> RoomScan:
         """Step 1: the purgeable prefix of the room's history."""
-        extremity = await events.max_extremity_depth(self._db, scan.room_id)
+        extremity = events.max_extremity_depth_txn(cur, scan.room_id)
         if scan.room_id in holds.room_ids or extremity is None:
             return RoomScan(scan.room_id, NON_STATE)
-        cap = ctx.batch_size - len(items)
-        oldest = await events.oldest_non_state_events(
-            self._db, self._dialect, scan.room_id, scan.after, cap + 1
+        oldest = events.oldest_non_state_events_txn(
+            cur, self._dialect, scan.room_id, scan.after, cap + 1
         )
         plan = plan_prefix(
             oldest,
             cap,
             extremity,
             lambda e: e.sender in holds.user_ids or not self._row_due(e, ctx),
-            whole_batch=not items,
+            whole_batch=whole_batch,
         )
         items.extend(event_candidate(PURGE, e) for e in plan.prefix)
         if plan.floor is None:
@@ -218,14 +253,20 @@ class MessagesRule:
             return scan if not plan.prefix else attrs.evolve(scan, after=plan.prefix[-1].position)
         return RoomScan(scan.room_id, NON_STATE, plan.floor)
 
-    async def _old_events(
-        self, ctx: SweepContext, scan: RoomScan, items: list[Candidate], budget: "_Budget"
+    def _old_events(
+        self,
+        cur: Cursor,
+        ctx: SweepContext,
+        scan: RoomScan,
+        items: list[Candidate],
+        cap: int,
+        budget: "_Budget",
     ) -> RoomScan:
         """Steps 2 and 3: due events the purge keeps, to expunge."""
         state = scan.step == OLD_STATE
         while True:
-            rows = await events.old_room_events(
-                self._db,
+            rows = events.old_room_events_txn(
+                cur,
                 self._dialect,
                 scan.room_id,
                 state,
@@ -237,7 +278,7 @@ class MessagesRule:
             for event in rows:
                 if self._row_due(event, ctx):
                     items.append(event_candidate(EXPUNGE, event))
-                    if len(items) >= ctx.batch_size:
+                    if len(items) >= cap:
                         return attrs.evolve(scan, after=event.position)
             budget.rows_left -= len(rows)
             if len(rows) < ctx.batch_size:
@@ -272,12 +313,18 @@ class MessagesRule:
                 failed.update((c.item_id, type(error).__name__) for c in batch)
 
         await events.concurrently(purge, sorted(purges), PURGE_CONCURRENCY)
-        for item in expunges:
-            try:
-                deleted.extend(await self._expunger.expunge(self.name, [item]))
-            except Exception as error:
-                logger.exception("lux_privacy: expunging %s failed; continuing", item.item_id)
-                failed[item.item_id] = type(error).__name__
+        try:
+            deleted.extend(await self._expunger.expunge(self.name, expunges))
+        except Exception:
+            # The batch is rolled back as a whole: one event at a time, so that the
+            # one Synapse cannot expunge is the only failure.
+            logger.warning("lux_privacy: expunging a batch failed; one event at a time")
+            for item in expunges:
+                try:
+                    deleted.extend(await self._expunger.expunge(self.name, [item]))
+                except Exception as error:
+                    logger.exception("lux_privacy: expunging %s failed; continuing", item.item_id)
+                    failed[item.item_id] = type(error).__name__
         return DeleteOutcome(deleted=deleted, failed=failed)
 
     async def _purge(self, room_id: str, batch: Sequence[Candidate]) -> list[Candidate]:
@@ -286,13 +333,12 @@ class MessagesRule:
         Raises when Synapse's purge fails; what it did purge before failing is
         still reported by the next sweep's candidates (those events are gone)."""
         by_event = {parse_item(c)[1]: c for c in batch}
-        before = await events.event_positions(self._db, list(by_event))
-        extremity = await events.max_extremity_depth(self._db, room_id)
+        bounds = await events.purge_bounds(self._db, room_id, list(by_event))
+        before, extremity = bounds.positions, bounds.extremity
         if not before or extremity is None:
             return []
         point = max(depth for depth, _ in before.values()) + 1
-        below = await events.non_state_events_below(self._db, room_id, point)
-        outside = [depth for event_id, depth in below.items() if event_id not in by_event]
+        outside = [depth for event_id, depth in bounds.below.items() if event_id not in by_event]
         point = min([point, extremity, *outside])
         if point > min(depth for depth, _ in before.values()):
             stream = max(stream for _, stream in before.values())
