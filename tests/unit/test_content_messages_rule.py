@@ -297,6 +297,33 @@ async def test_a_purge_never_removes_an_event_outside_its_batch(synapse: FakeSyn
 
 
 @pytest_twisted.ensureDeferred
+async def test_r1_an_event_that_cannot_be_expunged_fails_alone(synapse: FakeSynapse) -> None:
+    """Expunges go in one transaction per batch; when it fails, the batch is retried one
+    event at a time, so that only the faulty event is reported failed (and retried later)."""
+    kept = [synapse.add("A", f"@u{i}:x", 1) for i in range(3)]  # a fork: no purge, expunges
+    bad = kept[1]
+    r = rule(synapse)
+    calls: list[int] = []
+    original = r._expunger.expunge
+
+    async def failing(rule_name: str, items: Sequence[Candidate]) -> list[Candidate]:
+        calls.append(len(items))
+        if any(parse_item(c)[1] == bad for c in items):
+            raise RuntimeError("cannot prune")
+        return await original(rule_name, items)
+
+    r._expunger.expunge = failing  # type: ignore[method-assign]
+    ctx = SweepContext(as_of_ms=AS_OF, dry_run=False, batch_size=10)
+    page = await r.find_candidates(ctx, HoldSet(), None)
+    assert sorted(ids(page.items, "expunge")) == sorted(kept)
+    outcome = await r.delete(ctx, page.items)
+    assert calls == [3, 1, 1, 1]
+    assert sorted(ids(list(outcome.deleted))) == sorted(set(kept) - {bad})
+    assert list(outcome.failed) == [f"expunge:{bad}"]
+    assert synapse.expunged == set(kept) - {bad}
+
+
+@pytest_twisted.ensureDeferred
 async def test_r1_a_fork_reached_late_in_a_batch_is_purged_in_the_next_one(
     synapse: FakeSynapse,
 ) -> None:

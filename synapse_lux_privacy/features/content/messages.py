@@ -55,6 +55,9 @@ PURGE_CONCURRENCY = 4
 # history is kept; the cursor resumes the scan where the page stopped.
 SCAN_ROWS_PER_PAGE = 10
 
+# The job of a batch's expunges, among its rooms' purges (no room ID is empty).
+_EXPUNGES = ""
+
 # The steps of one room's scan, in order.
 WALK, NON_STATE, OLD_STATE, DONE = "walk", "non_state", "old_state", "done"
 
@@ -312,19 +315,28 @@ class MessagesRule:
                 logger.exception("lux_privacy: purge of %s failed; continuing", room_id)
                 failed.update((c.item_id, type(error).__name__) for c in batch)
 
-        await events.concurrently(purge, sorted(purges), PURGE_CONCURRENCY)
-        try:
-            deleted.extend(await self._expunger.expunge(self.name, expunges))
-        except Exception:
-            # The batch is rolled back as a whole: one event at a time, so that the
-            # one Synapse cannot expunge is the only failure.
-            logger.warning("lux_privacy: expunging a batch failed; one event at a time")
+        async def expunge() -> None:
+            try:
+                deleted.extend(await self._expunger.expunge(self.name, expunges))
+                return
+            except Exception:
+                # The batch is rolled back as a whole: one event at a time, so that the
+                # one Synapse cannot expunge is the only failure.
+                logger.warning("lux_privacy: expunging a batch failed; one event at a time")
             for item in expunges:
                 try:
                     deleted.extend(await self._expunger.expunge(self.name, [item]))
                 except Exception as error:
                     logger.exception("lux_privacy: expunging %s failed; continuing", item.item_id)
                     failed[item.item_id] = type(error).__name__
+
+        async def job(key: str) -> None:
+            await (expunge() if key == _EXPUNGES else purge(key))
+
+        # The expunges touch only rows the purges keep (events at or above each room's
+        # purge floor, old state): they run beside the purges, as one more job.
+        jobs = [*([_EXPUNGES] if expunges else []), *sorted(purges)]
+        await events.concurrently(job, jobs, PURGE_CONCURRENCY)
         return DeleteOutcome(deleted=deleted, failed=failed)
 
     async def _purge(self, room_id: str, batch: Sequence[Candidate]) -> list[Candidate]:
