@@ -370,7 +370,7 @@ async def purge_bounds(db: DbRunner, room_id: str, event_ids: Sequence[str]) -> 
     the rule never purges past an event outside its batch."""
 
     def txn(cur: Cursor) -> PurgeBounds:
-        positions = _positions_txn(cur, event_ids)
+        positions = positions_txn(cur, event_ids)
         extremity = max_extremity_depth_txn(cur, room_id)
         below: dict[str, int] = {}
         if positions and extremity is not None:
@@ -385,12 +385,8 @@ async def purge_bounds(db: DbRunner, room_id: str, event_ids: Sequence[str]) -> 
     return await db("lux_privacy_purge_bounds", txn)
 
 
-async def event_positions(db: DbRunner, event_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+def positions_txn(cur: Cursor, event_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
     """(depth, stream) of those of these events that are still stored."""
-    return await db("lux_privacy_event_positions", _positions_txn, event_ids)
-
-
-def _positions_txn(cur: Cursor, event_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
     found: dict[str, tuple[int, int]] = {}
     for part in chunks(event_ids):
         cur.execute(

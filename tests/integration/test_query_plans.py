@@ -187,7 +187,7 @@ def _calls() -> list[Call]:
         (events.uncensored_redactions,
          lambda r: events.uncensored_redactions(r, pg, CUTOFF, (5, "$red5"), 500)),
         (events.purge_bounds, lambda r: events.purge_bounds(r, ROOM, ["$e5", "$e6"])),
-        (events.event_positions, lambda r: events.event_positions(r, ["$e5", "$e6"])),
+        (events.positions_txn, lambda r: r("positions", events.positions_txn, ["$e5", "$e6"])),
         (events.user_event_stats,
          lambda r: events.user_event_stats(r, pg, USER, ("complete", "watermark"), [ROOM])),
         (events.mxc_events_in_rooms, lambda r: events.mxc_events_in_rooms(r, [ROOM, OTHER_ROOM])),
@@ -215,7 +215,6 @@ def _calls() -> list[Call]:
 # planned above.
 NOT_PLANNED: dict[Callable[..., Any], str] = {
     accounts.deactivate_and_erase: "Synapse's deactivation handler, then wait_until_parted",
-    events._positions_txn: "event_positions's query (and purge_bounds's)",
 }
 
 

@@ -118,11 +118,11 @@ class FakeSynapse:
         ]  # fmt: skip
         return rows[:limit]
 
-    async def event_positions(self, db: object, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    def positions_txn(self, cur: object, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
         return {i: self.rows[i].event.position for i in ids if i in self.rows}
 
     async def purge_bounds(self, db: object, room: str, ids: Sequence[str]) -> PurgeBounds:
-        positions = await self.event_positions(db, ids)
+        positions = self.positions_txn(db, ids)
         extremity = self.extremity(room)
         if not positions or extremity is None:
             return PurgeBounds(positions, extremity, {})
@@ -149,9 +149,6 @@ class FakeExpunger:
         self.synapse.expunged.update(parse_item(c)[1] for c in done)
         return done
 
-    async def forget(self, event_ids: Sequence[str]) -> None:
-        self.synapse.expunged.difference_update(event_ids)
-
 
 @pytest.fixture
 def synapse(monkeypatch: pytest.MonkeyPatch) -> FakeSynapse:
@@ -161,7 +158,7 @@ def synapse(monkeypatch: pytest.MonkeyPatch) -> FakeSynapse:
         "max_extremity_depth_txn",
         "oldest_non_state_events_txn",
         "old_room_events_txn",
-        "event_positions",
+        "positions_txn",
         "purge_bounds",
         "purge_history",
         "rooms_changed_since",

@@ -60,11 +60,6 @@ class Expunger:
             await self._db("lux_privacy_record_expunged", _record, rows)
         return done
 
-    async def forget(self, event_ids: Sequence[str]) -> None:
-        """Drop the records of events that no longer exist (purged)."""
-        if event_ids:
-            await self._db("lux_privacy_forget_expunged", _forget, event_ids)
-
 
 def _record(cur: Cursor, rows: Sequence[tuple[str, str, str, int]]) -> None:
     for start in range(0, len(rows), CHUNK // 4):
@@ -77,7 +72,8 @@ def _record(cur: Cursor, rows: Sequence[tuple[str, str, str, int]]) -> None:
         )
 
 
-def _forget(cur: Cursor, event_ids: Sequence[str]) -> None:
+def forget_txn(cur: Cursor, event_ids: Sequence[str]) -> None:
+    """Drop the records of events that no longer exist (purged)."""
     for part in chunks(event_ids):
         cur.execute(
             f"DELETE FROM lux_privacy_expunged WHERE event_id IN ({placeholders(part)})",

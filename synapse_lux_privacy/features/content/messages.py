@@ -33,7 +33,13 @@ from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import Cursor, DbRunner, Dialect
 from synapse_lux_privacy.features.content import cursor, scan_marks
-from synapse_lux_privacy.features.content.expunged import EXPUNGE, Expunger, item_id, parse_item
+from synapse_lux_privacy.features.content.expunged import (
+    EXPUNGE,
+    Expunger,
+    forget_txn,
+    item_id,
+    parse_item,
+)
 from synapse_lux_privacy.features.content.planning import plan_prefix
 from synapse_lux_privacy.features.content.policy import ContentPolicy, sent_before
 from synapse_lux_privacy.store.holds import HoldSet
@@ -355,7 +361,15 @@ class MessagesRule:
         if point > min(depth for depth, _ in before.values()):
             stream = max(stream for _, stream in before.values())
             await events.purge_history(self._api, room_id, point, stream)
-        after = await events.event_positions(self._db, list(before))
-        gone = [event_id for event_id in before if event_id not in after]
-        await self._expunger.forget(gone)
+        gone = await self._db("lux_privacy_purged", _purged_txn, list(before))
         return [by_event[event_id] for event_id in gone]
+
+
+def _purged_txn(cur: Cursor, event_ids: Sequence[str]) -> list[str]:
+    """Which of these events are gone after a purge; the records of those that had been
+    expunged go with them (one transaction)."""
+    stored = events.positions_txn(cur, event_ids)
+    gone = [event_id for event_id in event_ids if event_id not in stored]
+    if gone:
+        forget_txn(cur, gone)
+    return gone
