@@ -431,3 +431,40 @@ async def test_r1_after_a_finished_pass_only_rooms_that_changed_are_judged(
     assert not full
     await sweep(AS_OF + 3 * DAY_MS + 1)
     assert full  # the mark is more than a day old
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_r13_each_page_is_found_ahead_while_the_last_one_is_deleted(
+    synapse: FakeSynapse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real sweep finds each page once, right after handing over the previous one (before
+    it is deleted), and deletes exactly what a dry run counts; a page asked for with other
+    holds than it was found with is found again."""
+    w = world(synapse)
+    forecast, _ = await run(synapse, HOLDS, dry_run=True)
+    r = rule(synapse)
+    found: list[str | None] = []
+    original = r._page
+
+    async def counting(ctx: SweepContext, holds: HoldSet, cursor: str | None) -> object:
+        found.append(cursor)
+        return await original(ctx, holds, cursor)
+
+    monkeypatch.setattr(r, "_page", counting)
+    seen, deleted = await run(synapse, HOLDS, dry_run=False, r=r)
+    assert ids(seen) == ids(forecast)
+    assert len(found) == len(set(found)) == len(seen) // 3 + 1
+    eligible = [c for c in forecast if not HOLDS.covers(c.user_id, c.room_id)]
+    assert sorted(ids(deleted)) == sorted(ids(eligible))
+    assert not set(w["purge"]) & set(synapse.rows)
+
+    ctx = SweepContext(as_of_ms=AS_OF, dry_run=False, batch_size=1)
+    for depth in (20, 21, 22):
+        synapse.add("A", "@alice:x", depth)
+    found.clear()
+    page = await r.find_candidates(ctx, HoldSet(), None)
+    assert ids(page.items, "purge") and found == [None, page.next_cursor]  # the next, ahead
+    held = HoldSet(user_ids=frozenset({"@alice:x", "@bob:x"}))
+    again = await r.find_candidates(ctx, held, page.next_cursor)
+    assert found[:3] == [None, page.next_cursor, page.next_cursor]  # found again
+    assert not ids(again.items, "purge")

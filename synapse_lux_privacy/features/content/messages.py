@@ -40,6 +40,7 @@ from synapse_lux_privacy.features.content.expunged import (
     item_id,
     parse_item,
 )
+from synapse_lux_privacy.features.content.lookahead import Lookahead
 from synapse_lux_privacy.features.content.planning import plan_prefix
 from synapse_lux_privacy.features.content.policy import ContentPolicy, sent_before
 from synapse_lux_privacy.store.holds import HoldSet
@@ -121,10 +122,30 @@ class MessagesRule:
         self._policy = policy
         self._expunger = expunger
         self._marks = scan_marks.ScanMarks(db, self.name)
+        self._ahead: Lookahead[tuple[SweepContext, HoldSet, str], CandidatePage] = Lookahead()
 
     async def find_candidates(
         self, ctx: SweepContext, holds: HoldSet, cursor: str | None
     ) -> CandidatePage:
+        """The page after ``cursor``; in a real sweep, the next one is started at once
+        (``lookahead.py``), so that it is found while the orchestrator deletes this one.
+
+        The next page lies after this page's cursor: rooms after it, or the rest of its
+        last room past the last event taken, which deleting this page leaves as it was.
+        Taken only for the same sweep context, holds and cursor."""
+        if cursor is None:
+            self._ahead.drop()
+            page = await self._page(ctx, holds, cursor)
+        else:
+            page = await self._ahead.take(
+                (ctx, holds, cursor), lambda: self._page(ctx, holds, cursor)
+            )
+        following = page.next_cursor
+        if following is not None and not ctx.dry_run:
+            self._ahead.start((ctx, holds, following), lambda: self._page(ctx, holds, following))
+        return page
+
+    async def _page(self, ctx: SweepContext, holds: HoldSet, cursor: str | None) -> CandidatePage:
         items: list[Candidate] = []
         budget = _Budget(SCAN_ROWS_PER_PAGE * ctx.batch_size)
         scan = RoomScan.decode(cursor)
