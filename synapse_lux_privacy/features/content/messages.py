@@ -19,6 +19,9 @@ A pass that runs to its end leaves a mark (``scan_marks.py``): the next pass onl
 visits the rooms where something may have changed since, so that a sweep with nothing
 due costs the same however much history is kept.
 
+Each room's scan is one transaction, and the next page is found while the last one is
+deleted (``lookahead.py``): the sweep's round trips to the database overlap.
+
 Local and remote senders are treated alike (R6). Candidates carry the sender and
 the room, so the orchestrator drops what a hold covers; a purge is re-checked
 against the batch it was given and never removes an event outside it.
@@ -331,11 +334,12 @@ class MessagesRule:
                 expunges.append(item)
         deleted: list[Candidate] = []
         failed: dict[str, str] = {}
+        purged: list[Candidate] = []  # of the rooms Synapse purged: checked afterwards
 
         async def purge(room_id: str) -> None:
             batch = purges[room_id]
             try:
-                deleted.extend(await self._purge(room_id, batch))
+                purged.extend(await self._purge(room_id, batch))
             except Exception as error:
                 # One room Synapse cannot purge must not hold up every other room: its
                 # items are failures, retried at a later sweep.
@@ -364,10 +368,16 @@ class MessagesRule:
         # purge floor, old state): they run beside the purges, as one more job.
         jobs = [*([_EXPUNGES] if expunges else []), *sorted(purges)]
         await events.concurrently(job, jobs, PURGE_CONCURRENCY)
+        if purged:
+            by_event = {parse_item(c)[1]: c for c in purged}
+            gone = await self._db("lux_privacy_purged", _purged_txn, list(by_event))
+            deleted.extend(by_event[event_id] for event_id in gone)
         return DeleteOutcome(deleted=deleted, failed=failed)
 
     async def _purge(self, room_id: str, batch: Sequence[Candidate]) -> list[Candidate]:
-        """Purge the room up to this batch, never past an event outside it.
+        """Purge the room up to this batch, never past an event outside it; the items of
+        the batch still stored before, which the caller checks (for the whole batch in one
+        transaction) to report those that are gone.
 
         Raises when Synapse's purge fails; what it did purge before failing is
         still reported by the next sweep's candidates (those events are gone)."""
@@ -382,8 +392,7 @@ class MessagesRule:
         if point > min(depth for depth, _ in before.values()):
             stream = max(stream for _, stream in before.values())
             await events.purge_history(self._api, room_id, point, stream)
-        gone = await self._db("lux_privacy_purged", _purged_txn, list(before))
-        return [by_event[event_id] for event_id in gone]
+        return [by_event[event_id] for event_id in before]
 
 
 def _purged_txn(cur: Cursor, event_ids: Sequence[str]) -> list[str]:
