@@ -4,7 +4,9 @@ A rule finds, as of a given time, the items that are past their limit, a page
 at a time, and deletes a batch of them through Synapse's own machinery. Rules
 hold no state between calls: what is due is recomputed from the database each
 time (a rule may remember in its own table what a finished pass judged, and then
-look only at what changed since), so a sweep killed half-way is simply continued
+look only at what changed since; the messages rule finds its next page while the
+orchestrator deletes the last one, and uses it only if asked for that very page:
+``features/content/lookahead.py``), so a sweep killed half-way is simply continued
 by the next one.
 """
 

@@ -11,7 +11,7 @@ the quota's ledger of the events each local user sent). Deletions go through:
   search entries, push actions and redactions, and keeps state events (as outliers).
 - the steps of ``CensorEventsStore.expire_event`` (R1, R2, R3): Synapse's event-expiry
   machinery, which replaces an event's stored JSON with its redacted form (redactions
-  whose target is gone included, see ``expunge_event``).
+  whose target is gone included, see ``expunge_events``).
 - ``CensorEventsStore._censor_event_txn`` (R5): the step Synapse's
   ``_censor_redactions`` job runs on a redacted event's original JSON.
 
@@ -213,24 +213,20 @@ async def stream_bounds(api: ModuleApi, db: DbRunner) -> tuple[int, int]:
     return lowest, quota.persisted_stream_position(api)
 
 
-async def max_extremity_depth(db: DbRunner, room_id: str) -> int | None:
+def max_extremity_depth_txn(cur: Cursor, room_id: str) -> int | None:
     """The depth of the room's newest forward extremity: Synapse refuses to purge past it."""
-
-    def txn(cur: Cursor) -> int | None:
-        cur.execute(
-            "SELECT MAX(e.depth) FROM event_forward_extremities AS f"
-            " JOIN events AS e ON e.event_id = f.event_id AND e.room_id = f.room_id"
-            " WHERE f.room_id = ?",
-            (room_id,),
-        )
-        row = cur.fetchone()
-        return None if row is None or row[0] is None else int(row[0])
-
-    return await db("lux_privacy_max_extremity_depth", txn)
+    cur.execute(
+        "SELECT MAX(e.depth) FROM event_forward_extremities AS f"
+        " JOIN events AS e ON e.event_id = f.event_id AND e.room_id = f.room_id"
+        " WHERE f.room_id = ?",
+        (room_id,),
+    )
+    row = cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
-async def oldest_non_state_events(
-    db: DbRunner, dialect: Dialect, room_id: str, after: tuple[int, int] | None, limit: int
+def oldest_non_state_events_txn(
+    cur: Cursor, dialect: Dialect, room_id: str, after: tuple[int, int] | None, limit: int
 ) -> list[StoredEvent]:
     """The room's non-state events in history order after ``after``: what a purge removes.
 
@@ -238,22 +234,18 @@ async def oldest_non_state_events(
     without a ``state_events`` row, outliers and rejected events included.
     """
     after_sql, after_args = _after(after)
-
-    def txn(cur: Cursor) -> list[StoredEvent]:
-        cur.execute(
-            f"SELECT {_columns(dialect)} FROM events AS e"
-            " JOIN event_json AS ej ON ej.event_id = e.event_id"
-            f" WHERE e.room_id = ? AND {_NOT_STATE}{after_sql}"
-            " ORDER BY e.topological_ordering, e.stream_ordering LIMIT ?",
-            (room_id, *after_args, limit),
-        )
-        return [_row(row) for row in cur.fetchall()]
-
-    return await db("lux_privacy_oldest_non_state_events", txn)
+    cur.execute(
+        f"SELECT {_columns(dialect)} FROM events AS e"
+        " JOIN event_json AS ej ON ej.event_id = e.event_id"
+        f" WHERE e.room_id = ? AND {_NOT_STATE}{after_sql}"
+        " ORDER BY e.topological_ordering, e.stream_ordering LIMIT ?",
+        (room_id, *after_args, limit),
+    )
+    return [_row(row) for row in cur.fetchall()]
 
 
-async def old_room_events(
-    db: DbRunner,
+def old_room_events_txn(
+    cur: Cursor,
     dialect: Dialect,
     room_id: str,
     state: bool,
@@ -272,19 +264,15 @@ async def old_room_events(
     kind = _IS_STATE + " AND " + _NOT_CURRENT if state else _NOT_STATE
     depth_sql = "" if min_depth is None else " AND e.topological_ordering >= ?"
     depth_args = () if min_depth is None else (min_depth,)
-
-    def txn(cur: Cursor) -> list[StoredEvent]:
-        cur.execute(
-            f"SELECT {_columns(dialect)} FROM events AS e"
-            " JOIN event_json AS ej ON ej.event_id = e.event_id"
-            f" WHERE e.room_id = ? AND {_AGED_BEFORE}{depth_sql}"
-            f" AND {kind} AND {_NOT_REJECTED} AND {_NOT_EXPUNGED}{after_sql}"
-            " ORDER BY e.topological_ordering, e.stream_ordering LIMIT ?",
-            (room_id, before_ts, before_ts, *depth_args, *after_args, limit),
-        )
-        return [_row(row) for row in cur.fetchall()]
-
-    return await db("lux_privacy_old_room_events", txn)
+    cur.execute(
+        f"SELECT {_columns(dialect)} FROM events AS e"
+        " JOIN event_json AS ej ON ej.event_id = e.event_id"
+        f" WHERE e.room_id = ? AND {_AGED_BEFORE}{depth_sql}"
+        f" AND {kind} AND {_NOT_REJECTED} AND {_NOT_EXPUNGED}{after_sql}"
+        " ORDER BY e.topological_ordering, e.stream_ordering LIMIT ?",
+        (room_id, before_ts, before_ts, *depth_args, *after_args, limit),
+    )
+    return [_row(row) for row in cur.fetchall()]
 
 
 async def old_attachment_events(
@@ -362,39 +350,52 @@ async def uncensored_redactions(
     return await db("lux_privacy_uncensored_redactions", txn)
 
 
-async def non_state_events_below(db: DbRunner, room_id: str, depth: int) -> dict[str, int]:
-    """Every non-state event of the room below ``depth``, with its depth.
+@attrs.frozen
+class PurgeBounds:
+    """What a purge of a room up to a batch must respect, read in one transaction.
 
-    Exactly what a purge to ``depth`` would delete: the rule checks it against the
-    batch it was given before purging.
+    ``positions``: (depth, stream) of the batch's events still stored; ``extremity``:
+    the depth of the room's newest forward extremity (None: none, no purge);
+    ``below``: every non-state event of the room below the batch's deepest event plus
+    one, with its depth: exactly what a purge to that depth would delete.
     """
 
-    def txn(cur: Cursor) -> dict[str, int]:
-        cur.execute(
-            "SELECT e.event_id, e.topological_ordering FROM events AS e"
-            f" WHERE e.room_id = ? AND e.topological_ordering < ? AND {_NOT_STATE}",
-            (room_id, depth),
-        )
-        return {str(row[0]): int(row[1]) for row in cur.fetchall()}
-
-    return await db("lux_privacy_non_state_events_below", txn)
+    positions: dict[str, tuple[int, int]]
+    extremity: int | None
+    below: dict[str, int]
 
 
-async def event_positions(db: DbRunner, event_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """(depth, stream) of those of these events that are still stored."""
+async def purge_bounds(db: DbRunner, room_id: str, event_ids: Sequence[str]) -> PurgeBounds:
+    """The facts a purge of ``room_id`` up to these events is checked against (R1, R13):
+    the rule never purges past an event outside its batch."""
 
-    def txn(cur: Cursor) -> dict[str, tuple[int, int]]:
-        found: dict[str, tuple[int, int]] = {}
-        for part in chunks(event_ids):
+    def txn(cur: Cursor) -> PurgeBounds:
+        positions = positions_txn(cur, event_ids)
+        extremity = max_extremity_depth_txn(cur, room_id)
+        below: dict[str, int] = {}
+        if positions and extremity is not None:
             cur.execute(
-                "SELECT event_id, topological_ordering, stream_ordering FROM events"
-                f" WHERE event_id IN ({placeholders(part)})",
-                tuple(part),
+                "SELECT e.event_id, e.topological_ordering FROM events AS e"
+                f" WHERE e.room_id = ? AND e.topological_ordering < ? AND {_NOT_STATE}",
+                (room_id, max(depth for depth, _ in positions.values()) + 1),
             )
-            found.update({str(r[0]): (int(r[1]), int(r[2] or 0)) for r in cur.fetchall()})
-        return found
+            below = {str(row[0]): int(row[1]) for row in cur.fetchall()}
+        return PurgeBounds(positions, extremity, below)
 
-    return await db("lux_privacy_event_positions", txn)
+    return await db("lux_privacy_purge_bounds", txn)
+
+
+def positions_txn(cur: Cursor, event_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """(depth, stream) of those of these events that are still stored."""
+    found: dict[str, tuple[int, int]] = {}
+    for part in chunks(event_ids):
+        cur.execute(
+            "SELECT event_id, topological_ordering, stream_ordering FROM events"
+            f" WHERE event_id IN ({placeholders(part)})",
+            tuple(part),
+        )
+        found.update({str(r[0]): (int(r[1]), int(r[2] or 0)) for r in cur.fetchall()})
+    return found
 
 
 async def concurrently(
@@ -419,33 +420,41 @@ async def purge_history(api: ModuleApi, room_id: str, depth: int, stream: int) -
         raise RuntimeError(f"Synapse's purge of {room_id} before depth {depth} failed: {error}")
 
 
-async def expunge_event(api: ModuleApi, event_id: str) -> bool:
-    """Replace an event's stored JSON with its redacted form; False if it is gone.
+async def expunge_events(api: ModuleApi, event_ids: Sequence[str]) -> list[str]:
+    """Replace these events' stored JSON with its redacted form; the IDs of those that
+    were still stored (the others are gone: nothing to do).
 
     The steps of Synapse's ``CensorEventsStore.expire_event`` (event expiry: prune the
     JSON with ``_censor_event_txn``, drop any ``event_expiry`` row, invalidate the event
-    caches here and on every worker), in one transaction with ``_unindex_txn``.
+    caches here and on every worker), with ``_unindex_txn``, for every event of the
+    batch in one transaction (one read of the events, one write): a batch of a sweep
+    costs two round trips instead of two per event. A failure rolls the whole batch
+    back; the caller retries its events one at a time to isolate the faulty one.
 
-    The event is read with ``allow_rejected=True``, as ``_censor_redactions`` reads the
+    The events are read with ``allow_rejected=True``, as ``_censor_redactions`` reads the
     events it prunes: ``get_event`` (which ``expire_event`` uses) withholds a redaction
     whose target is no longer stored, so a redaction whose target was already purged
     would otherwise keep its own content, its ``reason``, for ever (R1, R3).
     """
     store = api._hs.get_datastores().main
-    event = await store.get_event(event_id, allow_none=True, allow_rejected=True)
-    if event is None:
-        return False
-    pruned = json_encoder.encode(prune_event(event).get_pdu_json())
+    found = await store.get_events(event_ids, allow_rejected=True)
+    pruned = {
+        event_id: json_encoder.encode(prune_event(event).get_pdu_json())
+        for event_id, event in found.items()
+    }
+    if not pruned:
+        return []
 
     def txn(cur: Any) -> None:
-        store._delete_event_expiry_txn(cur, event_id)
-        store._censor_event_txn(cur, event_id, pruned)
-        store.invalidate_get_event_cache_after_txn(cur, event_id)
-        store._send_invalidation_to_replication(cur, "_get_event_cache", (event_id,))
-        _unindex_txn(cur, event_id)
+        for event_id, pruned_json in pruned.items():
+            store._delete_event_expiry_txn(cur, event_id)
+            store._censor_event_txn(cur, event_id, pruned_json)
+            store.invalidate_get_event_cache_after_txn(cur, event_id)
+            store._send_invalidation_to_replication(cur, "_get_event_cache", (event_id,))
+            _unindex_txn(cur, event_id)
 
-    await store.db_pool.runInteraction("lux_privacy_expunge_event", txn)
-    return True
+    await store.db_pool.runInteraction("lux_privacy_expunge_events", txn)
+    return [event_id for event_id in event_ids if event_id in pruned]
 
 
 async def censor_redacted_event(api: ModuleApi, redaction_id: str, event_id: str) -> bool:

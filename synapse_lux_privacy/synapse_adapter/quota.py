@@ -5,7 +5,7 @@ local users sent), ``local_media_repository`` and ``local_media_repository_thumb
 (bytes of the media they uploaded), joined with the module's own ledgers
 ``lux_privacy_quota_events`` / ``lux_privacy_quota_media``. Deletions are not here:
 the quota evicts through the content feature's adapter functions
-(``media.delete_local_media``, ``events.expunge_event``).
+(``media.delete_local_media``, ``events.expunge_events``).
 
 Sizes are as Synapse stores them: ``LENGTH(event_json.json)`` for an event (Synapse
 writes ASCII-only JSON), ``media_length`` plus every thumbnail's ``thumbnail_length``

@@ -92,6 +92,7 @@ PRIVATE_API: tuple[PrivateCall | PrivateAttribute, ...] = (
     ),
     PrivateCall(f"{_MAIN_STORE}.expire_event", ("event_id",)),
     PrivateCall(f"{_MAIN_STORE}.get_event", ("event_id",), ("allow_rejected", "allow_none")),
+    PrivateCall(f"{_MAIN_STORE}.get_events", ("event_ids",), ("allow_rejected",)),
     PrivateCall(f"{_MAIN_STORE}._censor_event_txn", ("txn", "event_id", "pruned_json")),
     PrivateCall(f"{_MAIN_STORE}._delete_event_expiry_txn", ("txn", "event_id")),
     PrivateCall(f"{_MAIN_STORE}._send_invalidation_to_replication", ("txn", "cache_name", "keys")),

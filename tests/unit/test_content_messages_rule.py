@@ -20,7 +20,7 @@ from synapse_lux_privacy.features.content.policy import ContentPolicy
 from synapse_lux_privacy.store.holds import HoldSet
 from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
 from synapse_lux_privacy.sweep.rule import Candidate, SweepContext
-from synapse_lux_privacy.synapse_adapter.events import StoredEvent
+from synapse_lux_privacy.synapse_adapter.events import PurgeBounds, StoredEvent
 from synapse_lux_privacy.units import DAY_MS, MONTH_MS
 from tests.unit.sqlite_runner import SqliteRunner
 
@@ -96,17 +96,17 @@ class FakeSynapse:
     async def stream_bounds(self, api: object, db: object) -> tuple[int, int]:
         return 1, self._stream
 
-    async def max_extremity_depth(self, db: object, room: str) -> int | None:
+    def max_extremity_depth_txn(self, cur: object, room: str) -> int | None:
         return self.extremity(room)
 
-    async def oldest_non_state_events(
-        self, db: object, dialect: str, room: str, after: tuple[int, int] | None, limit: int
+    def oldest_non_state_events_txn(
+        self, cur: object, dialect: str, room: str, after: tuple[int, int] | None, limit: int
     ) -> list[StoredEvent]:
         rows = [r.event for r in self._room(room) if not r.state]
         return [e for e in rows if after is None or e.position > after][:limit]
 
-    async def old_room_events(
-        self, db: object, dialect: str, room: str, state: bool, before: int,
+    def old_room_events_txn(
+        self, cur: object, dialect: str, room: str, state: bool, before: int,
         min_depth: int | None, after: tuple[int, int] | None, limit: int,
     ) -> list[StoredEvent]:  # fmt: skip
         rows = [
@@ -118,15 +118,18 @@ class FakeSynapse:
         ]  # fmt: skip
         return rows[:limit]
 
-    async def event_positions(self, db: object, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    def positions_txn(self, cur: object, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
         return {i: self.rows[i].event.position for i in ids if i in self.rows}
 
-    async def non_state_events_below(self, db: object, room: str, depth: int) -> dict[str, int]:
-        return {
-            r.event.event_id: r.event.depth
-            for r in self._room(room)
-            if not r.state and r.event.depth < depth
-        }
+    async def purge_bounds(self, db: object, room: str, ids: Sequence[str]) -> PurgeBounds:
+        positions = self.positions_txn(db, ids)
+        extremity = self.extremity(room)
+        if not positions or extremity is None:
+            return PurgeBounds(positions, extremity, {})
+        depth = max(d for d, _ in positions.values()) + 1
+        below = {r.event.event_id: r.event.depth
+                 for r in self._room(room) if not r.state and r.event.depth < depth}  # fmt: skip
+        return PurgeBounds(positions, extremity, below)
 
     async def purge_history(self, api: object, room: str, depth: int, stream: int) -> None:
         assert depth <= (self.extremity(room) or 0), "Synapse refuses to purge past the extremity"
@@ -146,20 +149,17 @@ class FakeExpunger:
         self.synapse.expunged.update(parse_item(c)[1] for c in done)
         return done
 
-    async def forget(self, event_ids: Sequence[str]) -> None:
-        self.synapse.expunged.difference_update(event_ids)
-
 
 @pytest.fixture
 def synapse(monkeypatch: pytest.MonkeyPatch) -> FakeSynapse:
     fake = FakeSynapse()
     for name in (
         "rooms_with_pending_events",
-        "max_extremity_depth",
-        "oldest_non_state_events",
-        "old_room_events",
-        "event_positions",
-        "non_state_events_below",
+        "max_extremity_depth_txn",
+        "oldest_non_state_events_txn",
+        "old_room_events_txn",
+        "positions_txn",
+        "purge_bounds",
         "purge_history",
         "rooms_changed_since",
         "stream_bounds",
@@ -294,6 +294,33 @@ async def test_a_purge_never_removes_an_event_outside_its_batch(synapse: FakeSyn
 
 
 @pytest_twisted.ensureDeferred
+async def test_r1_an_event_that_cannot_be_expunged_fails_alone(synapse: FakeSynapse) -> None:
+    """Expunges go in one transaction per batch; when it fails, the batch is retried one
+    event at a time, so that only the faulty event is reported failed (and retried later)."""
+    kept = [synapse.add("A", f"@u{i}:x", 1) for i in range(3)]  # a fork: no purge, expunges
+    bad = kept[1]
+    r = rule(synapse)
+    calls: list[int] = []
+    original = r._expunger.expunge
+
+    async def failing(rule_name: str, items: Sequence[Candidate]) -> list[Candidate]:
+        calls.append(len(items))
+        if any(parse_item(c)[1] == bad for c in items):
+            raise RuntimeError("cannot prune")
+        return await original(rule_name, items)
+
+    r._expunger.expunge = failing  # type: ignore[method-assign]
+    ctx = SweepContext(as_of_ms=AS_OF, dry_run=False, batch_size=10)
+    page = await r.find_candidates(ctx, HoldSet(), None)
+    assert sorted(ids(page.items, "expunge")) == sorted(kept)
+    outcome = await r.delete(ctx, page.items)
+    assert calls == [3, 1, 1, 1]
+    assert sorted(ids(list(outcome.deleted))) == sorted(set(kept) - {bad})
+    assert list(outcome.failed) == [f"expunge:{bad}"]
+    assert synapse.expunged == set(kept) - {bad}
+
+
+@pytest_twisted.ensureDeferred
 async def test_r1_a_fork_reached_late_in_a_batch_is_purged_in_the_next_one(
     synapse: FakeSynapse,
 ) -> None:
@@ -322,14 +349,14 @@ async def test_r1_a_page_reads_a_bounded_number_of_rows_that_are_not_due(
         synapse.add("A", "@alice:x", depth, ts=AS_OF - 12 * MONTH_MS, state=True)
     synapse.add("A", "@alice:x", 300, ts=FRESH, current=True)
     read: list[int] = []
-    original = synapse.old_room_events
+    original = synapse.old_room_events_txn
 
-    async def counting(*args: object) -> list[StoredEvent]:
-        rows = await original(*args)  # type: ignore[arg-type]
+    def counting(*args: object) -> list[StoredEvent]:
+        rows = original(*args)  # type: ignore[arg-type]
         read[-1] += len(rows)
         return rows
 
-    monkeypatch.setattr(messages.events, "old_room_events", counting)
+    monkeypatch.setattr(messages.events, "old_room_events_txn", counting)
     config = parse_config(
         {"retention": {"rules": [{"match": {"msgtype": "m.video"}, "lifetime": "6M"}]}}
     )
@@ -370,17 +397,17 @@ async def test_r1_after_a_finished_pass_only_rooms_that_changed_are_judged(
     synapse.add("!b", "@u", 3, ts=FRESH)
     visited: list[str] = []
     full: list[int] = []
-    original, listing = synapse.max_extremity_depth, synapse.rooms_with_pending_events
+    original, listing = synapse.max_extremity_depth_txn, synapse.rooms_with_pending_events
 
-    async def visiting(db: object, room: str) -> int | None:
+    def visiting(cur: object, room: str) -> int | None:
         visited.append(room)
-        return await original(db, room)
+        return original(cur, room)
 
     async def listing_all(db: object, before: int, after_room: str, limit: int) -> list[str]:
         full.append(before)
         return await listing(db, before, after_room, limit)
 
-    monkeypatch.setattr(messages.events, "max_extremity_depth", visiting)
+    monkeypatch.setattr(messages.events, "max_extremity_depth_txn", visiting)
     monkeypatch.setattr(messages.events, "rooms_with_pending_events", listing_all)
     r = rule(synapse)
 
@@ -404,3 +431,40 @@ async def test_r1_after_a_finished_pass_only_rooms_that_changed_are_judged(
     assert not full
     await sweep(AS_OF + 3 * DAY_MS + 1)
     assert full  # the mark is more than a day old
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_r13_each_page_is_found_ahead_while_the_last_one_is_deleted(
+    synapse: FakeSynapse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real sweep finds each page once, right after handing over the previous one (before
+    it is deleted), and deletes exactly what a dry run counts; a page asked for with other
+    holds than it was found with is found again."""
+    w = world(synapse)
+    forecast, _ = await run(synapse, HOLDS, dry_run=True)
+    r = rule(synapse)
+    found: list[str | None] = []
+    original = r._page
+
+    async def counting(ctx: SweepContext, holds: HoldSet, cursor: str | None) -> object:
+        found.append(cursor)
+        return await original(ctx, holds, cursor)
+
+    monkeypatch.setattr(r, "_page", counting)
+    seen, deleted = await run(synapse, HOLDS, dry_run=False, r=r)
+    assert ids(seen) == ids(forecast)
+    assert len(found) == len(set(found)) == len(seen) // 3 + 1
+    eligible = [c for c in forecast if not HOLDS.covers(c.user_id, c.room_id)]
+    assert sorted(ids(deleted)) == sorted(ids(eligible))
+    assert not set(w["purge"]) & set(synapse.rows)
+
+    ctx = SweepContext(as_of_ms=AS_OF, dry_run=False, batch_size=1)
+    for depth in (20, 21, 22):
+        synapse.add("A", "@alice:x", depth)
+    found.clear()
+    page = await r.find_candidates(ctx, HoldSet(), None)
+    assert ids(page.items, "purge") and found == [None, page.next_cursor]  # the next, ahead
+    held = HoldSet(user_ids=frozenset({"@alice:x", "@bob:x"}))
+    again = await r.find_candidates(ctx, held, page.next_cursor)
+    assert found[:3] == [None, page.next_cursor, page.next_cursor]  # found again
+    assert not ids(again.items, "purge")

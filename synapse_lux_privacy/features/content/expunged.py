@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from synapse.module_api import ModuleApi
 
-from synapse_lux_privacy.db import Cursor, DbRunner, chunks, placeholders
+from synapse_lux_privacy.db import CHUNK, Cursor, DbRunner, chunks, placeholders
 from synapse_lux_privacy.sweep.rule import Candidate
 from synapse_lux_privacy.synapse_adapter import events
 
@@ -49,27 +49,31 @@ class Expunger:
         self._db = db
 
     async def expunge(self, rule: str, items: Sequence[Candidate]) -> list[Candidate]:
-        """Expunge these events; return those that were still there to expunge."""
-        done: list[Candidate] = []
-        for item in items:
-            _, event_id = parse_item(item)
-            if await events.expunge_event(self._api, event_id):
-                await self._db(
-                    "lux_privacy_record_expunged",
-                    _record,
-                    event_id,
-                    item.room_id or "",
-                    rule,
-                    self._api.get_current_time_msec(),
-                )
-                done.append(item)
+        """Expunge these events; return those that were still there to expunge.
+
+        The whole batch in one transaction, then one record of what was done: a
+        failure stops (and rolls back) the whole batch."""
+        by_event = {parse_item(item)[1]: item for item in items}
+        if not by_event:
+            return []
+        done = [by_event[e] for e in await events.expunge_events(self._api, list(by_event))]
+        if done:
+            now_ms = self._api.get_current_time_msec()
+            rows = [(parse_item(c)[1], c.room_id or "", rule, now_ms) for c in done]
+            await self._db("lux_privacy_record_expunged", _record, rows)
         return done
 
     async def expunge_each(
         self, rule: str, items: Sequence[Candidate]
     ) -> tuple[list[Candidate], dict[str, str]]:
-        """Expunge these events one by one, for rules that isolate failures: those
-        still there to expunge, and the ones that failed (item ID -> error class)."""
+        """Expunge these events for a rule that isolates failures: the whole batch at
+        once, and if that fails (rolled back as a whole), one event at a time, so that
+        an event Synapse cannot expunge is the only failure. Those still there to
+        expunge, and the ones that failed (item ID -> error class)."""
+        try:
+            return await self.expunge(rule, items), {}
+        except Exception:
+            logger.warning("lux_privacy: expunging a batch failed; one event at a time")
         done: list[Candidate] = []
         failed: dict[str, str] = {}
         for item in items:
@@ -80,21 +84,20 @@ class Expunger:
                 failed[item.item_id] = type(error).__name__
         return done, failed
 
-    async def forget(self, event_ids: Sequence[str]) -> None:
-        """Drop the records of events that no longer exist (purged)."""
-        if event_ids:
-            await self._db("lux_privacy_forget_expunged", _forget, event_ids)
+
+def _record(cur: Cursor, rows: Sequence[tuple[str, str, str, int]]) -> None:
+    for start in range(0, len(rows), CHUNK // 4):
+        part = rows[start : start + CHUNK // 4]
+        cur.execute(
+            "INSERT INTO lux_privacy_expunged (event_id, room_id, rule, expunged_ts) VALUES "
+            + ", ".join("(?, ?, ?, ?)" for _ in part)
+            + " ON CONFLICT (event_id) DO NOTHING",
+            tuple(value for row in part for value in row),
+        )
 
 
-def _record(cur: Cursor, event_id: str, room_id: str, rule: str, now_ms: int) -> None:
-    cur.execute(
-        "INSERT INTO lux_privacy_expunged (event_id, room_id, rule, expunged_ts)"
-        " VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-        (event_id, room_id, rule, now_ms),
-    )
-
-
-def _forget(cur: Cursor, event_ids: Sequence[str]) -> None:
+def forget_txn(cur: Cursor, event_ids: Sequence[str]) -> None:
+    """Drop the records of events that no longer exist (purged)."""
     for part in chunks(event_ids):
         cur.execute(
             f"DELETE FROM lux_privacy_expunged WHERE event_id IN ({placeholders(part)})",

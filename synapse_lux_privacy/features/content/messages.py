@@ -19,6 +19,9 @@ A pass that runs to its end leaves a mark (``scan_marks.py``): the next pass onl
 visits the rooms where something may have changed since, so that a sweep with nothing
 due costs the same however much history is kept.
 
+Each room's scan is one transaction, and the next page is found while the last one is
+deleted (``lookahead.py``): the sweep's round trips to the database overlap.
+
 Local and remote senders are treated alike (R6). Candidates carry the sender and
 the room, so the orchestrator drops what a hold covers; a purge is re-checked
 against the batch it was given and never removes an event outside it.
@@ -31,9 +34,16 @@ from collections.abc import Sequence
 import attrs
 from synapse.module_api import ModuleApi
 
-from synapse_lux_privacy.db import DbRunner, Dialect
+from synapse_lux_privacy.db import Cursor, DbRunner, Dialect
 from synapse_lux_privacy.features.content import cursor, scan_marks
-from synapse_lux_privacy.features.content.expunged import EXPUNGE, Expunger, item_id, parse_item
+from synapse_lux_privacy.features.content.expunged import (
+    EXPUNGE,
+    Expunger,
+    forget_txn,
+    item_id,
+    parse_item,
+)
+from synapse_lux_privacy.features.content.lookahead import Lookahead
 from synapse_lux_privacy.features.content.planning import plan_prefix
 from synapse_lux_privacy.features.content.policy import ContentPolicy, sent_before
 from synapse_lux_privacy.store.holds import HoldSet
@@ -46,14 +56,19 @@ logger = logging.getLogger(__name__)
 PURGE = "purge"
 
 # Rooms of one batch purged at the same time. Each purge is its own transaction under
-# its room's purge lock; a few at once overlap their database round trips, as Synapse's
-# own retention jobs do (those run every room at once).
-PURGE_CONCURRENCY = 4
+# its room's purge lock, preceded and followed by a few short ones (the lock, the state
+# groups it leaves): ten at once keep the database pool busy while each waits for its
+# round trips, as Synapse's own retention jobs do (those start every room at once). On
+# this machine, 4 at once took 2.4 times as long (benchmarks/README.md, issue 14).
+PURGE_CONCURRENCY = 10
 
 # Rows one page may read past without finding them due (old state that must stay,
 # events under another lifetime), in batches: a page's cost stays bounded however much
 # history is kept; the cursor resumes the scan where the page stopped.
 SCAN_ROWS_PER_PAGE = 10
+
+# The job of a batch's expunges, among its rooms' purges (no room ID is empty).
+_EXPUNGES = ""
 
 # The steps of one room's scan, in order.
 WALK, NON_STATE, OLD_STATE, DONE = "walk", "non_state", "old_state", "done"
@@ -112,10 +127,30 @@ class MessagesRule:
         self._policy = policy
         self._expunger = expunger
         self._marks = scan_marks.ScanMarks(db, self.name)
+        self._ahead: Lookahead[tuple[SweepContext, HoldSet, str], CandidatePage] = Lookahead()
 
     async def find_candidates(
         self, ctx: SweepContext, holds: HoldSet, cursor: str | None
     ) -> CandidatePage:
+        """The page after ``cursor``; in a real sweep, the next one is started at once
+        (``lookahead.py``), so that it is found while the orchestrator deletes this one.
+
+        The next page lies after this page's cursor: rooms after it, or the rest of its
+        last room past the last event taken, which deleting this page leaves as it was.
+        Taken only for the same sweep context, holds and cursor."""
+        if cursor is None:
+            self._ahead.drop()
+            page = await self._page(ctx, holds, cursor)
+        else:
+            page = await self._ahead.take(
+                (ctx, holds, cursor), lambda: self._page(ctx, holds, cursor)
+            )
+        following = page.next_cursor
+        if following is not None and not ctx.dry_run:
+            self._ahead.start((ctx, holds, following), lambda: self._page(ctx, holds, following))
+        return page
+
+    async def _page(self, ctx: SweepContext, holds: HoldSet, cursor: str | None) -> CandidatePage:
         items: list[Candidate] = []
         budget = _Budget(SCAN_ROWS_PER_PAGE * ctx.batch_size)
         scan = RoomScan.decode(cursor)
@@ -182,34 +217,69 @@ class MessagesRule:
         budget: "_Budget",
     ) -> RoomScan:
         """Add the room's candidates to ``items`` until the batch is full or the page's
-        budget of rows is spent; where it stopped."""
-        if scan.step == WALK:
-            scan = await self._walk(ctx, holds, scan, items)
-        while (
-            scan.step in (NON_STATE, OLD_STATE)
-            and len(items) < ctx.batch_size
-            and budget.rows_left > 0
-        ):
-            scan = await self._old_events(ctx, scan, items, budget)
+        budget of rows is spent; where it stopped.
+
+        The room's steps run in one transaction: one round trip per room, whatever the
+        number of queries (the page's scan is sequential, so round trips add up)."""
+        scan, found, rows_read = await self._db(
+            "lux_privacy_scan_room",
+            self._scan_room_txn,
+            ctx,
+            holds,
+            scan,
+            ctx.batch_size - len(items),
+            not items,
+            budget.rows_left,
+        )
+        items.extend(found)
+        budget.rows_left -= rows_read
         return scan
 
-    async def _walk(
-        self, ctx: SweepContext, holds: HoldSet, scan: RoomScan, items: list[Candidate]
+    def _scan_room_txn(
+        self,
+        cur: Cursor,
+        ctx: SweepContext,
+        holds: HoldSet,
+        scan: RoomScan,
+        room_left: int,
+        whole_batch: bool,
+        rows_left: int,
+    ) -> tuple[RoomScan, list[Candidate], int]:
+        """``_scan_room`` in a transaction: (where it stopped, the room's candidates, rows
+        read). Pure apart from its reads, so a retried transaction does the same."""
+        items: list[Candidate] = []
+        budget = _Budget(rows_left)
+        if scan.step == WALK:
+            scan = self._walk(cur, ctx, holds, scan, items, room_left, whole_batch)
+        while (
+            scan.step in (NON_STATE, OLD_STATE) and len(items) < room_left and budget.rows_left > 0
+        ):
+            scan = self._old_events(cur, ctx, scan, items, room_left, budget)
+        return scan, items, rows_left - budget.rows_left
+
+    def _walk(
+        self,
+        cur: Cursor,
+        ctx: SweepContext,
+        holds: HoldSet,
+        scan: RoomScan,
+        items: list[Candidate],
+        cap: int,
+        whole_batch: bool,
     ) -> RoomScan:
         """Step 1: the purgeable prefix of the room's history."""
-        extremity = await events.max_extremity_depth(self._db, scan.room_id)
+        extremity = events.max_extremity_depth_txn(cur, scan.room_id)
         if scan.room_id in holds.room_ids or extremity is None:
             return RoomScan(scan.room_id, NON_STATE)
-        cap = ctx.batch_size - len(items)
-        oldest = await events.oldest_non_state_events(
-            self._db, self._dialect, scan.room_id, scan.after, cap + 1
+        oldest = events.oldest_non_state_events_txn(
+            cur, self._dialect, scan.room_id, scan.after, cap + 1
         )
         plan = plan_prefix(
             oldest,
             cap,
             extremity,
             lambda e: e.sender in holds.user_ids or not self._row_due(e, ctx),
-            whole_batch=not items,
+            whole_batch=whole_batch,
         )
         items.extend(event_candidate(PURGE, e) for e in plan.prefix)
         if plan.floor is None:
@@ -218,14 +288,20 @@ class MessagesRule:
             return scan if not plan.prefix else attrs.evolve(scan, after=plan.prefix[-1].position)
         return RoomScan(scan.room_id, NON_STATE, plan.floor)
 
-    async def _old_events(
-        self, ctx: SweepContext, scan: RoomScan, items: list[Candidate], budget: "_Budget"
+    def _old_events(
+        self,
+        cur: Cursor,
+        ctx: SweepContext,
+        scan: RoomScan,
+        items: list[Candidate],
+        cap: int,
+        budget: "_Budget",
     ) -> RoomScan:
         """Steps 2 and 3: due events the purge keeps, to expunge."""
         state = scan.step == OLD_STATE
         while True:
-            rows = await events.old_room_events(
-                self._db,
+            rows = events.old_room_events_txn(
+                cur,
                 self._dialect,
                 scan.room_id,
                 state,
@@ -237,7 +313,7 @@ class MessagesRule:
             for event in rows:
                 if self._row_due(event, ctx):
                     items.append(event_candidate(EXPUNGE, event))
-                    if len(items) >= ctx.batch_size:
+                    if len(items) >= cap:
                         return attrs.evolve(scan, after=event.position)
             budget.rows_left -= len(rows)
             if len(rows) < ctx.batch_size:
@@ -260,44 +336,62 @@ class MessagesRule:
                 expunges.append(item)
         deleted: list[Candidate] = []
         failed: dict[str, str] = {}
+        purged: list[Candidate] = []  # of the rooms Synapse purged: checked afterwards
 
         async def purge(room_id: str) -> None:
             batch = purges[room_id]
             try:
-                deleted.extend(await self._purge(room_id, batch))
+                purged.extend(await self._purge(room_id, batch))
             except Exception as error:
                 # One room Synapse cannot purge must not hold up every other room: its
                 # items are failures, retried at a later sweep.
                 logger.exception("lux_privacy: purge of %s failed; continuing", room_id)
                 failed.update((c.item_id, type(error).__name__) for c in batch)
 
-        await events.concurrently(purge, sorted(purges), PURGE_CONCURRENCY)
-        for item in expunges:
-            try:
-                deleted.extend(await self._expunger.expunge(self.name, [item]))
-            except Exception as error:
-                logger.exception("lux_privacy: expunging %s failed; continuing", item.item_id)
-                failed[item.item_id] = type(error).__name__
+        async def expunge() -> None:
+            done, errors = await self._expunger.expunge_each(self.name, expunges)
+            deleted.extend(done)
+            failed.update(errors)
+
+        async def job(key: str) -> None:
+            await (expunge() if key == _EXPUNGES else purge(key))
+
+        # The expunges touch only rows the purges keep (events at or above each room's
+        # purge floor, old state): they run beside the purges, as one more job.
+        jobs = [*([_EXPUNGES] if expunges else []), *sorted(purges)]
+        await events.concurrently(job, jobs, PURGE_CONCURRENCY)
+        if purged:
+            by_event = {parse_item(c)[1]: c for c in purged}
+            gone = await self._db("lux_privacy_purged", _purged_txn, list(by_event))
+            deleted.extend(by_event[event_id] for event_id in gone)
         return DeleteOutcome(deleted=deleted, failed=failed)
 
     async def _purge(self, room_id: str, batch: Sequence[Candidate]) -> list[Candidate]:
-        """Purge the room up to this batch, never past an event outside it.
+        """Purge the room up to this batch, never past an event outside it; the items of
+        the batch still stored before, which the caller checks (for the whole batch in one
+        transaction) to report those that are gone.
 
         Raises when Synapse's purge fails; what it did purge before failing is
         still reported by the next sweep's candidates (those events are gone)."""
         by_event = {parse_item(c)[1]: c for c in batch}
-        before = await events.event_positions(self._db, list(by_event))
-        extremity = await events.max_extremity_depth(self._db, room_id)
+        bounds = await events.purge_bounds(self._db, room_id, list(by_event))
+        before, extremity = bounds.positions, bounds.extremity
         if not before or extremity is None:
             return []
         point = max(depth for depth, _ in before.values()) + 1
-        below = await events.non_state_events_below(self._db, room_id, point)
-        outside = [depth for event_id, depth in below.items() if event_id not in by_event]
+        outside = [depth for event_id, depth in bounds.below.items() if event_id not in by_event]
         point = min([point, extremity, *outside])
         if point > min(depth for depth, _ in before.values()):
             stream = max(stream for _, stream in before.values())
             await events.purge_history(self._api, room_id, point, stream)
-        after = await events.event_positions(self._db, list(before))
-        gone = [event_id for event_id in before if event_id not in after]
-        await self._expunger.forget(gone)
-        return [by_event[event_id] for event_id in gone]
+        return [by_event[event_id] for event_id in before]
+
+
+def _purged_txn(cur: Cursor, event_ids: Sequence[str]) -> list[str]:
+    """Which of these events are gone after a purge; the records of those that had been
+    expunged go with them (one transaction)."""
+    stored = events.positions_txn(cur, event_ids)
+    gone = [event_id for event_id in event_ids if event_id not in stored]
+    if gone:
+        forget_txn(cur, gone)
+    return gone
