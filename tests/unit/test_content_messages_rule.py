@@ -14,7 +14,7 @@ import pytest_twisted
 
 from synapse_lux_privacy.config import parse_config
 from synapse_lux_privacy.features.content import ContentFeature, messages
-from synapse_lux_privacy.features.content.expunged import parse_item
+from synapse_lux_privacy.features.content.expunged import Expunger, parse_item
 from synapse_lux_privacy.features.content.messages import MessagesRule
 from synapse_lux_privacy.features.content.policy import ContentPolicy
 from synapse_lux_privacy.store.holds import HoldSet
@@ -140,7 +140,9 @@ class FakeSynapse:
         self.purges.append((room, depth, len(gone)))
 
 
-class FakeExpunger:
+class FakeExpunger(Expunger):
+    """Synapse's expiry faked; the real ``expunge_each`` (batch, then one at a time)."""
+
     def __init__(self, synapse: FakeSynapse) -> None:
         self.synapse = synapse
 
