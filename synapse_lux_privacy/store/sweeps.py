@@ -124,13 +124,16 @@ class SweepRunStore:
                 " WHERE sweep_id = ?",
                 (now_ms, current_rule, json.dumps(report), sweep_id),
             )
-            cur.execute(
-                "SELECT cancel_requested FROM lux_privacy_sweeps WHERE sweep_id = ?", (sweep_id,)
-            )
-            row = cur.fetchone()
-            return row is not None and bool(row[0])
+            return _cancel_requested_txn(cur, sweep_id)
 
         return await self._run("lux_privacy_sweep_progress", txn)
+
+    async def cancel_requested(self, sweep_id: str) -> bool:
+        """Whether a cancellation of this sweep was requested (from any process)."""
+
+        return await self._run(
+            "lux_privacy_sweep_cancel_requested", _cancel_requested_txn, sweep_id
+        )
 
     async def finish(self, sweep_id: str, now_ms: int, status: str, report: dict[str, Any]) -> None:
         def txn(cur: Cursor) -> None:
@@ -195,3 +198,9 @@ class SweepRunStore:
             return None if row is None or row[0] is None else int(row[0])
 
         return await self._run("lux_privacy_last_sweep", txn)
+
+
+def _cancel_requested_txn(cur: Cursor, sweep_id: str) -> bool:
+    cur.execute("SELECT cancel_requested FROM lux_privacy_sweeps WHERE sweep_id = ?", (sweep_id,))
+    row = cur.fetchone()
+    return row is not None and bool(row[0])

@@ -81,6 +81,13 @@ ALREADY_GONE = "already_gone"
 DRY_RUN = "dry_run"
 RETRY_BACKOFF = "retry_backoff"
 FAILED_EARLIER = "failed_earlier_in_sweep"
+# Items of a batch left untried because the sweep was cancelled or lost its lease
+# while the batch went item by item.
+SWEEP_STOPPED = "sweep_stopped"
+# How often a batch deleted item by item looks whether its sweep must stop: a batch of
+# slow items (an account's deletion takes about a second) would otherwise hold a
+# cancellation for minutes.
+STOP_CHECK_S = 1.0
 
 Spawn = Callable[[Callable[[], Awaitable[None]]], object]
 Sleep = Callable[[float], Awaitable[None]]
@@ -352,7 +359,7 @@ class SweepOrchestrator:
         if getattr(rule, "isolates_failures", False):
             outcome = await _delete(rule, ctx, batch)
         else:
-            outcome = _merge([await _delete(rule, ctx, [item]) for item in batch])
+            outcome = await self._delete_each(rule, ctx, sweep, batch)
         deleted = {c.item_id: c for c in outcome.deleted}
         done = list(deleted.values())
         failed: dict[Candidate, str] = {}
@@ -363,8 +370,10 @@ class SweepOrchestrator:
             elif item.item_id in outcome.failed:
                 failed[item] = outcome.failed[item.item_id]
             else:
-                result.skip(outcome.skipped.get(item.item_id, ALREADY_GONE))
-                cleared.append(item.item_id)
+                reason = outcome.skipped.get(item.item_id, ALREADY_GONE)
+                result.skip(reason)
+                if reason != SWEEP_STOPPED:  # untried: any failure record stays
+                    cleared.append(item.item_id)
         result.deleted += len(done)
         result.bytes += sum(c.size_bytes for c in done)
         result.errors += len(failed)
@@ -378,6 +387,23 @@ class SweepOrchestrator:
             sum(c.size_bytes for c in done)
         )
         metrics.item_failures_total.labels(self._server_name, rule.name).inc(len(failed))
+
+    async def _delete_each(
+        self, rule: Rule, ctx: SweepContext, sweep: StartedSweep, batch: Sequence[Candidate]
+    ) -> DeleteOutcome:
+        """One item at a time; at most every ``STOP_CHECK_S``, stop if the sweep was
+        cancelled or lost its lease, leaving the rest of the batch untried (skipped)."""
+        outcomes: list[DeleteOutcome] = []
+        checked = time.monotonic()
+        for position, item in enumerate(batch):
+            if time.monotonic() - checked >= STOP_CHECK_S:
+                checked = time.monotonic()
+                if sweep.keeper.lost or await self._runs.cancel_requested(sweep.sweep_id):
+                    untried = {c.item_id: SWEEP_STOPPED for c in batch[position:]}
+                    outcomes.append(DeleteOutcome(skipped=untried))
+                    break
+            outcomes.append(await _delete(rule, ctx, [item]))
+        return _merge(outcomes)
 
     async def _prune_records(self, sweep: StartedSweep) -> None:
         """Accountability records past ``audit.retention`` go (they name users)."""

@@ -18,6 +18,7 @@ from synapse_lux_privacy.store.failures import HOUR_MS, FailureStore
 from synapse_lux_privacy.store.holds import HoldSet, HoldStore
 from synapse_lux_privacy.store.schema import apply_migrations
 from synapse_lux_privacy.store.sweeps import SweepRunStore
+from synapse_lux_privacy.sweep import orchestrator
 from synapse_lux_privacy.sweep.orchestrator import SweepAlreadyRunning
 from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, DeleteOutcome, SweepContext
 from tests.unit.orchestrators import MONTH, assert_balanced, build, drive, twisted_sleep
@@ -181,6 +182,44 @@ async def test_r13_a_cancelled_sweep_stops_after_its_batch(db: SqliteRunner) -> 
     assert record.report is not None
     assert record.report["results"]["attachments"]["deleted"] == 10
     assert db.query("SELECT COUNT(*) FROM lux_privacy_lock") == [(0,)]
+
+
+class CancelledMidBatch(ItemsRule):
+    """Each item deletion asks for the sweep's cancellation once three items are gone."""
+
+    def __init__(self, db: SqliteRunner, sweep_id: str) -> None:
+        super().__init__(db)
+        self.sweep_id = sweep_id
+
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
+        outcome = await super().delete(ctx, items)
+        if len(left(self.db)) == 27:
+            await SweepRunStore(self.db).request_cancel(self.sweep_id)
+        return outcome
+
+
+@pytest_twisted.ensureDeferred
+async def test_r13_a_cancellation_stops_a_batch_of_slow_items_half_way(
+    db: SqliteRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule deleted item by item (accounts: about a second each) looks for a cancellation
+    between items (every ``STOP_CHECK_S``, here at every item): the rest of the batch is
+    left untried and counted as skipped ``sweep_stopped``, their failure records kept."""
+    monkeypatch.setattr(orchestrator, "STOP_CHECK_S", 0.0)
+    add(db, 30)
+    placeholder = ItemsRule(db)
+    sweep = build(db, {placeholder.name: placeholder}, Clock())
+    started = await sweep.start(None, dry_run=False)
+    rule = CancelledMidBatch(db, started.sweep_id)
+    sweep.register({rule.name: rule})
+    report = await sweep.execute(started)
+    result = report.results["attachments"]
+    assert report.status == "cancelled"
+    assert len(left(db)) == 27
+    assert (result.candidates, result.deleted) == (10, 3)
+    assert result.skipped_reasons == {"sweep_stopped": 7}
+    assert_balanced(report)
+    assert db.query("SELECT SUM(count) FROM lux_privacy_audit WHERE rule = 'attachments'") == [(3,)]
 
 
 @pytest_twisted.ensureDeferred
