@@ -78,24 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _add_server_arguments(sweep)
     sweep.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
-    sweep.add_argument(
-        "--as-of",
-        type=_argument(parse_as_of),
-        metavar="TIME",
-        help="evaluate the rules as if it were this time: milliseconds since the epoch or"
-        " an ISO 8601 date/time (UTC unless given)",
-    )
-    sweep.add_argument(
-        "--rules", type=_argument(parse_rules), metavar="A,B", help="only these rules"
-    )
+    _add_sweep_arguments(sweep)
     sweep.add_argument("--json", action="store_true", help="print only the final JSON record")
-    sweep.add_argument(
-        "--interval",
-        type=_argument(parse_interval),
-        default=1.0,
-        metavar="SECONDS",
-        help="polling interval (default 1)",
-    )
     estimate = commands.add_parser(
         "estimate",
         help="estimate how long a sweep of the server's backlog takes, from a dry run and"
@@ -106,12 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         " status: 0 estimated; 2 the server refused or could not be reached; 130 Ctrl-C.",
     )
     _add_server_arguments(estimate)
-    estimate.add_argument(
-        "--as-of", type=_argument(parse_as_of), metavar="TIME", help="as for sweep"
-    )
-    estimate.add_argument(
-        "--rules", type=_argument(parse_rules), metavar="A,B", help="only these rules"
-    )
+    _add_sweep_arguments(estimate)
     estimate.add_argument(
         "--sample-seconds",
         type=_argument(parse_sample_seconds),
@@ -128,13 +107,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also give the time for a backlog FACTOR times larger (repeatable)",
     )
     estimate.add_argument("--json", action="store_true", help="print the estimate as JSON")
-    estimate.add_argument(
-        "--interval",
-        type=_argument(parse_interval),
-        default=1.0,
-        metavar="SECONDS",
-        help="polling interval (default 1)",
-    )
     report = commands.add_parser(
         "report",
         help="print what the server holds about a user and when it goes (R14)",
@@ -161,6 +133,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         estimator = EstimateCommand(client, Console(), interval_s=args.interval)
         return estimator.run(args.as_of, args.rules, args.sample_seconds, args.project, args.json)
     return report_command.run(client, args.user_id, args.json)
+
+
+def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the commands that run sweeps take: the time, the rules, the polling interval."""
+    parser.add_argument(
+        "--as-of",
+        type=_argument(parse_as_of),
+        metavar="TIME",
+        help="evaluate the rules as if it were this time: milliseconds since the epoch or"
+        " an ISO 8601 date/time (UTC unless given)",
+    )
+    parser.add_argument(
+        "--rules", type=_argument(parse_rules), metavar="A,B", help="only these rules"
+    )
+    parser.add_argument(
+        "--interval",
+        type=_argument(parse_interval),
+        default=1.0,
+        metavar="SECONDS",
+        help="polling interval (default 1)",
+    )
 
 
 def _add_server_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,23 +14,17 @@ not be reached; 130 Ctrl-C (the running sample is asked to stop).
 
 import json
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from rich.console import Console
 from rich.table import Table
 
 from synapse_lux_privacy.admin_cli import formatting, sweep_view
 from synapse_lux_privacy.admin_cli.backlog import BacklogEstimate, RuleForecast, worth_sampling
 from synapse_lux_privacy.admin_cli.client import AdminApiError
-from synapse_lux_privacy.admin_cli.sweep_command import (
-    EXIT_API_ERROR,
-    EXIT_COMPLETED,
-    EXIT_CTRL_C,
-    Client,
-)
+from synapse_lux_privacy.admin_cli.polling import PollingCommand
+from synapse_lux_privacy.admin_cli.sweep_command import EXIT_API_ERROR, EXIT_COMPLETED, EXIT_CTRL_C
 from synapse_lux_privacy.sweep.rule import RULE_NAMES
 
 
@@ -58,23 +52,10 @@ def parse_factor(value: str) -> float:
     return number
 
 
-class EstimateCommand:
-    """One run of the command; ``sleep`` and ``clock`` are injectable for tests."""
+class EstimateCommand(PollingCommand):
+    """One run of the command."""
 
-    def __init__(
-        self,
-        client: Client,
-        console: Console,
-        interval_s: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._client = client
-        self._console = console
-        self._interval_s = interval_s
-        self._sleep = sleep
-        self._clock = clock
-        self._running: str | None = None
+    _running: str | None = None
 
     def run(
         self,
@@ -127,16 +108,17 @@ class EstimateCommand:
         sweep_id = str(self._client.call("POST", "/sweeps", body)["sweep_id"])
         self._running = sweep_id
         path = f"/sweeps/{quote(sweep_id, safe='')}"
-        asked = False
-        while True:
-            record: dict[str, Any] = self._client.call("GET", path)
-            if record.get("status") in sweep_view.FINAL_STATUSES:
-                self._running = None
-                return record
-            if stop_at is not None and not asked and self._clock() >= stop_at:
+        asked: list[bool] = []
+
+        def stop_when_due(record: dict[str, Any]) -> None:
+            running = record.get("status") not in sweep_view.FINAL_STATUSES
+            if running and stop_at is not None and not asked and self._clock() >= stop_at:
                 self._client.call("DELETE", path)
-                asked = True
-            self._sleep(self._interval_s)
+                asked.append(True)
+
+        record = self._wait(path, stop_when_due)
+        self._running = None
+        return record
 
     def _cancel_running(self) -> int:
         if self._running is not None:

@@ -12,27 +12,22 @@ Exit status: 0 the sweep completed; 1 it ended ``completed_with_errors``,
 
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
-from rich.console import Console
 from rich.live import Live
 
 from synapse_lux_privacy.admin_cli import sweep_view
 from synapse_lux_privacy.admin_cli.client import AdminApiError
+from synapse_lux_privacy.admin_cli.polling import PollingCommand
 from synapse_lux_privacy.sweep.rule import RULE_NAMES
 
 EXIT_COMPLETED = 0
 EXIT_NOT_COMPLETED = 1
 EXIT_API_ERROR = 2
 EXIT_CTRL_C = 130
-
-
-class Client(Protocol):
-    def call(self, method: str, path: str, body: Any = None) -> Any: ...
 
 
 def parse_as_of(value: str) -> int:
@@ -74,22 +69,8 @@ def parse_interval(value: str) -> float:
     return seconds
 
 
-class SweepCommand:
-    """One run of the command; ``sleep`` and ``clock`` are injectable for tests."""
-
-    def __init__(
-        self,
-        client: Client,
-        console: Console,
-        interval_s: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._client = client
-        self._console = console
-        self._interval_s = interval_s
-        self._sleep = sleep
-        self._clock = clock
+class SweepCommand(PollingCommand):
+    """One run of the command."""
 
     def run(
         self, dry_run: bool, as_of: int | None, rules: Sequence[str] | None, as_json: bool
@@ -126,15 +107,6 @@ class SweepCommand:
                 self._say(line)
         succeeded = sweep_view.FINAL_STATUSES.get(str(final.get("status")), False)
         return EXIT_COMPLETED if succeeded else EXIT_NOT_COMPLETED
-
-    def _wait(self, path: str, show: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        """Poll until the sweep has ended; its final record."""
-        while True:
-            sweep: dict[str, Any] = self._client.call("GET", path)
-            show(sweep)
-            if sweep.get("status") in sweep_view.FINAL_STATUSES:
-                return sweep
-            self._sleep(self._interval_s)
 
     def _line_printer(self) -> Callable[[dict[str, Any]], None]:
         """Print a progress line whenever the counts, rule or status change."""
