@@ -5,7 +5,8 @@ way the integration tests do, spreading them evenly so that the oldest half of e
 kind is past its default limit (``retention.*``, ``sessions.*``, ``logs.*``):
 
 - events (``events.origin_server_ts`` and ``received_ts``): over 48 months, in send
-  order (stream ordering), so half the messages are past 24 months (R1);
+  order (stream ordering), so half the messages are past 24 months (R1); a copy of a
+  room (``clone.py``) is dated as its original, event for event;
 - uploads (``local_media_repository.created_ts``): over 24 months, in upload order,
   half past 12 months (R2); ``last_access_ts`` is set to now: every file was viewed
   lately, the case Synapse's own ``media_retention`` (by last access) never deletes;
@@ -23,6 +24,7 @@ caches rows) and only on benchmark data.
 
 from __future__ import annotations
 
+from benchmarks.dataset.clone import original_stream
 from benchmarks.dataset.spec import Manifest
 from synapse_lux_privacy.units import MONTH_MS
 from tests.harness import Database
@@ -47,7 +49,10 @@ def spread(db: Database, table: str, column: str, order: str, oldest: int, span:
 
 def age(db: Database, manifest: Manifest, now_ms: int) -> None:
     """Backdate the dataset as of ``now_ms`` (see the module docstring)."""
-    spread(db, "events", "received_ts", "stream_ordering", now_ms - EVENT_SPAN_MS, EVENT_SPAN_MS)
+    order = "stream_ordering"
+    if manifest.spec.clone_rooms:
+        order = original_stream(order, manifest.spec.clone_rooms, manifest.base_stream)
+    spread(db, "events", "received_ts", order, now_ms - EVENT_SPAN_MS, EVENT_SPAN_MS)
     db.execute("UPDATE events SET origin_server_ts = received_ts")
     spread(
         db,
