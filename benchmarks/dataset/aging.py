@@ -35,16 +35,23 @@ ACTIVITY_SPAN_MS = 24 * MONTH_MS
 REGISTERED_AGO_MS = 36 * MONTH_MS
 
 
-def spread(db: Database, table: str, column: str, order: str, oldest: int, span: int) -> None:
-    """Set ``column`` from ``oldest`` to ``oldest + span``, linear in ``order``."""
+def spread(
+    db: Database,
+    table: str,
+    columns: tuple[str, ...],
+    order: str,
+    oldest: int,
+    span: int,
+) -> None:
+    """Set ``columns`` from ``oldest`` to ``oldest + span``, linear in ``order`` (one
+    UPDATE, however many columns)."""
     row = db.query_one(f"SELECT MIN({order}), MAX({order}) FROM {table}")
     if row is None or row[0] is None:
         return
     low, high = int(row[0]), int(row[1])
     width = max(high - low, 1)
-    db.execute(
-        f"UPDATE {table} SET {column} = ? + ({order} - ?) * ? / ?", (oldest, low, span, width)
-    )
+    value = f"{int(oldest)} + ({order} - {low}) * {int(span)} / {width}"
+    db.execute(f"UPDATE {table} SET " + ", ".join(f"{c} = {value}" for c in columns))
 
 
 def age(db: Database, manifest: Manifest, now_ms: int) -> None:
@@ -52,12 +59,12 @@ def age(db: Database, manifest: Manifest, now_ms: int) -> None:
     order = "stream_ordering"
     if manifest.spec.clone_rooms:
         order = original_stream(order, manifest.spec.clone_rooms, manifest.base_stream)
-    spread(db, "events", "received_ts", order, now_ms - EVENT_SPAN_MS, EVENT_SPAN_MS)
-    db.execute("UPDATE events SET origin_server_ts = received_ts")
+    columns = ("received_ts", "origin_server_ts")
+    spread(db, "events", columns, order, now_ms - EVENT_SPAN_MS, EVENT_SPAN_MS)
     spread(
         db,
         "local_media_repository",
-        "created_ts",
+        ("created_ts",),
         "created_ts",
         now_ms - MEDIA_SPAN_MS,
         MEDIA_SPAN_MS,

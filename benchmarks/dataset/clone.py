@@ -56,10 +56,10 @@ JSON_ID = re.compile(r'"([$!][A-Za-z0-9_-]{43})"')
 ID_PATTERN = r"^[$!][A-Za-z0-9_-]{43}$"
 CREATE_TS = re.compile(r'"origin_server_ts":(\d+)')
 
-# How a column of a copied row is made. ID: the copy's event or room ID; SO: its stream
-# ordering; SG: its state group; CH: its auth chain; JSON: its rewritten event JSON;
-# anything else is copied as it is.
-ID, SO, SG, CH, JSON = "id", "so", "sg", "ch", "json"
+# How a column of a copied row is made. ID: the copy's event ID; ROOM: its room ID; SO:
+# its stream ordering; SG: its state group; CH: its auth chain; JSON: its rewritten event
+# JSON; anything else is copied as it is.
+ID, ROOM, SO, SG, CH, JSON = "id", "room", "so", "sg", "ch", "json"
 Columns = tuple[tuple[str, str | None], ...]
 
 
@@ -76,46 +76,46 @@ def _cols(text: str) -> Columns:
 COPIED: tuple[tuple[str, Columns], ...] = tuple(
     (table, _cols(columns))
     for table, columns in (
-        ("rooms", "room_id:id, is_public, creator, room_version, has_auth_chain_index"),
-        ("room_depth", "room_id:id, min_depth"),
+        ("rooms", "room_id:room, is_public, creator, room_version, has_auth_chain_index"),
+        ("room_depth", "room_id:room, min_depth"),
         (
             "events",
-            "topological_ordering, event_id:id, type, room_id:id, content, unrecognized_keys,"
+            "topological_ordering, event_id:id, type, room_id:room, content, unrecognized_keys,"
             " processed, outlier, depth, origin_server_ts, received_ts, sender, contains_url,"
             " instance_name, stream_ordering:so, state_key, rejection_reason",
         ),
-        ("event_json", "event_id:id, room_id:id, internal_metadata, json:json, format_version"),
-        ("event_edges", "event_id:id, prev_event_id:id, room_id:id, is_state"),
-        ("event_auth", "event_id:id, auth_id:id, room_id:id"),
-        ("state_events", "event_id:id, room_id:id, type, state_key, prev_state:id"),
+        ("event_json", "event_id:id, room_id:room, internal_metadata, json:json, format_version"),
+        ("event_edges", "event_id:id, prev_event_id:id, room_id:room, is_state"),
+        ("event_auth", "event_id:id, auth_id:id, room_id:room"),
+        ("state_events", "event_id:id, room_id:room, type, state_key, prev_state:id"),
         (
             "current_state_events",
-            "event_id:id, room_id:id, type, state_key, membership, event_stream_ordering:so",
+            "event_id:id, room_id:room, type, state_key, membership, event_stream_ordering:so",
         ),
         (
             "room_memberships",
-            "event_id:id, user_id, sender, room_id:id, membership, forgotten, display_name,"
+            "event_id:id, user_id, sender, room_id:room, membership, forgotten, display_name,"
             " avatar_url, event_stream_ordering:so, participant",
         ),
         (
             "local_current_membership",
-            "room_id:id, user_id, event_id:id, membership, event_stream_ordering:so",
+            "room_id:room, user_id, event_id:id, membership, event_stream_ordering:so",
         ),
         (
             "current_state_delta_stream",
-            "stream_id:so, room_id:id, type, state_key, event_id:id, prev_event_id:id,"
+            "stream_id:so, room_id:room, type, state_key, event_id:id, prev_event_id:id,"
             " instance_name",
         ),
-        ("state_groups", "id:sg, room_id:id, event_id:id"),
-        ("state_groups_state", "state_group:sg, room_id:id, type, state_key, event_id:id"),
+        ("state_groups", "id:sg, room_id:room, event_id:id"),
+        ("state_groups_state", "state_group:sg, room_id:room, type, state_key, event_id:id"),
         ("state_group_edges", "state_group:sg, prev_state_group:sg"),
         ("event_to_state_groups", "event_id:id, state_group:sg"),
-        ("event_forward_extremities", "event_id:id, room_id:id"),
-        ("event_backward_extremities", "event_id:id, room_id:id"),
-        ("stream_ordering_to_exterm", "stream_ordering:so, room_id:id, event_id:id"),
+        ("event_forward_extremities", "event_id:id, room_id:room"),
+        ("event_backward_extremities", "event_id:id, room_id:room"),
+        ("stream_ordering_to_exterm", "stream_ordering:so, room_id:room, event_id:id"),
         (
             "event_search",
-            "event_id:id, room_id:id, sender, key, vector, origin_server_ts, stream_ordering:so",
+            "event_id:id, room_id:room, sender, key, vector, origin_server_ts, stream_ordering:so",
         ),
         ("event_auth_chains", "event_id:id, chain_id:ch, sequence_number"),
         (
@@ -123,36 +123,36 @@ COPIED: tuple[tuple[str, Columns], ...] = tuple(
             "origin_chain_id:ch, origin_sequence_number, target_chain_id:ch,"
             " target_sequence_number",
         ),
-        ("event_auth_chain_to_calculate", "event_id:id, room_id:id, type, state_key"),
+        ("event_auth_chain_to_calculate", "event_id:id, room_id:room, type, state_key"),
         ("event_relations", "event_id:id, relates_to_id:id, relation_type, aggregation_key"),
         ("redactions", "event_id:id, redacts:id, have_censored, received_ts, recheck"),
         (
             "room_stats_current",
-            "room_id:id, current_state_events, joined_members, invited_members, left_members,"
+            "room_id:room, current_state_events, joined_members, invited_members, left_members,"
             " banned_members, local_users_in_room, completed_delta_stream_id:so,"
             " knocked_members",
         ),
         (
             "room_stats_state",
-            "room_id:id, name, canonical_alias, join_rules, history_visibility, encryption,"
+            "room_id:room, name, canonical_alias, join_rules, history_visibility, encryption,"
             " avatar, guest_access, is_federatable, topic, room_type",
         ),
-        ("room_stats_earliest_token", "room_id:id, token:so"),
+        ("room_stats_earliest_token", "room_id:room, token:so"),
         (
             "sliding_sync_joined_rooms",
-            "room_id:id, event_stream_ordering:so, bump_stamp:so, room_type, room_name,"
-            " is_encrypted, tombstone_successor_room_id:id",
+            "room_id:room, event_stream_ordering:so, bump_stamp:so, room_type, room_name,"
+            " is_encrypted, tombstone_successor_room_id:room",
         ),
         (
             "sliding_sync_membership_snapshots",
-            "room_id:id, user_id, sender, membership_event_id:id, membership, forgotten,"
+            "room_id:room, user_id, sender, membership_event_id:id, membership, forgotten,"
             " event_stream_ordering:so, event_instance_name, has_known_state, room_type,"
-            " room_name, is_encrypted, tombstone_successor_room_id:id",
+            " room_name, is_encrypted, tombstone_successor_room_id:room",
         ),
-        ("users_in_public_rooms", "user_id, room_id:id"),
-        ("users_who_share_private_rooms", "user_id, other_user_id, room_id:id"),
+        ("users_in_public_rooms", "user_id, room_id:room"),
+        ("users_who_share_private_rooms", "user_id, other_user_id, room_id:room"),
         # The module's quota ledger (R4): one row per counted event, sizes unchanged.
-        ("lux_privacy_quota_events", "event_id:id, user_id, room_id:id, ts, size, pruned_size"),
+        ("lux_privacy_quota_events", "event_id:id, user_id, room_id:room, ts, size, pruned_size"),
     )
 )
 
@@ -178,6 +178,7 @@ class CloneResult:
     hash_seconds: float  # rewriting and hashing the event JSON (Python)
     seconds: float  # all of it
     rows: dict[str, int]  # rows inserted per table
+    table_seconds: dict[str, float]  # time of each table's INSERT
 
 
 def original_stream(column: str, copies: int, base_stream: int) -> str:
@@ -201,7 +202,7 @@ def clone_rooms(pg_params: dict[str, Any], copies: int) -> CloneResult:
             base = _check(cur)
             _functions(cur, copies, base)
             rooms, hash_seconds = _map_ids(cur, copies)
-            rows = _copy(cur, copies)
+            rows, table_seconds = _copy(cur, copies)
             _after(cur, base)
         conn.autocommit = True
         with conn.cursor() as cur:
@@ -209,7 +210,7 @@ def clone_rooms(pg_params: dict[str, Any], copies: int) -> CloneResult:
     finally:
         conn.close()
     seconds = round(time.monotonic() - began, 1)
-    return CloneResult(copies, base, rooms, round(hash_seconds, 1), seconds, rows)
+    return CloneResult(copies, base, rooms, round(hash_seconds, 1), seconds, rows, table_seconds)
 
 
 def _one(cur: Any, sql: str) -> int:
@@ -240,6 +241,7 @@ def _functions(cur: Any, copies: int, base: int) -> None:
         "SET LOCAL work_mem = '256MB'",
         f"CREATE TEMP TABLE k AS SELECT generate_series(1, {int(copies)}) AS c",
         "CREATE TEMP TABLE clone_ids (c int NOT NULL, old text NOT NULL, new text NOT NULL)",
+        "CREATE TEMP TABLE clone_rooms (c int NOT NULL, old text NOT NULL, new text NOT NULL)",
         "CREATE TEMP TABLE clone_json (c int NOT NULL, event_id text NOT NULL, json text NOT NULL)",
         "CREATE FUNCTION pg_temp.cso(s bigint, c int) RETURNS bigint LANGUAGE sql IMMUTABLE"
         f" AS $f$ SELECT {int(base)} + (s - 1) * {int(copies)} + c $f$",
@@ -252,7 +254,8 @@ def _functions(cur: Any, copies: int, base: int) -> None:
 
 
 def _map_ids(cur: Any, copies: int) -> tuple[dict[str, list[str]], float]:
-    """Rewrite and hash every event of every copy; fill ``clone_ids`` and ``clone_json``."""
+    """Rewrite and hash every event of every copy; fill ``clone_ids``, ``clone_rooms`` and
+    ``clone_json``."""
     began = time.monotonic()
     cur.execute(
         "SELECT e.event_id, e.room_id, e.type = 'm.room.create' AND e.state_key = '',"
@@ -271,11 +274,13 @@ def _map_ids(cur: Any, copies: int) -> tuple[dict[str, list[str]], float]:
                 ids[room_id] = "!" + new_id[1:]
                 rooms.setdefault(room_id, []).append(ids[room_id])
             texts.append((c, event_id, new_text))
-        _load(cur, "clone_ids", ((c, old, new) for old, new in ids.items()))
+        _load(cur, "clone_ids", ((c, old, new) for old, new in ids.items() if old[0] == "$"))
+        _load(cur, "clone_rooms", ((c, old, new) for old, new in ids.items() if old[0] == "!"))
         _load(cur, "clone_json", iter(texts))
     cur.execute("CREATE INDEX ON clone_ids (c, old)")
+    cur.execute("CREATE INDEX ON clone_rooms (c, old)")
     cur.execute("CREATE INDEX ON clone_json (c, event_id)")
-    cur.execute("ANALYZE k, clone_ids, clone_json")
+    cur.execute("ANALYZE k, clone_ids, clone_rooms, clone_json")
     return rooms, time.monotonic() - began
 
 
@@ -307,8 +312,9 @@ def _select(columns: Columns) -> tuple[str, str]:
     select: list[str] = []
     joins: list[str] = []
     for n, (name, kind) in enumerate(columns):
-        if kind == ID:
-            joins.append(f" LEFT JOIN clone_ids AS m{n} ON m{n}.c = k.c AND m{n}.old = t.{name}")
+        if kind in (ID, ROOM):
+            ids = "clone_ids" if kind == ID else "clone_rooms"
+            joins.append(f" LEFT JOIN {ids} AS m{n} ON m{n}.c = k.c AND m{n}.old = t.{name}")
             select.append(f"m{n}.new")
         elif kind == JSON:
             joins.append(" JOIN clone_json AS j ON j.c = k.c AND j.event_id = t.event_id")
@@ -320,10 +326,11 @@ def _select(columns: Columns) -> tuple[str, str]:
     return ", ".join(select), "".join(joins)
 
 
-def _copy(cur: Any, copies: int) -> dict[str, int]:
+def _copy(cur: Any, copies: int) -> tuple[dict[str, int], dict[str, float]]:
     cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     present = {str(row[0]) for row in cur.fetchall()}
     rows: dict[str, int] = {}
+    seconds: dict[str, float] = {}
     if "lux_privacy_quota_usage" in present:
         # R4: each member's event usage grows by the copies of the events they sent.
         cur.execute(
@@ -337,11 +344,13 @@ def _copy(cur: Any, copies: int) -> dict[str, int]:
             continue
         select, joins = _select(columns)
         names = ", ".join(name for name, _ in columns)
+        began = time.monotonic()
         cur.execute(
             f"INSERT INTO {table} ({names}) SELECT {select} FROM {table} AS t CROSS JOIN k{joins}"
         )
         rows[table] = int(cur.rowcount)
-    return rows
+        seconds[table] = round(time.monotonic() - began, 1)
+    return rows, seconds
 
 
 def _after(cur: Any, base: int) -> None:

@@ -119,9 +119,10 @@ def _multiply(
         finally:
             db.close()
         _store(server, manifest, target, cluster)
+    slowest = sorted(result.table_seconds.items(), key=lambda item: -item[1])[:8]
     log(
-        f"dataset cloned in {result.seconds:.0f} s ({result.hash_seconds:.0f} s hashing):"
-        f" {manifest.counts}"
+        f"dataset cloned in {result.seconds:.0f} s ({result.hash_seconds:.0f} s hashing;"
+        f" slowest tables, s: {dict(slowest)}; rows: {result.rows}): {manifest.counts}"
     )
 
 
