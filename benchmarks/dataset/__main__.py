@@ -1,6 +1,7 @@
 """Build (or find) a dataset snapshot and print what it holds.
 
 .venv/bin/python -m benchmarks.dataset --database postgres --rooms 300 --messages 10000
+.venv/bin/python -m benchmarks.dataset --rooms 300 --messages 10000 --clone-rooms 80  # 1M events
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def main() -> None:
     manifest = Manifest.load(path / "manifest.json")
     print(f"snapshot: {path}")
     print(f"built in {manifest.build_seconds:.0f} s; rows: {json.dumps(manifest.counts)}")
+    if manifest.spec.clone_rooms:
+        print(f"rooms cloned {manifest.spec.clone_rooms} times in {manifest.clone_seconds:.0f} s")
 
 
 if __name__ == "__main__":

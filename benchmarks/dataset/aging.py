@@ -5,7 +5,8 @@ way the integration tests do, spreading them evenly so that the oldest half of e
 kind is past its default limit (``retention.*``, ``sessions.*``, ``logs.*``):
 
 - events (``events.origin_server_ts`` and ``received_ts``): over 48 months, in send
-  order (stream ordering), so half the messages are past 24 months (R1);
+  order (stream ordering), so half the messages are past 24 months (R1); a copy of a
+  room (``clone.py``) is dated as its original, event for event;
 - uploads (``local_media_repository.created_ts``): over 24 months, in upload order,
   half past 12 months (R2); ``last_access_ts`` is set to now: every file was viewed
   lately, the case Synapse's own ``media_retention`` (by last access) never deletes;
@@ -23,6 +24,7 @@ caches rows) and only on benchmark data.
 
 from __future__ import annotations
 
+from benchmarks.dataset.clone import original_stream
 from benchmarks.dataset.spec import Manifest
 from synapse_lux_privacy.units import MONTH_MS
 from tests.harness import Database
@@ -33,26 +35,36 @@ ACTIVITY_SPAN_MS = 24 * MONTH_MS
 REGISTERED_AGO_MS = 36 * MONTH_MS
 
 
-def spread(db: Database, table: str, column: str, order: str, oldest: int, span: int) -> None:
-    """Set ``column`` from ``oldest`` to ``oldest + span``, linear in ``order``."""
+def spread(
+    db: Database,
+    table: str,
+    columns: tuple[str, ...],
+    order: str,
+    oldest: int,
+    span: int,
+) -> None:
+    """Set ``columns`` from ``oldest`` to ``oldest + span``, linear in ``order`` (one
+    UPDATE, however many columns)."""
     row = db.query_one(f"SELECT MIN({order}), MAX({order}) FROM {table}")
     if row is None or row[0] is None:
         return
     low, high = int(row[0]), int(row[1])
     width = max(high - low, 1)
-    db.execute(
-        f"UPDATE {table} SET {column} = ? + ({order} - ?) * ? / ?", (oldest, low, span, width)
-    )
+    value = f"{int(oldest)} + ({order} - {low}) * {int(span)} / {width}"
+    db.execute(f"UPDATE {table} SET " + ", ".join(f"{c} = {value}" for c in columns))
 
 
 def age(db: Database, manifest: Manifest, now_ms: int) -> None:
     """Backdate the dataset as of ``now_ms`` (see the module docstring)."""
-    spread(db, "events", "received_ts", "stream_ordering", now_ms - EVENT_SPAN_MS, EVENT_SPAN_MS)
-    db.execute("UPDATE events SET origin_server_ts = received_ts")
+    order = "stream_ordering"
+    if manifest.spec.clone_rooms:
+        order = original_stream(order, manifest.spec.clone_rooms, manifest.base_stream)
+    columns = ("received_ts", "origin_server_ts")
+    spread(db, "events", columns, order, now_ms - EVENT_SPAN_MS, EVENT_SPAN_MS)
     spread(
         db,
         "local_media_repository",
-        "created_ts",
+        ("created_ts",),
         "created_ts",
         now_ms - MEDIA_SPAN_MS,
         MEDIA_SPAN_MS,

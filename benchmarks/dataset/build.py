@@ -103,6 +103,12 @@ def room_members(db: Database) -> dict[str, list[str]]:
     return members
 
 
+def count_rows(db: Database, manifest: Manifest) -> None:
+    """The manifest's row counts of Synapse's main tables."""
+    for table in COUNTED_TABLES:
+        manifest.counts[table] = db.number(f"SELECT COUNT(*) FROM {table}")
+
+
 class Builder:
     """One build: call :meth:`run`, which returns the manifest."""
 
@@ -149,9 +155,7 @@ class Builder:
         return manifest
 
     def _count(self, manifest: Manifest) -> None:
-        db = self.server.db()
-        for table in COUNTED_TABLES:
-            manifest.counts[table] = db.number(f"SELECT COUNT(*) FROM {table}")
+        count_rows(self.server.db(), manifest)
 
     def _users(self, manifest: Manifest) -> None:
         users = [[localpart(i), display_name(i)] for i in range(self.spec.users)]

@@ -20,6 +20,8 @@ HELP = {
     "devices_per_user": "devices (sessions) per user",
     "consenting_users": "share of the users who consent to the national directory",
     "seed": "random seed",
+    "clone_rooms": "copies of every room made in the database after the build, to reach"
+    " millions of events in minutes (PostgreSQL; 0: none)",
 }
 
 

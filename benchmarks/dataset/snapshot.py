@@ -23,10 +23,11 @@ from typing import Any, Literal
 import attrs
 
 from benchmarks.dataset.aging import age
-from benchmarks.dataset.build import Builder
+from benchmarks.dataset.build import Builder, count_rows
+from benchmarks.dataset.clone import clone_rooms
 from benchmarks.dataset.loader import LOADER_MODULE
 from benchmarks.dataset.spec import DatasetSpec, Manifest
-from tests.harness import Database, PostgresCluster, SynapseServer, uid
+from tests.harness import Database, MatrixClient, PostgresCluster, SynapseServer, uid
 from tests.harness.postgres import find_pg_bin_dir
 from tests.harness.synapse_server import MODULE_NAME, REPO_ROOT, deep_merge
 
@@ -63,6 +64,10 @@ def ensure_snapshot(
     if (target / "manifest.json").exists():
         log(f"dataset {target.name}: restoring the stored snapshot")
         return target
+    if spec.clone_rooms:
+        base = ensure_snapshot(attrs.evolve(spec, clone_rooms=0), database, cluster, log, root)
+        _multiply(base, spec, target, cluster, log)
+        return target
     smaller = _smaller_snapshot(spec, database, root)
     modules = [{"module": LOADER_MODULE, "config": {}}, lux_module()]
     with tempfile.TemporaryDirectory(prefix="lux-dataset-") as tmp:
@@ -84,6 +89,65 @@ def ensure_snapshot(
         _store(server, manifest, target, cluster)
     log(f"dataset built in {manifest.build_seconds:.0f} s: {manifest.counts}")
     return target
+
+
+def _multiply(
+    base: Path,
+    spec: DatasetSpec,
+    target: Path,
+    cluster: PostgresCluster | None,
+    log: Callable[[str], None],
+) -> None:
+    """Store as ``target`` the snapshot ``base`` with every room cloned (``clone.py``)."""
+    if cluster is None:
+        raise ValueError("--clone-rooms needs PostgreSQL (the cloning is PostgreSQL SQL)")
+    log(f"dataset {target.name}: cloning the rooms of {base.name} {spec.clone_rooms} times")
+    with tempfile.TemporaryDirectory(prefix="lux-dataset-") as tmp:
+        server, manifest = restore(base, Path(tmp), cluster, [lux_module()], None)
+        assert server.pg_params is not None
+        _complete_ledger(server, manifest)
+        result = clone_rooms(server.pg_params, spec.clone_rooms)
+        originals, encrypted = list(manifest.rooms), set(manifest.encrypted_rooms)
+        for c in range(spec.clone_rooms):
+            manifest.rooms.extend(result.rooms[room_id][c] for room_id in originals)
+            manifest.encrypted_rooms.extend(result.rooms[r][c] for r in originals if r in encrypted)
+        manifest.spec, manifest.base_stream = spec, result.base_stream
+        manifest.clone_seconds = result.seconds
+        db = server.db()
+        try:
+            count_rows(db, manifest)
+        finally:
+            db.close()
+        _store(server, manifest, target, cluster)
+    slowest = sorted(result.table_seconds.items(), key=lambda item: -item[1])[:8]
+    log(
+        f"dataset cloned in {result.seconds:.0f} s ({result.hash_seconds:.0f} s hashing;"
+        f" slowest tables, s: {dict(slowest)}; rows: {result.rows}): {manifest.counts}"
+    )
+
+
+def _complete_ledger(server: SynapseServer, manifest: Manifest, timeout: float = 600) -> None:
+    """Run the server until the module's quota accounting (R4) has counted every event,
+    then reconcile (``POST /quota/reconcile``: the events below the watermark of its first
+    pass), so that the cloned ledger is complete (a build may end between two passes)."""
+    server.start()
+    try:
+        db = server.db()
+        deadline = time.monotonic() + timeout
+        while db.number(
+            "SELECT COALESCE(MAX(value), 0) FROM lux_privacy_quota_state"
+            " WHERE name = 'events_stream'"
+        ) < db.number("SELECT MAX(stream_ordering) FROM events"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the quota accounting did not catch up in {timeout} s")
+            time.sleep(1)
+        admin = MatrixClient(server.base_url, manifest.admin_token, manifest.admin_user_id)
+        admin.timeout = timeout
+        status, body = admin.lux("POST", "/quota/reconcile", {})
+        if status != 200:
+            raise RuntimeError(f"the quota reconciliation failed ({status}): {body}")
+    finally:
+        server.stop()
 
 
 def _smaller_snapshot(spec: DatasetSpec, database: Engine, root: Path) -> Path | None:

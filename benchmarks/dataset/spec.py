@@ -36,13 +36,17 @@ class DatasetSpec:
     devices_per_user: int = 2
     consenting_users: float = 0.5  # share of the users listed in the national directory (R10)
     seed: int = 1
+    clone_rooms: int = 0  # copies of every room made in the database (clone.py), PostgreSQL
 
     def key(self) -> str:
-        """A short name for the spec, used as the snapshot's folder name."""
-        digest = hashlib.sha256(json.dumps(attrs.asdict(self), sort_keys=True).encode())
-        return (
-            f"u{self.users}-r{self.rooms}-m{self.messages}-f{self.media}-{digest.hexdigest()[:8]}"
-        )
+        """A short name for the spec, used as the snapshot's folder name (a spec without
+        clones keeps the name it had before cloning existed)."""
+        fields = attrs.asdict(self)
+        if not self.clone_rooms:
+            del fields["clone_rooms"]
+        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+        clones = f"-x{self.clone_rooms}" if self.clone_rooms else ""
+        return f"u{self.users}-r{self.rooms}-m{self.messages}-f{self.media}{clones}-{digest}"
 
 
 @attrs.define
@@ -60,6 +64,10 @@ class Manifest:
     uploads: list[str] = attrs.field(factory=list)  # mxc:// URIs
     counts: dict[str, int] = attrs.field(factory=dict)  # rows per Synapse table after the build
     build_seconds: float = 0.0
+    # Cloned snapshots (clone.py): the highest stream ordering before cloning, and the
+    # time the cloning took; ``rooms`` lists the copies after the originals.
+    base_stream: int = 0
+    clone_seconds: float = 0.0
 
     def save(self, path: Path) -> None:
         data = attrs.asdict(self)
