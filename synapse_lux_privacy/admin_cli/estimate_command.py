@@ -25,7 +25,7 @@ from synapse_lux_privacy.admin_cli.backlog import BacklogEstimate, RuleForecast,
 from synapse_lux_privacy.admin_cli.client import AdminApiError
 from synapse_lux_privacy.admin_cli.polling import PollingCommand
 from synapse_lux_privacy.admin_cli.sweep_command import EXIT_API_ERROR, EXIT_COMPLETED, EXIT_CTRL_C
-from synapse_lux_privacy.sweep.rule import RULE_NAMES
+from synapse_lux_privacy.sweep.rule import RULE_NAMES, SWEEP_STOPPED
 
 
 def _number(value: str) -> float | None:
@@ -97,7 +97,7 @@ class EstimateCommand(PollingCommand):
                     rule,
                     forecast.candidates,
                     forecast.held,
-                    sweep_view.dealt_with((sample.get("results") or {}).get(rule) or {}),
+                    tried((sample.get("results") or {}).get(rule) or {}),
                     _seconds(sample),
                 )
             forecasts.append(forecast)
@@ -132,6 +132,13 @@ class EstimateCommand(PollingCommand):
                 return EXIT_CTRL_C
             print(f"interrupted: sweep {self._running} was asked to stop", file=sys.stderr)
         return EXIT_CTRL_C
+
+
+def tried(result: dict[str, Any]) -> int:
+    """Items a sample dealt with, less those its stop left untried (``sweep_stopped``):
+    a rule deleted item by item stops within a second, the rest of its batch skipped."""
+    reasons = result.get("skipped_reasons") or {}
+    return sweep_view.dealt_with(result) - int(reasons.get(SWEEP_STOPPED, 0))
 
 
 def _seconds(record: dict[str, Any]) -> float:

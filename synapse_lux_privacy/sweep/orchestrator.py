@@ -58,6 +58,7 @@ from synapse_lux_privacy.sweep.report import (
 )
 from synapse_lux_privacy.sweep.rule import (
     RULE_NAMES,
+    SWEEP_STOPPED,
     Candidate,
     DeleteOutcome,
     Rule,
@@ -81,9 +82,6 @@ ALREADY_GONE = "already_gone"
 DRY_RUN = "dry_run"
 RETRY_BACKOFF = "retry_backoff"
 FAILED_EARLIER = "failed_earlier_in_sweep"
-# Items of a batch left untried because the sweep was cancelled or lost its lease
-# while the batch went item by item.
-SWEEP_STOPPED = "sweep_stopped"
 # How often a batch deleted item by item looks whether its sweep must stop: a batch of
 # slow items (an account's deletion takes about a second) would otherwise hold a
 # cancellation for minutes.

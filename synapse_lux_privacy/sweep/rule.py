@@ -30,6 +30,10 @@ RULE_NAMES: tuple[str, ...] = (
     "directory",  # R10
 )
 
+# The skip reason of the items of a batch left untried because the sweep was cancelled
+# or lost its lease while the batch went item by item (the operator commands read it).
+SWEEP_STOPPED = "sweep_stopped"
+
 
 @attrs.frozen
 class Candidate:

@@ -15,6 +15,7 @@ from synapse_lux_privacy.admin_cli.estimate_command import (
     EstimateCommand,
     parse_factor,
     parse_sample_seconds,
+    tried,
 )
 from synapse_lux_privacy.cli import main
 
@@ -51,6 +52,21 @@ def test_r13_a_rule_whose_candidates_are_all_held_is_not_sampled() -> None:
     assert worth_sampling(5, 0)
     assert not worth_sampling(5, 5)
     assert not worth_sampling(0, 0)
+
+
+def test_r12_a_sample_counts_the_items_it_tried_not_those_its_stop_left() -> None:
+    """Stopping a rule deleted item by item (accounts) leaves the rest of its batch
+    untried, counted as skipped ``sweep_stopped``: they are not part of the sample."""
+    result = {
+        "candidates": 494,
+        "deleted": 20,
+        "held": 0,
+        "errors": 1,
+        "skipped": 473,
+        "skipped_reasons": {"sweep_stopped": 470, "held_or_active_again": 3},
+    }
+    assert tried(result) == 24
+    assert tried({"candidates": 5, "deleted": 5}) == 5
 
 
 def test_sample_length_and_factor_are_checked() -> None:
