@@ -55,6 +55,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sample-seconds", type=float, default=20.0, help="sample per rule")
     parser.add_argument("--project", type=float, action="append", default=[], metavar="N")
     parser.add_argument(
+        "--rules",
+        default=",".join(RULES),
+        help="comma-separated rules (default: all but directory)",
+    )
+    parser.add_argument(
         "--validate", action="store_true", help="then time the real sweep of what is left"
     )
     args = parser.parse_args(argv)
@@ -74,14 +79,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows = server.db().number("SELECT COUNT(*) FROM events")
             client = AdminClient(server.base_url, manifest.admin_token)
             console = Console(file=io.StringIO())
+            rules = args.rules.split(",")
             result = EstimateCommand(client, console, interval_s=0.5).estimate(
-                None, RULES, args.sample_seconds
+                None, rules, args.sample_seconds
             )
             loads.append(os.getloadavg()[0])
             actual = None
             if args.validate:
                 started = time.monotonic()
-                admin_client(server.base_url, manifest).lux("POST", "/sweep", {"rules": RULES})
+                admin_client(server.base_url, manifest).lux("POST", "/sweep", {"rules": rules})
                 actual = time.monotonic() - started
                 loads.append(os.getloadavg()[0])
         finally:
