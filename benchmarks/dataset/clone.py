@@ -362,6 +362,10 @@ def _after(cur: Any, base: int) -> None:
             cur.execute(f"SELECT setval('{sequence}', {top})")
     top = _one(cur, "SELECT MAX(stream_ordering) FROM events")
     cur.execute(f"UPDATE stream_positions SET stream_id = {top} WHERE stream_name = 'events'")
+    # The senders that follow the events stream would otherwise start by working through
+    # every copy (the federation sender spent the first minutes of a run on them).
+    cur.execute(f"UPDATE federation_stream_position SET stream_id = {top} WHERE type = 'events'")
+    cur.execute(f"UPDATE appservice_stream_position SET stream_ordering = {top}")
     for table in DELTA_POSITIONS:
         cur.execute(f"UPDATE {table} SET stream_id = {top}")
     # The module's accounting watermark (R4): the copies of the events it had counted
