@@ -24,7 +24,7 @@ from synapse_lux_privacy.admin_cli import formatting, sweep_view
 from synapse_lux_privacy.admin_cli.backlog import BacklogEstimate, RuleForecast, worth_sampling
 from synapse_lux_privacy.admin_cli.client import AdminApiError
 from synapse_lux_privacy.admin_cli.polling import PollingCommand
-from synapse_lux_privacy.admin_cli.sweep_command import EXIT_API_ERROR, EXIT_COMPLETED, EXIT_CTRL_C
+from synapse_lux_privacy.admin_cli.sweep_command import EXIT_API_ERROR, EXIT_COMPLETED
 from synapse_lux_privacy.sweep.rule import RULE_NAMES, SWEEP_STOPPED
 
 
@@ -72,7 +72,7 @@ class EstimateCommand(PollingCommand):
             print(f"error: {e.describe()}", file=sys.stderr)
             return EXIT_API_ERROR
         except KeyboardInterrupt:
-            return self._cancel_running()
+            return self._cancel(self._running)
         if as_json:
             print(json.dumps(as_record(result, projections), indent=2, sort_keys=True))
         else:
@@ -119,19 +119,6 @@ class EstimateCommand(PollingCommand):
         record = self._wait(path, stop_when_due)
         self._running = None
         return record
-
-    def _cancel_running(self) -> int:
-        if self._running is not None:
-            try:
-                self._client.call("DELETE", f"/sweeps/{quote(self._running, safe='')}")
-            except AdminApiError as e:
-                print(
-                    f"interrupted; could not stop sweep {self._running}: {e.describe()}",
-                    file=sys.stderr,
-                )
-                return EXIT_CTRL_C
-            print(f"interrupted: sweep {self._running} was asked to stop", file=sys.stderr)
-        return EXIT_CTRL_C
 
 
 def tried(result: dict[str, Any]) -> int:

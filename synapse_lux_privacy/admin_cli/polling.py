@@ -4,13 +4,18 @@ console, and polling ``GET /sweeps/{id}`` until the sweep has ended (R1-R12 swee
 ``sleep`` and ``clock`` are injectable, so that tests drive the polling without waiting.
 """
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from rich.console import Console
 
 from synapse_lux_privacy.admin_cli import sweep_view
+from synapse_lux_privacy.admin_cli.client import AdminApiError
+
+EXIT_CTRL_C = 130
 
 
 class Client(Protocol):
@@ -40,3 +45,21 @@ class PollingCommand:
             if sweep.get("status") in sweep_view.FINAL_STATUSES:
                 return sweep
             self._sleep(self._interval_s)
+
+    def _cancel(self, sweep_id: str | None) -> int:
+        """Ctrl-C: ask the server to stop the sweep after its current batch."""
+        if sweep_id is None:
+            print("interrupted before the sweep started", file=sys.stderr)
+            return EXIT_CTRL_C
+        try:
+            self._client.call("DELETE", f"/sweeps/{quote(sweep_id, safe='')}")
+        except AdminApiError as e:
+            print(
+                f"interrupted; could not cancel sweep {sweep_id}: {e.describe()}", file=sys.stderr
+            )
+            return EXIT_CTRL_C
+        print(
+            f"interrupted: sweep {sweep_id} was asked to stop after its current batch",
+            file=sys.stderr,
+        )
+        return EXIT_CTRL_C

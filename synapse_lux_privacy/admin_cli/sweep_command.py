@@ -27,7 +27,6 @@ from synapse_lux_privacy.sweep.rule import RULE_NAMES
 EXIT_COMPLETED = 0
 EXIT_NOT_COMPLETED = 1
 EXIT_API_ERROR = 2
-EXIT_CTRL_C = 130
 
 
 def parse_as_of(value: str) -> int:
@@ -127,21 +126,3 @@ class SweepCommand(PollingCommand):
     def _say(self, line: str) -> None:
         """One line as it is: never wrapped (logs), no markup."""
         self._console.print(line, markup=False, highlight=False, soft_wrap=True)
-
-    def _cancel(self, sweep_id: str | None) -> int:
-        """Ctrl-C: ask the server to stop the sweep after its current batch."""
-        if sweep_id is None:
-            print("interrupted before the sweep started", file=sys.stderr)
-            return EXIT_CTRL_C
-        try:
-            self._client.call("DELETE", f"/sweeps/{quote(sweep_id, safe='')}")
-        except AdminApiError as e:
-            print(
-                f"interrupted; could not cancel sweep {sweep_id}: {e.describe()}", file=sys.stderr
-            )
-            return EXIT_CTRL_C
-        print(
-            f"interrupted: sweep {sweep_id} was asked to stop after its current batch",
-            file=sys.stderr,
-        )
-        return EXIT_CTRL_C
