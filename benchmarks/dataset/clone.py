@@ -16,7 +16,7 @@ each member's usage grows with the copies of their events).
   of its JSON (room versions 3+), and in room version 12 a room's ID is its create
   event's hash. So each copy's event JSON is rewritten (every event and room ID quoted
   in it mapped to the copy's, which keeps its length: the quota ledger's sizes stay
-  true) and hashed as Synapse hashes it (``make_event_from_json``), in stream order so
+  true) and hashed as Synapse hashes it (``make_event_from_dict``), in stream order so
   that an event's ``prev_events`` and ``auth_events`` are mapped before it. A copied
   create event differs from its original by ``origin_server_ts`` + the copy number (in
   milliseconds, in its JSON). The ID maps and the new JSON go to temporary tables (COPY);
@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -48,7 +49,7 @@ from typing import Any
 import attrs
 import psycopg2
 from synapse.api.room_versions import KNOWN_ROOM_VERSIONS
-from synapse.events import make_event_from_json
+from synapse.events import make_event_from_dict
 
 # Event and room IDs of room versions 4+ (``$``/``!`` and 43 URL-safe base64
 # characters), quoted in an event's JSON.
@@ -297,7 +298,7 @@ def _rewrite(text: str, version: str, ids: dict[str, str], shift: int) -> tuple[
     text = JSON_ID.sub(mapped, text)
     if shift:
         text = CREATE_TS.sub(shifted, text, 1)
-    return text, make_event_from_json(text, KNOWN_ROOM_VERSIONS[version]).event_id
+    return text, make_event_from_dict(json.loads(text), KNOWN_ROOM_VERSIONS[version]).event_id
 
 
 def _load(cur: Any, table: str, rows: Iterator[tuple[object, ...]]) -> None:
