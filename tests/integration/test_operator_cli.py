@@ -60,6 +60,13 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+def _ctrl_c_as_on_a_terminal() -> None:
+    """Ctrl-C (SIGINT) delivered as on an operator's terminal. A test run started in the
+    background (``cmd &`` in a script) inherits SIGINT ignored, and Python then installs
+    no KeyboardInterrupt handler: the command would never see the Ctrl-C it is sent."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Terminal:
     """A command run on a pseudo-terminal of 120 x 40; its whole output, ANSI removed."""
 
@@ -67,7 +74,13 @@ class Terminal:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         self.proc = subprocess.Popen(
-            argv, stdin=slave, stdout=slave, stderr=slave, env=cli_env(), cwd=REPO_ROOT
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=cli_env(),
+            cwd=REPO_ROOT,
+            preexec_fn=_ctrl_c_as_on_a_terminal,
         )
         os.close(slave)
         self._master = master
