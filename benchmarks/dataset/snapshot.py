@@ -214,12 +214,17 @@ def restore(
     _settle(SynapseServer(workdir, database, pg, None, dict(FAST_BACKGROUND_UPDATES)))
     config = deep_merge({"modules": modules, **FAST_BACKGROUND_UPDATES}, extra_config or {})
     server = SynapseServer(workdir, database, pg, None, config)
-    if now_ms is not None:
-        db = server.db()
-        try:
+    db = server.db()
+    try:
+        if now_ms is not None:
             age(db, manifest, now_ms)
-        finally:
-            db.close()
+        if pg is not None:
+            # pg_restore brings no planner statistics; without them PostgreSQL plans
+            # sequential scans that a provider's server, analysed by autovacuum, never
+            # runs (the 1M dataset's idle sweep: 215 ms for a query of 0.07 ms).
+            db.execute("ANALYZE")
+    finally:
+        db.close()
     return server, manifest
 
 
