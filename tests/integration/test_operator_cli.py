@@ -53,6 +53,19 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "synapse_lux_privacy", *args]
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command run to its end with its output captured, as a script or a log sees it."""
+    return subprocess.run(
+        cli(*args),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=REPO_ROOT,
+        check=False,
+        timeout=300,
+    )
+
+
 def cli_env() -> dict[str, str]:
     """The worktree's code, a terminal type rich draws bars on, no colour codes."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TERM="xterm", NO_COLOR="1")
@@ -179,15 +192,7 @@ def test_r1_r14_operator_cli_follows_a_background_sweep_and_prints_reports(
     sweep_args += ["--rules", "messages", "--interval", "0.1"]
 
     # A forecast, piped as into a log: plain progress lines, then the table.
-    piped = subprocess.run(
-        cli("sweep", *sweep_args, "--dry-run"),
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        cwd=REPO_ROOT,
-        check=False,
-        timeout=300,
-    )
+    piped = run_cli("sweep", *sweep_args, "--dry-run")
     assert piped.returncode == 0, piped.stdout + piped.stderr
     assert re.search(r"^\[\s*\d+ s\] ", piped.stdout, re.MULTILINE), piped.stdout
     assert "dry run" in piped.stdout
@@ -225,15 +230,7 @@ def test_r1_r14_operator_cli_follows_a_background_sweep_and_prints_reports(
     assert bodies_left(hs, rooms) == 0  # purged, or expunged where a purge cannot reach
 
     # Scripts: --json gives the final record only; nothing is left to do.
-    scripted = subprocess.run(
-        cli("sweep", *sweep_args, "--json"),
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        cwd=REPO_ROOT,
-        check=False,
-        timeout=300,
-    )
+    scripted = run_cli("sweep", *sweep_args, "--json")
     assert scripted.returncode == 0, scripted.stderr
     final = json.loads(scripted.stdout)
     assert final["status"] == "completed"
@@ -241,39 +238,18 @@ def test_r1_r14_operator_cli_follows_a_background_sweep_and_prints_reports(
 
     # R14: the owner's report, readable and as JSON.
     report_args = ["--url", hs.base_url, "--token-file", str(token_file)]
-    readable = subprocess.run(
-        cli("report", str(owner.user_id), *report_args),
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        check=False,
-        cwd=REPO_ROOT,
-    )
+    readable = run_cli("report", str(owner.user_id), *report_args)
     assert readable.returncode == 0, readable.stderr
     lines = readable.stdout.splitlines()
     assert lines[0] == owner.user_id
     assert any(re.match(r"\s+legal hold:\s+no$", line) for line in lines), readable.stdout
     assert any(re.match(r"\s+last active:\s+\d{4}-\d\d-\d\d ", line) for line in lines)
-    as_json = subprocess.run(
-        cli("report", str(owner.user_id), *report_args, "--json"),
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        check=False,
-        cwd=REPO_ROOT,
-    )
+    as_json = run_cli("report", str(owner.user_id), *report_args, "--json")
     assert json.loads(as_json.stdout)["user_id"] == owner.user_id
 
     # A token that is not an admin's: the Matrix error, exit status 2.
     token_file.write_text(str(owner.access_token))
-    refused = subprocess.run(
-        cli("report", str(owner.user_id), *report_args),
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        check=False,
-        cwd=REPO_ROOT,
-    )
+    refused = run_cli("report", str(owner.user_id), *report_args)
     assert refused.returncode == 2
     assert refused.stderr.startswith("error: the server answered 403 M_FORBIDDEN: ")
     lines = output.splitlines()
@@ -308,15 +284,7 @@ def test_r1_estimate_counts_the_backlog_samples_it_and_leaves_the_rest(
     as_of = (datetime.now(UTC) + timedelta(days=760)).date().isoformat()
     args = ["--url", hs.base_url, "--token-file", str(token_file), "--as-of", as_of]
     args += ["--rules", "messages,attachments", "--sample-seconds", "2", "--interval", "0.2"]
-    run = subprocess.run(
-        cli("estimate", *args, "--project", "100", "--json"),
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        cwd=REPO_ROOT,
-        check=False,
-        timeout=300,
-    )
+    run = run_cli("estimate", *args, "--project", "100", "--json")
     assert run.returncode == 0, run.stdout + run.stderr
     estimate = json.loads(run.stdout)
     messages = estimate["rules"]["messages"]
@@ -341,15 +309,7 @@ def test_r1_estimate_counts_the_backlog_samples_it_and_leaves_the_rest(
     assert code == 200
     statuses = [(s["dry_run"], s["status"]) for s in listed["sweeps"][:2]]
     assert statuses == [(False, "cancelled"), (True, "completed")], listed
-    readable = subprocess.run(
-        cli("estimate", *args),
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        cwd=REPO_ROOT,
-        check=False,
-        timeout=300,
-    )
+    readable = run_cli("estimate", *args)
     assert readable.returncode == 0, readable.stderr
     assert re.search(r"^time left: \d+", readable.stdout, re.MULTILINE), readable.stdout
     print(f"\n--- estimate ({database}) ---\n{readable.stdout}")
