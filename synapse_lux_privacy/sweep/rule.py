@@ -95,7 +95,8 @@ class Rule(Protocol):
 
     A rule may also define ``async def pass_completed(self, ctx)``: the orchestrator
     calls it when a real pass of the rule ran to its end, after its last batch (the
-    messages rule then remembers what it judged: ``features/content/scan_marks.py``).
+    messages and attachments rules then remember what they judged:
+    ``features/content/scan_marks.py``).
     """
 
     name: str

@@ -144,6 +144,31 @@ def _after(position: tuple[int, int] | None) -> tuple[str, tuple[int, ...]]:
     )
 
 
+@attrs.frozen
+class Changes:
+    """What may have changed since a finished pass (R1, R2, R3): events sent in one of the
+    ``[low, high)`` time ``windows``, events stored outside the stream orderings
+    ``[below_stream, above_stream]``, and the events named in ``event_ids``."""
+
+    windows: Sequence[tuple[int, int]]
+    above_stream: int
+    below_stream: int
+    event_ids: Collection[str] = ()
+
+    def sql(self, column: str = "event_id") -> tuple[str, tuple[Any, ...]]:
+        """A query of ``column`` (``event_id`` or ``room_id``) of these events, bounded by
+        Synapse's indexes on ``origin_server_ts``, ``stream_ordering`` and ``event_id``."""
+        select = f"SELECT {column} FROM events WHERE "
+        parts = [select + "origin_server_ts >= ? AND origin_server_ts < ?"] * len(self.windows)
+        parts += [select + "stream_ordering > ?", select + "stream_ordering < ?"]
+        args: list[Any] = [t for window in self.windows for t in window]
+        args += [self.above_stream, self.below_stream]
+        if self.event_ids:
+            parts.append(select + f"event_id IN ({placeholders(self.event_ids)})")
+            args += sorted(self.event_ids)
+        return " UNION ALL ".join(parts), tuple(args)
+
+
 async def rooms_with_pending_events(
     db: DbRunner, before_ts: int, after_room: str, limit: int
 ) -> list[str]:
@@ -173,33 +198,17 @@ async def rooms_with_pending_events(
 
 
 async def rooms_changed_since(
-    db: DbRunner,
-    windows: Sequence[tuple[int, int]],
-    above_stream: int,
-    below_stream: int,
-    after_room: str,
-    limit: int,
+    db: DbRunner, changes: Changes, after_room: str, limit: int
 ) -> list[str]:
-    """Rooms, in ID order after ``after_room``, with an event sent in one of the
-    ``[low, high)`` time windows or stored outside the stream orderings
-    ``[below_stream, above_stream]`` (R1, R3: what may have changed since a pass).
-
-    Bounded by what changed: Synapse's indexes on ``origin_server_ts`` and
-    ``stream_ordering``, never the whole history.
-    """
-    parts = ["SELECT room_id FROM events WHERE origin_server_ts >= ? AND origin_server_ts < ?"]
-    parts = parts * len(windows)
-    parts += [
-        "SELECT room_id FROM events WHERE stream_ordering > ?",
-        "SELECT room_id FROM events WHERE stream_ordering < ?",
-    ]
-    args = [t for window in windows for t in window]
+    """Rooms, in ID order after ``after_room``, with one of the ``changes`` (R1, R3: what
+    may have changed since a pass). Bounded by what changed, never the whole history."""
+    subquery, args = changes.sql("room_id")
 
     def txn(cur: Cursor) -> list[str]:
         cur.execute(
-            f"SELECT DISTINCT room_id FROM ({' UNION ALL '.join(parts)}) AS c"
+            f"SELECT DISTINCT room_id FROM ({subquery}) AS c"
             " WHERE room_id > ? ORDER BY room_id LIMIT ?",
-            (*args, above_stream, below_stream, after_room, limit),
+            (*args, after_room, limit),
         )
         return [str(row[0]) for row in cur.fetchall()]
 
@@ -282,15 +291,19 @@ async def old_attachment_events(
     before_ts: int,
     after: tuple[int, int] | None,
     limit: int,
+    changes: Changes | None = None,
 ) -> list[StoredEvent]:
     """Unexpunged events of these types that carry a media URL in clear (R2).
 
     Aged from before ``before_ts`` (``age_ts_sql``), in (origin_server_ts,
-    stream_ordering) order after ``after``: a future-dated event comes late in that
-    order, but it comes (the index on origin_server_ts then no longer bounds the last
-    page: it reads on through the newer events). Synapse sets
-    ``contains_url`` when an event's content has a ``url`` string: attachments and
-    stickers sent in clear. Encrypted events never have it.
+    stream_ordering) order after ``after``. Synapse sets ``contains_url`` when an
+    event's content has a ``url`` string: attachments and stickers sent in clear.
+    Encrypted events never have it.
+
+    Without ``changes`` (a full pass), the query walks Synapse's index on
+    ``origin_server_ts`` to its end, since an event dated after its arrival is aged
+    by ``received_ts``, which has no index: its cost follows the history. With
+    ``changes``, only those events are read: the cost follows what changed.
     """
     after_sql = ""
     after_args: tuple[int, ...] = ()
@@ -299,20 +312,25 @@ async def old_attachment_events(
             " AND (e.origin_server_ts > ? OR (e.origin_server_ts = ? AND e.stream_ordering > ?))"
         )
         after_args = (after[0], after[0], after[1])
+    changed_sql, changed_args = "", ()
+    if changes is not None:
+        subquery, changed_args = changes.sql()
+        changed_sql = f" AND e.event_id IN ({subquery})"
+    desc = "lux_privacy_old_attachment_events" + ("_changed" if changes else "")
 
     def txn(cur: Cursor) -> list[StoredEvent]:
         cur.execute(
             f"SELECT {_columns(dialect)} FROM events AS e"
             " JOIN event_json AS ej ON ej.event_id = e.event_id"
-            f" WHERE {_AGED_BEFORE} AND e.type IN ({placeholders(types)})"
+            f" WHERE {_AGED_BEFORE}{changed_sql} AND e.type IN ({placeholders(types)})"
             f" AND e.contains_url = ? AND {_NOT_STATE} AND {_NOT_REJECTED}"
             f" AND {_NOT_EXPUNGED}{after_sql}"
             " ORDER BY e.origin_server_ts, e.stream_ordering LIMIT ?",
-            (before_ts, before_ts, *types, True, *after_args, limit),
+            (before_ts, before_ts, *changed_args, *types, True, *after_args, limit),
         )
         return [_row(row) for row in cur.fetchall()]
 
-    return await db("lux_privacy_old_attachment_events", txn)
+    return await db(desc, txn)
 
 
 async def uncensored_redactions(

@@ -19,6 +19,7 @@ from tests.conftest import DATABASES
 from tests.harness import MatrixClient, SynapseServer, uid
 from tests.integration.test_content_support import (
     DAY,
+    HOUR,
     MONTH,
     YEAR,
     RemoteServer,
@@ -584,3 +585,71 @@ def test_r1_r3_after_a_finished_pass_sweeps_still_find_what_became_due_since(
         sweep(hs_admin, base + 24 * MONTH + 13 * DAY, ["messages"])["messages"]["candidates"] == 0
     )
     end_of_era(hs_admin, 11)
+
+
+def test_r2_after_a_finished_pass_attachments_that_became_due_since_still_go(
+    hs: SynapseServer, hs_admin: MatrixClient
+) -> None:
+    """Backdated events (era 12). A real sweep of the attachments rule runs its pass to
+    the end and leaves its mark (``scan_marks.py``): later sweeps only read the
+    attachment events that may have changed. An image sent before the mark and not due
+    then becomes due with time alone (its time window); an old image stored after the
+    mark (as a backfilled one is) is read through its stream position: each loses its
+    content at the next sweep, and a sweep with nothing new finds nothing."""
+    db = hs.db()
+    alice, _, room = pair(hs)
+    images = [
+        alice.send_message(
+            room, f"{name}.png", "m.image", {"url": f"mxc://elsewhere.example/{name}"}
+        )
+        for name in ("first", "later")
+    ]
+    alice.send_message(room, "latest")
+    base = era(12)
+    backdate_events(db, images[:1], base)
+    backdate_events(db, images[1:], base + DAY + 12 * HOUR)  # due 12 h after the first sweep
+    as_of = base + 12 * MONTH + DAY
+
+    assert sweep(hs_admin, as_of, ["attachments"])["attachments"]["deleted"] == 1
+    assert stored_json(db, images[0])["content"] == {}  # type: ignore[index]
+    assert stored_json(db, images[1])["content"]["url"]  # type: ignore[index]
+    assert sweep(hs_admin, as_of + 13 * HOUR, ["attachments"])["attachments"]["deleted"] == 1
+    assert stored_json(db, images[1])["content"] == {}  # type: ignore[index]
+    stored_since = alice.send_message(
+        room, "old.png", "m.image", {"url": "mxc://elsewhere.example/old"}
+    )
+    backdate_events(db, [stored_since], base)
+    assert sweep(hs_admin, as_of + 14 * HOUR, ["attachments"])["attachments"]["deleted"] == 1
+    assert stored_json(db, stored_since)["content"] == {}  # type: ignore[index]
+    idle = sweep(hs_admin, as_of + 15 * HOUR, ["attachments"])["attachments"]
+    assert idle["candidates"] == 0, idle
+    end_of_era(hs_admin, 12)
+
+
+def test_r1_r6_sweeps_more_frequent_than_daily_still_take_a_future_dated_event(
+    hs: SynapseServer, hs_admin: MatrixClient
+) -> None:
+    """Era 14. A remote server sends an event dated 10 years after it arrives (its
+    ``received_ts`` backdated to the start of the era). Sweeps then run every few hours,
+    as with the default hourly ``sweep_interval``: each leaves a mark, and the time
+    windows on ``origin_server_ts`` never see the event become due by its arrival. The
+    first sweep more than a day after the chain's full pass judges everything again: the
+    event goes at most a day after its limit (``scan_marks.py``)."""
+    db = hs.db()
+    alice = hs.register_user(uid("alice"))
+    room = alice.create_room(preset="public_chat")
+    remote = RemoteServer(hs)
+    base = era(14)
+    remote.join(room, "mallory")
+    future = remote.send(room, "mallory", {"msgtype": "m.text", "body": "later"}, base + 10 * YEAR)
+    wait_visible(alice, room, future)
+    alice.send_message(room, "latest")
+    db.execute("UPDATE events SET received_ts = ? WHERE event_id = ?", (base, future))
+
+    full_pass = base + 24 * MONTH - DAY
+    for hours in (0, 6, 12, 18, 23):  # the last one an hour before the event is due
+        sweep(hs_admin, full_pass + hours * HOUR, ["messages"])
+        assert stored_json(db, future)["content"]["body"] == "later"  # type: ignore[index]
+    sweep(hs_admin, full_pass + DAY + HOUR, ["messages"])
+    assert stored_events(db, [future]) == set()
+    end_of_era(hs_admin, 14)

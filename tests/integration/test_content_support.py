@@ -34,6 +34,7 @@ from synapse.events import make_event_from_dict
 
 from tests.harness import Database, MatrixClient, PostgresCluster, SynapseServer, uid
 
+HOUR = 3_600_000
 DAY = 86_400_000
 MONTH = 30 * DAY
 YEAR = 365 * DAY

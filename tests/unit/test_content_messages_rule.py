@@ -20,8 +20,8 @@ from synapse_lux_privacy.features.content.policy import ContentPolicy
 from synapse_lux_privacy.store.holds import HoldSet
 from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
 from synapse_lux_privacy.sweep.rule import Candidate, SweepContext
-from synapse_lux_privacy.synapse_adapter.events import PurgeBounds, StoredEvent
-from synapse_lux_privacy.units import DAY_MS, MONTH_MS
+from synapse_lux_privacy.synapse_adapter.events import Changes, PurgeBounds, StoredEvent
+from synapse_lux_privacy.units import DAY_MS, HOUR_MS, MONTH_MS
 from tests.unit.sqlite_runner import SqliteRunner
 
 OLD = 1_000_000_000_000
@@ -81,15 +81,15 @@ class FakeSynapse:
         return sorted(rooms)[:limit]
 
     async def rooms_changed_since(
-        self, db: object, windows: Sequence[tuple[int, int]], above: int, below: int,
-        after_room: str, limit: int,
-    ) -> list[str]:  # fmt: skip
+        self, db: object, changes: Changes, after_room: str, limit: int
+    ) -> list[str]:
         rooms = {
             r.event.room_id
             for r in self.rows.values()
             if r.event.room_id > after_room
-            and (any(low <= r.event.ts < high for low, high in windows)
-                 or not below <= r.event.stream <= above)
+            and (any(low <= r.event.ts < high for low, high in changes.windows)
+                 or not changes.below_stream <= r.event.stream <= changes.above_stream
+                 or r.event.event_id in changes.event_ids)
         }  # fmt: skip
         return sorted(rooms)[:limit]
 
@@ -389,8 +389,8 @@ async def test_r1_after_a_finished_pass_only_rooms_that_changed_are_judged(
 ) -> None:
     """A pass that ran to its end leaves a mark: the next passes visit only rooms with an
     event that became due since (time window) or was stored since, and still take what
-    became due; other holds, or a mark more than a day old, make the next pass judge
-    every room again."""
+    became due; other holds, or a last full pass more than a day old (however often
+    sweeps ran since), make the next pass judge every room again."""
     for room in ("!a", "!b", "!c"):
         synapse.add(room, "@u", 1, state=True, current=True)  # old current state: stays
     synapse.add("!a", "@u", 2)
@@ -433,6 +433,11 @@ async def test_r1_after_a_finished_pass_only_rooms_that_changed_are_judged(
     assert not full
     await sweep(AS_OF + 3 * DAY_MS + 1)
     assert full  # the mark is more than a day old
+    for hours in (6, 12, 18, 23):  # sweeps more often than daily: each leaves a mark
+        await sweep(AS_OF + 3 * DAY_MS + 1 + hours * HOUR_MS)
+        assert not full
+    await sweep(AS_OF + 4 * DAY_MS + 2)
+    assert full  # the last full pass is more than a day old
 
 
 @pytest_twisted.ensureDeferred

@@ -12,6 +12,12 @@ Two steps, each in batches of at most ``sweep_batch_size``:
 
 Encrypted events are opaque to the server: the file goes here at its lifetime
 while the ``m.room.encrypted`` event that points to it follows the messages rule.
+
+A pass that runs to its end leaves a mark (``scan_marks.py``): the next pass's first
+step only reads the attachment events that may have changed since (become due with
+time, stored since, or failed), not every old one that stays (expunged, held, or
+waiting for its row's lifetime), so that a sweep with nothing due costs the same
+however much history is kept.
 """
 
 from collections.abc import Sequence
@@ -20,8 +26,14 @@ from typing import Any
 from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import DbRunner, Dialect
-from synapse_lux_privacy.features.content import cursor
-from synapse_lux_privacy.features.content.expunged import EXPUNGE, Expunger, item_id, parse_item
+from synapse_lux_privacy.features.content import cursor, scan_marks
+from synapse_lux_privacy.features.content.expunged import (
+    EXPUNGE,
+    Expunger,
+    item_id,
+    parse_item,
+    parse_item_id,
+)
 from synapse_lux_privacy.features.content.held_media import held_room_media
 from synapse_lux_privacy.features.content.media_batch import delete_media_batch
 from synapse_lux_privacy.features.content.messages import event_candidate
@@ -37,6 +49,9 @@ from synapse_lux_privacy.synapse_adapter import events, media
 
 MEDIA = "media"
 EVENTS_STEP, MEDIA_STEP = "events", "media"
+# Beyond this many failed events waiting for a retry, a pass reads every old attachment
+# event rather than naming each failed one in its query.
+MAX_NAMED_FAILURES = 500
 
 
 class AttachmentsRule:
@@ -59,6 +74,7 @@ class AttachmentsRule:
         self._dialect = dialect
         self._policy = policy
         self._expunger = expunger
+        self._marks = scan_marks.ScanMarks(api, db, self.name)
 
     async def find_candidates(
         self, ctx: SweepContext, holds: HoldSet, cursor_value: str | None
@@ -66,10 +82,16 @@ class AttachmentsRule:
         step, key, tiebreak = cursor.decode(cursor_value) or (EVENTS_STEP, None, None)
         after = None if key is None else (key, tiebreak)
         if step == EVENTS_STEP:
-            return await self._events(ctx, after)
+            return await self._events(ctx, holds, after, cursor_value is None)
         return await self._media(ctx, holds, after)
 
-    async def _events(self, ctx: SweepContext, after: Any) -> CandidatePage:
+    async def pass_completed(self, ctx: SweepContext) -> None:
+        """The orchestrator's call after a real pass's last batch: leave the mark."""
+        await self._marks.finish_pass()
+
+    async def _events(
+        self, ctx: SweepContext, holds: HoldSet, after: Any, first_page: bool
+    ) -> CandidatePage:
         rows = await events.old_attachment_events(
             self._db,
             self._dialect,
@@ -77,6 +99,7 @@ class AttachmentsRule:
             sent_before(ctx.as_of_ms, self._policy.shortest_attachment_lifetime()),
             after,
             ctx.batch_size,
+            await self._changes(ctx, holds, first_page),
         )
         items = [
             event_candidate(EXPUNGE, e)
@@ -86,6 +109,18 @@ class AttachmentsRule:
         if len(rows) < ctx.batch_size:
             return CandidatePage(items, cursor.encode(MEDIA_STEP, None, None))
         return CandidatePage(items, cursor.encode(EVENTS_STEP, rows[-1].ts, rows[-1].stream))
+
+    async def _changes(
+        self, ctx: SweepContext, holds: HoldSet, first_page: bool
+    ) -> events.Changes | None:
+        """What may have changed since the last finished pass, or None to read every old
+        attachment event (no usable mark, or too many failed events to name)."""
+        judged = scan_marks.fingerprint(self._policy, holds)
+        mark, failing = await self._marks.open(ctx, judged, first_page)
+        failed = [v for k, v in map(parse_item_id, failing.item_ids) if k == EXPUNGE]
+        if mark is None or len(failed) > MAX_NAMED_FAILURES:
+            return None
+        return scan_marks.changes(mark, self._policy.attachment_lifetimes(), ctx.as_of_ms, failed)
 
     async def _media(self, ctx: SweepContext, holds: HoldSet, after: Any) -> CandidatePage:
         rows = await media.old_local_media(

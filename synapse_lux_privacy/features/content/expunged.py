@@ -38,9 +38,14 @@ def item_id(kind: str, value: str) -> str:
     return f"{kind}:{value}"
 
 
+def parse_item_id(value: str) -> tuple[str, str]:
+    """(kind, value) of an item ID written by ``item_id``."""
+    kind, _, rest = value.partition(":")
+    return kind, rest
+
+
 def parse_item(candidate: Candidate) -> tuple[str, str]:
-    kind, _, value = candidate.item_id.partition(":")
-    return kind, value
+    return parse_item_id(candidate.item_id)
 
 
 class Expunger:

@@ -126,7 +126,7 @@ class MessagesRule:
         self._dialect = dialect
         self._policy = policy
         self._expunger = expunger
-        self._marks = scan_marks.ScanMarks(db, self.name)
+        self._marks = scan_marks.ScanMarks(api, db, self.name)
         self._ahead: Lookahead[tuple[SweepContext, HoldSet, str], CandidatePage] = Lookahead()
 
     async def find_candidates(
@@ -175,18 +175,8 @@ class MessagesRule:
         changed since. A dry run judges every room, so that its forecast counts what is
         held too."""
         judged = scan_marks.fingerprint(self._policy, holds)
-        start = None
-        if first_page and not ctx.dry_run:
-            bottom, top = await events.stream_bounds(self._api, self._db)
-            start = scan_marks.ScanMark(ctx.as_of_ms, top, bottom, judged)
-        mark, failing = await self._marks.begin(start)
-        if (
-            ctx.dry_run
-            or mark is None
-            or mark.fingerprint != judged
-            or mark.as_of > ctx.as_of_ms
-            or ctx.as_of_ms - mark.as_of > scan_marks.FULL_PASS_AFTER_MS
-        ):
+        mark, failing = await self._marks.open(ctx, judged, first_page)
+        if mark is None:
             return await events.rooms_with_pending_events(
                 self._db,
                 sent_before(ctx.as_of_ms, self._policy.shortest_row_lifetime()),
@@ -195,13 +185,11 @@ class MessagesRule:
             )
         changed = await events.rooms_changed_since(
             self._db,
-            scan_marks.windows(self._policy, mark.as_of, ctx.as_of_ms),
-            mark.max_stream,
-            mark.min_stream,
+            scan_marks.changes(mark, self._policy.row_lifetimes(), ctx.as_of_ms),
             after_room,
             ctx.batch_size,
         )
-        rooms = set(changed) | {r for r in failing if r > after_room}
+        rooms = set(changed) | {r for r in failing.rooms if r > after_room}
         return sorted(rooms)[: ctx.batch_size]
 
     async def pass_completed(self, ctx: SweepContext) -> None:

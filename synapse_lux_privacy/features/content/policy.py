@@ -89,6 +89,15 @@ class ContentPolicy:
         rule = self._media_rule(media_type)
         return self.retention.remote_media_ms if rule is None else rule
 
+    def row_lifetimes(self) -> set[int]:
+        """Every lifetime an event's row may have (R1, R3), and maybe more: the scan
+        marks' time windows (``scan_marks.changes``)."""
+        return {self.retention.messages_ms, *(r.lifetime_ms for r in self.retention.rules)}
+
+    def attachment_lifetimes(self) -> set[int]:
+        """Every lifetime an attachment event's content may have (R2), and maybe more."""
+        return {self.retention.attachments_ms, *(r.lifetime_ms for r in self.retention.rules)}
+
     def shortest_row_lifetime(self) -> int:
         return min([self.retention.messages_ms, *self._event_rule_lifetimes()])
 
