@@ -1,14 +1,16 @@
-"""Benchmark: a sweep with nothing due (R1, R3), with and without the messages rule's mark.
+"""Benchmark: a sweep with nothing due (R1, R2, R3), with and without the scan marks.
 
 On PostgreSQL, the shared dataset restored aged as of now (half of the events past
 ``retention.messages``): a real sweep of the content rules (messages, then the media
 rules) deletes what is due, then sweeps with nothing due are timed (median of
 ``--repeat``, after one warm-up), two ways in the same run on the same data:
 
-- ``with mark``: as the module runs, each sweep starting from the mark the previous one
-  left (``features/content/scan_marks.py``): only rooms changed since are judged;
-- ``full pass``: the mark deleted before each sweep, so the messages rule judges every
-  room with an old event again (what every sweep did before the marks).
+- ``with mark``: as the module runs, each sweep starting from the marks the previous one
+  left (``features/content/scan_marks.py``): only rooms (messages rule) and attachment
+  events (attachments rule) changed since are judged;
+- ``full pass``: the marks deleted before each sweep, so the messages rule judges every
+  room with an old event and the attachments rule every old attachment event again
+  (what every sweep did before the marks, and what the first sweep of each day does).
 
 It also times the same sweeps on a fresh restore (not aged: nothing old at all). Run it
 at two dataset sizes to see whether the cost follows the history kept.
