@@ -319,6 +319,17 @@ def test_r6_a_remote_users_events_and_cached_remote_media_follow_our_rules(
     end_of_era(hs_admin, 6)
 
 
+def future_dated_event(hs: SynapseServer, base: int) -> tuple[MatrixClient, str, RemoteServer, str]:
+    """A public room of a new local user that a remote user (mallory) joined, and an event
+    mallory sent into it dated 10 years after ``base``: (user, room, remote, event ID)."""
+    alice = hs.register_user(uid("alice"))
+    room = alice.create_room(preset="public_chat")
+    remote = RemoteServer(hs)
+    remote.join(room, "mallory")
+    future = remote.send(room, "mallory", {"msgtype": "m.text", "body": "later"}, base + 10 * YEAR)
+    return alice, room, remote, future
+
+
 def test_r1_r6_an_events_age_counts_from_its_arrival_when_its_sender_dates_it_later(
     hs: SynapseServer, hs_admin: MatrixClient
 ) -> None:
@@ -330,12 +341,8 @@ def test_r1_r6_an_events_age_counts_from_its_arrival_when_its_sender_dates_it_la
     from its claimed time, the earlier one: its content is gone at once (expunged in
     place, as the not-yet-due event before it keeps the purge back)."""
     db = hs.db()
-    alice = hs.register_user(uid("alice"))
-    room = alice.create_room(preset="public_chat")
-    remote = RemoteServer(hs)
     base = era(13)
-    remote.join(room, "mallory")
-    future = remote.send(room, "mallory", {"msgtype": "m.text", "body": "later"}, base + 10 * YEAR)
+    alice, room, remote, future = future_dated_event(hs, base)
     back = remote.send(room, "mallory", {"msgtype": "m.text", "body": "earlier"}, base - 5 * YEAR)
     wait_visible(alice, room, back)
     alice.send_message(room, "latest")
@@ -636,12 +643,8 @@ def test_r1_r6_sweeps_more_frequent_than_daily_still_take_a_future_dated_event(
     first sweep more than a day after the chain's full pass judges everything again: the
     event goes at most a day after its limit (``scan_marks.py``)."""
     db = hs.db()
-    alice = hs.register_user(uid("alice"))
-    room = alice.create_room(preset="public_chat")
-    remote = RemoteServer(hs)
     base = era(14)
-    remote.join(room, "mallory")
-    future = remote.send(room, "mallory", {"msgtype": "m.text", "body": "later"}, base + 10 * YEAR)
+    alice, room, _, future = future_dated_event(hs, base)
     wait_visible(alice, room, future)
     alice.send_message(room, "latest")
     db.execute("UPDATE events SET received_ts = ? WHERE event_id = ?", (base, future))
