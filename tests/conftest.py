@@ -25,7 +25,7 @@ from tests.harness import (
     SynapseServer,
     uid,
 )
-from tests.harness.synapse_server import BOOT_TIMES
+from tests.harness.synapse_server import BOOT_TIMES, live_servers
 
 DATABASES = ["sqlite", "postgres"]
 _DEFAULT_MODULE_CONFIG: Mapping[str, Any] = MappingProxyType({})
@@ -132,6 +132,20 @@ def user(synapse: SynapseServer) -> MatrixClient:
 def synapse_db(synapse: SynapseServer) -> Database:
     """Direct SQL access to ``synapse``'s database."""
     return synapse.db()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report shows what each running homeserver logged of note (the
+    module's lines, warnings, errors): CI keeps no homeserver.log, and a failure that
+    happens there only, such as a sweep that does not end, needs it to be understood."""
+    report = yield
+    if report.failed:
+        for server in live_servers():
+            excerpt = server.log_excerpt()
+            if excerpt:
+                report.sections.append((f"homeserver.log of {server!r} (excerpt)", excerpt))
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

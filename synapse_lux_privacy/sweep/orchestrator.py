@@ -257,8 +257,15 @@ class SweepOrchestrator:
             report.status = status
             report.current_rule = None
             report.finished_ts = self._clock_ms()
-            await self._runs.finish(sweep.sweep_id, report.finished_ts, status, report.to_json())
-            await self._lock.release(SWEEP_LOCK, sweep.holder)
+            try:
+                await self._runs.finish(
+                    sweep.sweep_id, report.finished_ts, status, report.to_json()
+                )
+            finally:
+                # Released even when the end could not be recorded: the keeper has stopped,
+                # so a lease left behind would block every sweep until it ran out. The
+                # record stays "running" and the next sweep marks it interrupted.
+                await self._lock.release(SWEEP_LOCK, sweep.holder)
             metrics.sweep_duration_seconds.labels(
                 self._server_name, str(report.dry_run).lower()
             ).observe(time.monotonic() - wall_start)

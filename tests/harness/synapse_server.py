@@ -14,6 +14,7 @@ import ctypes
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -38,6 +39,11 @@ _LIVE: set[SynapseServer] = set()
 BOOT_TIMES: list[tuple[str, float]] = []  # (description, seconds), for the test summary
 _UNLIMITED = {"per_second": 100000, "burst_count": 1000000}
 _TAIL_LINES = 60
+# What a failed test shows of each running homeserver's log (``log_excerpt``).
+_EXCERPT_LINES = 80
+_LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} - ")
+_EXCERPT_MARKS = (" - WARNING - ", " - ERROR - ", " - CRITICAL - ", "lux_privacy", "server_notices")
+_EXCERPT_NOISE = ("synapse.storage.SQL", "synapse.access.http", "Processed request")
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -328,6 +334,21 @@ class SynapseServer:
         except FileNotFoundError:
             return ""
 
+    def log_excerpt(self, lines: int = _EXCERPT_LINES) -> str:
+        """The last ``lines`` lines of ``homeserver.log`` that tell what went wrong: the
+        module's own lines, Synapse's warnings and errors (with their tracebacks) and
+        server notices, without the SQL and request logs."""
+        kept: list[str] = []
+        keeping = False
+        for line in self.log_text().splitlines():
+            if _LOG_LINE.match(line):
+                keeping = any(mark in line for mark in _EXCERPT_MARKS) and not any(
+                    noise in line for noise in _EXCERPT_NOISE
+                )
+            if keeping:
+                kept.append(line)
+        return "\n".join(kept[-lines:])
+
     def wait_for_log(self, text: str, timeout: float = 30) -> None:
         """Wait until ``text`` appears in the log, else raise ``TimeoutError``."""
         deadline = time.monotonic() + timeout
@@ -437,6 +458,11 @@ class SynapseServer:
         )
         client.password = password
         return client
+
+
+def live_servers() -> list[SynapseServer]:
+    """The homeserver processes this test run started and has not stopped."""
+    return sorted(_LIVE, key=lambda server: str(server.dir))
 
 
 @atexit.register

@@ -84,7 +84,9 @@ def sweep(
     while True:
         status, report = admin.lux("POST", "/sweep", {"rules": rules, "dry_run": dry_run})
         if status != 409 or time.monotonic() > deadline:
-            assert status == 200, report
+            # On a 409 the message shows the sweeps that held the lock (status, rule, counts).
+            running = admin.lux("GET", "/sweeps", params={"limit": 3}) if status == 409 else None
+            assert status == 200, (report, running)
             results: dict[str, dict[str, int]] = report["results"]
             return results
         time.sleep(0.2)

@@ -246,6 +246,41 @@ async def test_a_killed_predecessor_of_this_instance_does_not_block_the_next_swe
         await make(db, AgedItemsRule(db)).run(as_of_ms=None, dry_run=True)
 
 
+class FinishFailsRunner(SqliteRunner):
+    """The database refuses the write that records a sweep's end (``finish``), once."""
+
+    def __init__(self, db: SqliteRunner) -> None:
+        self.conn = db.conn
+        self.failures_left = 1
+
+    async def __call__(self, desc: str, func: Callable[..., Any], *args: Any) -> Any:
+        if desc == "lux_privacy_sweep_finish" and self.failures_left:
+            self.failures_left -= 1
+            raise RuntimeError("database unavailable")
+        return await super().__call__(desc, func, *args)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_lease_is_released_even_when_the_end_of_a_sweep_cannot_be_recorded(
+    db: SqliteRunner,
+) -> None:
+    """A database error while recording the end must not leave the lease behind: the
+    keeper has stopped renewing it, and every sweep would get 409 until it ran out
+    (10 minutes). The next sweep runs at once and marks the unrecorded one interrupted."""
+    add_items(db, 5, 31, "@a:lux.test", "!r:lux.test", "old")
+    failing = FinishFailsRunner(db)
+    orchestrator = build(failing, {"messages": AgedItemsRule(failing)}, lambda: NOW)
+    with pytest.raises(RuntimeError, match="database unavailable"):
+        await orchestrator.run(as_of_ms=None, dry_run=False)
+    assert remaining(db, "old") == 0
+    assert db.query("SELECT COUNT(*) FROM lux_privacy_lock") == [(0,)]
+
+    report = await make(db, AgedItemsRule(db)).run(as_of_ms=None, dry_run=False)
+    assert report.status == "completed"
+    statuses = db.query("SELECT status FROM lux_privacy_sweeps ORDER BY started_ts, status")
+    assert sorted(s for (s,) in statuses) == ["completed", "interrupted"]
+
+
 class RememberingRule(AgedItemsRule):
     """An aged-items rule that records the passes the orchestrator says ran to their end."""
 
