@@ -155,7 +155,11 @@ async def avatars_in_use(db: DbRunner, uris: Sequence[str]) -> set[str]:
 
     The tables Synapse's own ``keep_profiles`` checks, limited to what is current:
     global profiles, the user directory, room avatars, and the membership events
-    that are part of a room's current state (per-room avatars).
+    that are part of a room's current state (per-room avatars). Each table is asked
+    only for the URIs the ones before it did not name, and none once every URI is
+    named: the last query reads the whole of ``room_memberships`` (Synapse has no
+    index on ``avatar_url``), and the old uploads an idle sweep reads again are
+    mostly profile avatars, which the first query already names.
     """
     queries = (
         "SELECT avatar_url FROM profiles WHERE avatar_url IN ({})",
@@ -169,7 +173,10 @@ async def avatars_in_use(db: DbRunner, uris: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for part in chunks(uris):
             for sql in queries:
-                cur.execute(sql.format(placeholders(part)), tuple(part))
+                left = [uri for uri in part if uri not in found]
+                if not left:
+                    break
+                cur.execute(sql.format(placeholders(left)), tuple(left))
                 found.update(str(row[0]) for row in cur.fetchall())
         return found
 
