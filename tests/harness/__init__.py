@@ -5,6 +5,7 @@
 * :class:`MatrixClient` - a small ``requests``-based client-server API client.
 * :class:`Database` - direct SQL access to a homeserver's database.
 * :func:`uid` - short unique strings for localparts, room names, etc.
+* :func:`wait_for` - poll until a condition holds.
 """
 
 from .client import MatrixClient, MatrixError
@@ -13,6 +14,7 @@ from .ids import uid
 from .ports import free_port
 from .postgres import PostgresCluster
 from .synapse_server import SynapseServer
+from .waiting import wait_for
 
 __all__ = [
     "Database",
@@ -22,4 +24,5 @@ __all__ = [
     "SynapseServer",
     "free_port",
     "uid",
+    "wait_for",
 ]

@@ -21,7 +21,14 @@ import attrs
 import pytest
 import yaml
 
-from tests.harness import MatrixClient, MatrixError, PostgresCluster, SynapseServer, uid
+from tests.harness import (
+    MatrixClient,
+    MatrixError,
+    PostgresCluster,
+    SynapseServer,
+    uid,
+    wait_for,
+)
 from tests.harness.client import q
 from tests.integration.test_accounts_rules import (
     ACCOUNT_MS,
@@ -34,7 +41,6 @@ from tests.integration.test_accounts_rules import (
     now_ms,
     report,
     sweep,
-    wait_until,
     wait_until_seen,
 )
 
@@ -152,7 +158,7 @@ def existing(
     server.start()
     try:
         admin = MatrixClient(server.base_url, admin.access_token, admin.user_id, admin.device_id)
-        wait_until(
+        wait_for(
             lambda: (
                 "lux_privacy_user_activity" in server.db().tables()
                 and count(
@@ -162,7 +168,7 @@ def existing(
                 )
                 == 3
             ),
-            "the first-start backfill",
+            what="the first-start backfill",
         )
         rows = server.db().query(
             "SELECT user_id, last_active_ts FROM lux_privacy_user_activity"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Database, MatrixClient, MatrixError, SynapseServer
+from tests.harness import Database, MatrixClient, MatrixError, SynapseServer, wait_for
 from tests.harness.client import parse_mxc, q
 
 pytestmark = pytest.mark.integration
@@ -49,14 +49,6 @@ def sweep(
     return results
 
 
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def count(db: Database, sql: str, params: tuple[Any, ...] = ()) -> int:
     row = db.query_one(sql, params)
     assert row is not None
@@ -65,7 +57,7 @@ def count(db: Database, sql: str, params: tuple[Any, ...] = ()) -> int:
 
 def wait_until_seen(db: Database, client: MatrixClient) -> None:
     """Wait for Synapse's client-IP batch (every 5 s) to write the device's last_seen."""
-    wait_until(
+    wait_for(
         lambda: (
             count(
                 db,
@@ -75,7 +67,7 @@ def wait_until_seen(db: Database, client: MatrixClient) -> None:
             )
             == 1
         ),
-        f"Synapse to record {client.device_id}'s activity",
+        what=f"Synapse to record {client.device_id}'s activity",
     )
 
 

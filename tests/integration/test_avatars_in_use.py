@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import DATABASES
-from tests.harness import SynapseServer, uid
+from tests.harness import SynapseServer, uid, wait_for
 from tests.integration.test_content_support import (
     MONTH,
     backdate_media,
@@ -19,7 +19,6 @@ from tests.integration.test_content_support import (
     own_content_server,
     png,
 )
-from tests.integration.test_quota_support import wait_for
 
 pytestmark = pytest.mark.integration
 

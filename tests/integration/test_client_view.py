@@ -31,7 +31,7 @@ from nio import (
 )
 
 from tests.conftest import DATABASES, StartSynapse
-from tests.harness import MatrixClient, SynapseServer
+from tests.harness import MatrixClient, SynapseServer, wait_for
 from tests.harness.client import q
 from tests.integration.test_accounts_rules import ACCOUNT_MS, backdate_user, now_ms
 from tests.integration.test_content_support import (
@@ -42,7 +42,7 @@ from tests.integration.test_content_support import (
     png,
     stored_events,
 )
-from tests.integration.test_quota_support import KIB, blob, wait_for
+from tests.integration.test_quota_support import KIB, blob
 
 pytestmark = pytest.mark.integration
 

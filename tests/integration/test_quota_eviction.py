@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import DATABASES
-from tests.harness import MatrixClient, SynapseServer, uid
+from tests.harness import MatrixClient, SynapseServer, uid, wait_for
 from tests.integration.test_content_support import backdate_events, backdate_media, png
 from tests.integration.test_quota_support import (
     KIB,
@@ -34,7 +34,6 @@ from tests.integration.test_quota_support import (
     truth,
     upload_all,
     upload_refused,
-    wait_for,
 )
 
 pytestmark = pytest.mark.integration

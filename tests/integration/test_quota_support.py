@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness import Database, MatrixClient, MatrixError, PostgresCluster, SynapseServer, uid
+from tests.harness import (
+    Database,
+    MatrixClient,
+    MatrixError,
+    PostgresCluster,
+    SynapseServer,
+    uid,
+)
 
 KIB = 1024
 QUOTA = 300 * KIB
@@ -90,16 +96,6 @@ def sweep(
             results: dict[str, dict[str, int]] = report["results"]
             return results
         time.sleep(0.2)
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 60, what: str = "condition") -> float:
-    """Poll until ``check()``; the seconds it took."""
-    began = time.monotonic()
-    while not check():
-        if time.monotonic() - began > timeout:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.2)
-    return time.monotonic() - began
 
 
 def truth(db: Database, user_id: str) -> tuple[int, int]:
