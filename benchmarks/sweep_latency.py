@@ -5,9 +5,11 @@ the events past ``retention.messages``), a client sends a message and paginates
 ``/messages`` (20 events) in a room of its own, in turns, ``--rate`` requests per
 second of each; the latencies are recorded for ``--idle`` seconds with no sweep, then
 while a background sweep (``POST /sweeps``: messages, then the media rules) runs to its
-end. This is done once per mode (``--modes``), each on a fresh restore, so every mode
-meets the same data. A mode is ``none`` (no pace) or settings joined by ``+``:
-``pace=N`` (``sweep_pace``), ``adaptive`` (``sweep_adaptive_pace.enabled``),
+end, or for at most ``--window`` seconds, after which the sweep is cancelled (a sweep of
+a million events takes many minutes unpaced and hours paced: the latencies are then
+those of its first minutes). This is done once per mode (``--modes``), each on a fresh
+restore, so every mode meets the same data. A mode is ``none`` (no pace) or settings
+joined by ``+``: ``pace=N`` (``sweep_pace``), ``adaptive`` (``sweep_adaptive_pace.enabled``),
 ``slowdown=X`` and ``minpace=N`` (its ``max_slowdown`` and ``min_pace``), ``batch=N``
 (``sweep_batch_size``: fewer events per purge).
 
@@ -156,8 +158,10 @@ def one_run(
             return bool(state["sweep"]["status"] != "running")
 
         began = time.monotonic()
-        during = probe.measure(None, finished)
+        during = probe.measure(args.window, finished)
         took = time.monotonic() - began
+        if not finished():
+            cancel(admin, sweep_id, finished)
         sweep = state["sweep"]
         return {
             "mode": mode,
@@ -171,6 +175,17 @@ def one_run(
         }
     finally:
         server.stop()
+
+
+def cancel(admin: MatrixClient, sweep_id: str, finished: Any) -> None:
+    """Stop a sweep measured for ``--window`` seconds; it ends after its current batch."""
+    status, body = admin.lux("DELETE", f"/sweeps/{sweep_id}")
+    assert status == 202, body
+    deadline = time.monotonic() + 600
+    while not finished():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"sweep {sweep_id} did not stop within 600 s of its cancellation")
+        time.sleep(1)
 
 
 # The periodic sweep of the worker runs: this long after the workers start.
@@ -266,8 +281,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--rate", type=float, default=5.0, help="probe requests/s of each kind")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds measured idle")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=None,
+        help="measure the sweep for at most this many seconds, then cancel it (monolith)",
+    )
     parser.add_argument("--workers", action="store_true", help="on a worker deployment (see above)")
     args = parser.parse_args(argv)
+    if args.window is not None and args.workers:
+        parser.error("--window applies to the monolith runs (the workers' sweep is periodic)")
     for mode in args.modes:
         mode_config(mode)
 
