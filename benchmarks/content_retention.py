@@ -16,7 +16,9 @@ months, uploads over 24), then:
 
 It prints both wall times, the rows each deleted and their ratio, and the cost of a
 sweep when nothing is due at two data sizes (the whole dataset before the sweep, and
-the half left after it). A script, not a test: figures vary with the machine.
+the half left after it). With ``--transactions``, it also prints where each side's
+database time went during the timed deletions (``transactions.py``). A script, not a
+test: figures vary with the machine.
 
     .venv/bin/python benchmarks/content_retention.py        # the issue's sizes (built once: ~1 h)
     .venv/bin/python benchmarks/content_retention.py --rooms 300 --messages 10000 --media 1000
@@ -47,6 +49,12 @@ from benchmarks.dataset import (  # noqa: E402
     restore,
     spec_from_args,
 )
+from benchmarks.transactions import (  # noqa: E402
+    log_transactions,
+    logged_at,
+    print_transactions,
+    transactions_in,
+)
 from tests.harness import Database, MatrixClient, PostgresCluster  # noqa: E402
 
 DAY = 86_400_000
@@ -60,6 +68,10 @@ SYNAPSE_RETENTION = {
         "purge_jobs": [{"interval": "5s"}],
     }
 }
+
+
+# What Synapse logs when one of its retention purge jobs starts.
+PURGE_JOB_STARTED = "[purge] Running retention purge job"
 
 
 def admin_client(base_url: str, manifest: Manifest) -> MatrixClient:
@@ -112,15 +124,16 @@ def noop_sweep(admin: MatrixClient) -> float:
 
 def synapse_retention(
     server: Any, cutoff: int, expected: int
-) -> tuple[float, dict[str, int], dict[str, int]]:
+) -> tuple[float, float, dict[str, int], dict[str, int]]:
     """Synapse's own purge jobs: wall time from the first job until no due message is left
-    (or nothing moved for 60 s); rows before and after."""
+    (or nothing moved for 60 s), when (epoch s) the first job started; rows before and
+    after."""
     db = server.db()
     before = counts(db)
     server.start()
     try:
-        server.wait_for_log("[purge] Running retention purge job", timeout=120)
-        began = time.monotonic()
+        server.wait_for_log(PURGE_JOB_STARTED, timeout=120)
+        began, began_epoch = time.monotonic(), time.time()
         last_change, last = began, due_messages(db, cutoff)
         while last > 0 and time.monotonic() - last_change < 60:
             time.sleep(0.2)
@@ -129,7 +142,7 @@ def synapse_retention(
                 last_change, last = time.monotonic(), now
         if last:
             print(f"  Synapse left {last} of {expected} due messages")
-        return last_change - began, before, counts(db)
+        return last_change - began, began_epoch, before, counts(db)
     finally:
         server.stop()
 
@@ -144,6 +157,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     parser.add_argument(
         "--profile", metavar="PATH", help="py-spy collapsed stacks of the messages sweep"
+    )
+    parser.add_argument(
+        "--transactions",
+        action="store_true",
+        help="log every database transaction; print each side's by name",
     )
     args = parser.parse_args(argv)
 
@@ -167,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         cutoff = now - 24 * MONTH
         server, _ = restore(snapshot, workdir / "ours", cluster, module, now)
         synapse, _ = restore(snapshot, workdir / "synapse", cluster, [], now, SYNAPSE_RETENTION)
+        if args.transactions:
+            log_transactions(server)
+            log_transactions(synapse)
         server.start()
         admin = admin_client(server.base_url, manifest)
         db = server.db()
@@ -174,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         before = counts(db)
         _, forecast = sweep(admin, ["messages", *CONTENT_MEDIA_RULES], dry_run=True)
         spy = profiled(server.pid, args.profile)
+        messages_began = time.time()
         t_messages, r_messages = sweep(admin, ["messages"])
         stop_profile(spy)
         t_media, r_media = sweep(admin, CONTENT_MEDIA_RULES)
@@ -183,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         noop_after = [noop_sweep(admin) for _ in range(4)][1:]  # the first one warms caches
         server.stop()
 
-        t_synapse, s_before, s_after = synapse_retention(synapse, cutoff, due)
+        t_synapse, synapse_began, s_before, s_after = synapse_retention(synapse, cutoff, due)
         synapse_deleted = deleted(s_before, s_after)
     finally:
         cluster.stop()
@@ -212,6 +234,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("after the sweep", after["events"], noop_after),
     ):
         print(f"  {label:16} {size:8} event rows: {sorted(times)[1] * 1000:8.1f} ms")
+    if args.transactions:
+        print("database transactions (connection time), by name:")
+        print_transactions(
+            "  module, messages rule",
+            transactions_in(server.log_path, messages_began, messages_began + t_messages),
+        )
+        first_job = logged_at(synapse.log_path, PURGE_JOB_STARTED)
+        print_transactions(
+            "  Synapse's purge jobs",
+            transactions_in(synapse.log_path, first_job, synapse_began + t_synapse),
+        )
     if args.keep:
         print(f"work folder kept: {workdir}")
     else:
