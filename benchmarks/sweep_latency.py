@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,12 @@ from benchmarks.dataset import (  # noqa: E402
     restore,
     spec_from_args,
 )
-from tests.harness import MatrixClient, PostgresCluster, SynapseServer  # noqa: E402
+from tests.harness import (  # noqa: E402
+    MatrixClient,
+    PostgresCluster,
+    SynapseServer,
+    wait_for,
+)
 from tests.harness.workers import BACKGROUND_WORKER, WorkerDeployment  # noqa: E402
 
 SMALL = DatasetSpec(users=100, rooms=300, messages=10_000, media=200)
@@ -177,15 +182,11 @@ def one_run(
         server.stop()
 
 
-def cancel(admin: MatrixClient, sweep_id: str, finished: Any) -> None:
+def cancel(admin: MatrixClient, sweep_id: str, finished: Callable[[], bool]) -> None:
     """Stop a sweep measured for ``--window`` seconds; it ends after its current batch."""
     status, body = admin.lux("DELETE", f"/sweeps/{sweep_id}")
     assert status == 202, body
-    deadline = time.monotonic() + 600
-    while not finished():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"sweep {sweep_id} did not stop within 600 s of its cancellation")
-        time.sleep(1)
+    wait_for(finished, timeout=600, what=f"the end of cancelled sweep {sweep_id}")
 
 
 # The periodic sweep of the worker runs: this long after the workers start.
