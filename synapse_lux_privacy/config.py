@@ -217,9 +217,25 @@ class AuditConfig:
     """Accountability records (audit rows, failure rows, sweep records) are kept this long.
 
     They name users and rooms, so they are personal data too and go after ``retention``.
+    ``certificates_to``: e-mail addresses that receive each signed deletion certificate
+    (R14; the DPO's copy, kept outside the server).
     """
 
     retention_ms: int
+    certificates_to: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class ExportsConfig:
+    """R14 (GDPR art. 15): data-subject access exports.
+
+    ``directory``: where archives are written (None: under Synapse's
+    ``media_store_path``); ``retention_ms``: an archive is deleted this long after it
+    was made.
+    """
+
+    directory: str | None = None
+    retention_ms: int = 7 * DAY_MS
 
 
 @attrs.frozen
@@ -299,6 +315,7 @@ class LuxPrivacyConfig:
     logs: LogsConfig
     directory: DirectoryConfig
     audit: AuditConfig = AuditConfig(24 * MONTH_MS)
+    exports: ExportsConfig = ExportsConfig()
     notify: NotifyConfig = NotifyConfig((30 * DAY_MS, 7 * DAY_MS), ("fr", "en"))
     storage_providers: StorageProvidersConfig = StorageProvidersConfig()
     allow_untested_synapse: bool = False
@@ -631,6 +648,28 @@ def _storage_providers(section: _Section) -> StorageProvidersConfig:
     return StorageProvidersConfig(str(value))
 
 
+def _email_list(section: _Section) -> tuple[str, ...]:
+    """``certificates_to``: e-mail addresses, each ``local@domain``."""
+    addresses = []
+    for path, address in section.string_list("certificates_to"):
+        local, at, domain = address.partition("@")
+        if not (local and at and "." in domain) or any(c.isspace() for c in address):
+            raise config_error(path, f"{describe(address)} is not an e-mail address")
+        addresses.append(address)
+    return tuple(addresses)
+
+
+def _exports(section: _Section, allow_short: bool) -> ExportsConfig:
+    directory = section.value("directory")
+    if directory is not None:
+        directory = section.string("directory")
+        if not directory.startswith("/"):
+            raise config_error(
+                (*section.path, "directory"), f"{describe(directory)} is not an absolute path"
+            )
+    return ExportsConfig(directory, _period(section, "retention", 7 * DAY_MS, allow_short))
+
+
 def _pace(section: _Section) -> float | None:
     value = section.value("sweep_pace", None)
     if value is None:
@@ -682,8 +721,8 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
         (),
         ("dry_run", "sweep_interval", "allow_future_sweeps", "allow_short_periods",
          "sweep_batch_size", "sweep_pace", "sweep_adaptive_pace", "retention", "quota",
-         "sessions", "accounts", "logs", "directory", "audit", "notify", "storage_providers",
-         "allow_untested_synapse"),
+         "sessions", "accounts", "logs", "directory", "audit", "exports", "notify",
+         "storage_providers", "allow_untested_synapse"),
     )  # fmt: skip
     allow_short = top.boolean("allow_short_periods", False)
     retention = top.section(
@@ -693,7 +732,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
     accounts = top.section("accounts", ("inactive_delete_after", "exempt"))
     logs = top.section("logs", ("ip_retention",))
     directory = top.section("directory", ("require_consent", "national"))
-    audit = top.section("audit", ("retention",))
+    audit = top.section("audit", ("retention", "certificates_to"))
     pace = _pace(top)
     return LuxPrivacyConfig(
         dry_run=top.boolean("dry_run", False),
@@ -717,7 +756,10 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
             require_consent=directory.boolean("require_consent", True),
             national=_national(directory),
         ),
-        audit=AuditConfig(_period(audit, "retention", 24 * MONTH_MS, allow_short)),
+        audit=AuditConfig(
+            _period(audit, "retention", 24 * MONTH_MS, allow_short), _email_list(audit)
+        ),
+        exports=_exports(top.section("exports", ("directory", "retention")), allow_short),
         notify=_notify(top.section("notify", ("account_deletion", "languages", "texts"))),
         storage_providers=_storage_providers(top.section("storage_providers", ("delete_from",))),
         allow_untested_synapse=top.boolean("allow_untested_synapse", False),

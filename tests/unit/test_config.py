@@ -1,5 +1,6 @@
 """parse_config: Luxchat defaults (R1-R12), key-by-key validation and the short-period guard."""
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from synapse.config import ConfigError
 from synapse_lux_privacy.config import (
     AccountsConfig,
     AdaptivePaceConfig,
+    ExportsConfig,
     LuxPrivacyConfig,
     NationalDirectoryConfig,
     RetentionMatch,
@@ -196,6 +198,8 @@ def test_r1_to_r12_contract_example_parses() -> None:
     assert [r.lifetime_ms for r in rules] == [6 * MONTH_MS, 12 * MONTH_MS, 12 * MONTH_MS]
     assert rules[0].match == RetentionMatch(type="m.room.message", msgtype="m.video")
     assert rules[2].match == RetentionMatch(media_type="audio/*")
+    assert config.audit.certificates_to == ()
+    assert config.exports == ExportsConfig(None, 7 * DAY_MS)
 
 
 def test_shipped_snippet_is_the_luxchat_defaults() -> None:
@@ -213,7 +217,8 @@ def _all_keys() -> list[str]:
         "inactive_logout_after", "accounts",
         "inactive_delete_after", "exempt", "logs", "ip_retention", "directory",
         "require_consent", "national", "url", "token_path", "removal_deadline", "notify",
-        "account_deletion", "languages", "texts", "subject", "body",
+        "account_deletion", "languages", "texts", "subject", "body", "certificates_to",
+        "exports",
     ]  # fmt: skip
 
 
@@ -819,3 +824,29 @@ def test_near_valid_input_gives_a_config_or_a_config_error(raw: dict[str, Any]) 
     except ConfigError as e:
         assert isinstance(e.path, tuple)
         assert e.msg.startswith(dotted(e.path) + ": ")
+
+
+def test_r14_exports_and_certificate_addresses_parse() -> None:
+    config = parse_config(
+        {
+            "audit": {"certificates_to": ["dpo@example.lu"]},
+            "exports": {"directory": "/var/lib/exports", "retention": "30d"},
+        }
+    )
+    assert config.audit.certificates_to == ("dpo@example.lu",)
+    assert config.exports == ExportsConfig("/var/lib/exports", 30 * DAY_MS)
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        ({"audit": {"certificates_to": ["not-an-address"]}}, "audit.certificates_to[0]"),
+        ({"audit": {"certificates_to": "dpo@example.lu"}}, "audit.certificates_to"),
+        ({"exports": {"directory": "relative/dir"}}, "exports.directory"),
+        ({"exports": {"retention": "0d"}}, "exports.retention"),
+        ({"exports": {"format": "tar"}}, "exports.format"),
+    ],
+)
+def test_r14_bad_exports_or_certificate_keys_are_named(raw: dict[str, Any], path: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(path)):
+        parse_config(raw)
