@@ -39,8 +39,8 @@ def wrong_instance(sweep_instance: str) -> SynapseError:
     where = "the main process" if sweep_instance == MAIN_PROCESS_INSTANCE else sweep_instance
     return SynapseError(
         421,
-        f"Sweeps run on the instance that runs background tasks (run_background_tasks_on:"
-        f" {where}), not on this one: send the request to {where}",
+        f"Sweeps run only on the instance that runs background tasks"
+        f" (run_background_tasks_on), {where}: send the request to it, not to this process",
         WRONG_INSTANCE,
         additional_fields={"run_on": sweep_instance},
     )

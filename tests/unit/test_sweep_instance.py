@@ -34,11 +34,11 @@ async def test_another_instance_refuses_with_421_naming_where_to_send_it() -> No
     error = caught.value
     assert (error.code, error.errcode) == (421, "M_LUX_WRONG_INSTANCE")
     assert error.error_dict(None)["run_on"] == "background_worker"
-    assert "run_background_tasks_on: background_worker" in error.msg
+    assert "(run_background_tasks_on), background_worker: send the request to it" in error.msg
 
 
 def test_the_main_process_is_named_as_operators_know_it() -> None:
     """Synapse calls the main process "master": the message says "the main process"."""
     error = wrong_instance("master")
     assert error.error_dict(None)["run_on"] == "master"
-    assert "send the request to the main process" in error.msg
+    assert "(run_background_tasks_on), the main process: send the request" in error.msg
