@@ -2,23 +2,34 @@
 
 Sub-commands:
 
-* ``write-config --dir D --port P`` - (re)write ``D/homeserver.yaml`` and its log config,
-  creating the signing key and the registration secret on first use.
+* ``write-config --dir D --port P [--smtp-port S] [--override F]`` - (re)write
+  ``D/homeserver.yaml`` and its log config, creating the signing key and the registration
+  secret on first use. The configuration is, each merged over the one before: the dev
+  settings, the Synapse sections and the module entry of ``config/homeserver-snippet.yaml``,
+  Synapse's mailer pointed at the SMTP sink and server notices, then the local override
+  file (``dev-homeserver.local.yaml``, untracked) when it exists.
+* ``smtp-sink --dir D --smtp-port S`` - an SMTP server on 127.0.0.1:S that keeps every mail
+  in ``D/mail/`` (one ``.eml`` file each) and prints its recipient and subject.
 * ``check-port --port P`` - fail if something already listens on 127.0.0.1:P.
 * ``wait --port P --pid PID`` - wait until ``/health`` answers, or fail if PID exits.
 * ``register-admin --dir D --port P`` - register ``@admin:localhost`` (password kept in
   ``D/admin-password``); does nothing if the user already exists.
-* ``instructions --dir D --port P`` - print how to get a token and call the admin API.
+* ``instructions --dir D --port P [--override F]`` - print how to get a token, call the
+  admin API, and where mail and settings are.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import email
+import email.policy
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import signal
 import socket
 import sys
 import time
@@ -34,7 +45,9 @@ SERVER_NAME = "localhost"
 MODULE_NAME = "synapse_lux_privacy.LuxPrivacyModule"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SNIPPET = REPO_ROOT / "config" / "homeserver-snippet.yaml"
+OVERRIDE = REPO_ROOT / "dev-homeserver.local.yaml"
 ADMIN = "admin"
+NOTICES = "notices"  # the server-notices user, @notices:localhost
 
 
 def _secret(path: Path) -> str:
@@ -45,28 +58,50 @@ def _secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def module_block() -> dict[str, Any]:
-    """The module entry from ``config/homeserver-snippet.yaml``, else ``config: {}``."""
-    if SNIPPET.exists():
-        snippet = yaml.safe_load(SNIPPET.read_text()) or {}
-        modules = snippet.get("modules", []) if isinstance(snippet, dict) else snippet
-        for entry in modules or []:
-            if isinstance(entry, dict) and entry.get("module") == MODULE_NAME:
-                return {"module": MODULE_NAME, "config": entry.get("config") or {}}
-        print(f"warning: no {MODULE_NAME} entry in {SNIPPET}; using config: {{}}")
-    return {"module": MODULE_NAME, "config": {}}
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``base``: mappings merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
-def write_config(directory: Path, port: int) -> None:
-    """Write homeserver.yaml, log.config and (once) the signing key."""
-    directory = directory.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    key_path = directory / "signing.key"
-    if not key_path.exists():
-        with key_path.open("w") as f:
-            write_signing_keys(f, [generate_signing_key("a_dev")])
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping (an empty file is an empty one); anything else is an error."""
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise SystemExit(f"error: {path} must be a YAML mapping of homeserver.yaml keys")
+    return loaded
+
+
+def _with_module(config: dict[str, Any], source: Path) -> dict[str, Any]:
+    """``config`` with its ``modules:`` list turned into ``module_config`` (this module's
+    ``config:`` block) and ``other_modules`` (every other entry), for merging."""
+    config = dict(config)
+    modules = config.pop("modules", None) or []
+    if not isinstance(modules, list):
+        raise SystemExit(f"error: modules in {source} must be a list")
+    own = [m for m in modules if isinstance(m, dict) and m.get("module") == MODULE_NAME]
+    if len(own) > 1:
+        raise SystemExit(f"error: {source} lists {MODULE_NAME} more than once")
+    module_config = (own[0].get("config") or {}) if own else {}
+    if not isinstance(module_config, dict):
+        raise SystemExit(f"error: the config of {MODULE_NAME} in {source} must be a mapping")
+    return {
+        **config,
+        "module_config": module_config,
+        "other_modules": [m for m in modules if m not in own],
+    }
+
+
+def dev_config(directory: Path, port: int) -> dict[str, Any]:
+    """What the dev homeserver needs whatever the snippet says: SQLite in ``directory``,
+    a listener on 127.0.0.1:``port``, secrets, relaxed login rate limits."""
     relaxed = {"per_second": 10, "burst_count": 100}
-    config: dict[str, Any] = {
+    return {
         "server_name": SERVER_NAME,
         "public_baseurl": f"http://localhost:{port}/",
         "listeners": [
@@ -81,7 +116,7 @@ def write_config(directory: Path, port: int) -> None:
         ],
         "database": {"name": "sqlite3", "args": {"database": str(directory / "homeserver.db")}},
         "media_store_path": str(directory / "media_store"),
-        "signing_key_path": str(key_path),
+        "signing_key_path": str(directory / "signing.key"),
         "log_config": str(directory / "log.config"),
         "registration_shared_secret": _secret(directory / "registration-secret"),
         "macaroon_secret_key": _secret(directory / "macaroon-secret"),
@@ -91,19 +126,65 @@ def write_config(directory: Path, port: int) -> None:
         "trusted_key_servers": [],
         "suppress_key_server_warning": True,
         "user_directory": {"enabled": True, "search_all_users": True},
-        "push": {"include_content": False},  # R15; check-config reports Synapse's default
-        # R13: Synapse's own pruning ignores holds; the module's rules do that work.
-        "user_ips_max_age": None,
-        "redaction_retention_period": None,
-        # R10: a user hidden from directory search stays hidden from strangers' lookups.
-        "require_auth_for_profile_requests": True,
-        "limit_profile_requests_to_users_who_share_rooms": True,
         "rc_login": {"address": relaxed, "account": relaxed, "failed_attempts": relaxed},
-        "modules": [module_block()],
     }
+
+
+def dev_mail_and_notices(smtp_port: int) -> dict[str, Any]:
+    """Over the snippet's placeholders: Synapse's mailer (R12 warnings, R14 certificates)
+    sends to the SMTP sink; server notices on, so that R4's notice after an eviction is
+    sent (to a room with @notices:localhost)."""
+    return {
+        "email": {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp_port,
+            "require_transport_security": False,
+            "enable_tls": False,
+            "notif_from": f"Luxchat dev <noreply@{SERVER_NAME}>",
+        },
+        "server_notices": {
+            "system_mxid_localpart": NOTICES,
+            "system_mxid_display_name": "Server notices",
+            "room_name": "Server notices",
+        },
+    }
+
+
+def homeserver_config(
+    directory: Path, port: int, smtp_port: int, override: Path | None
+) -> dict[str, Any]:
+    """The dev homeserver.yaml: the dev settings, then the snippet, then mail and
+    notices, then the override file (when given and present), each merged over the last."""
+    layers = [
+        _with_module(dev_config(directory, port), Path("dev settings")),
+        _with_module(_read_yaml(SNIPPET), SNIPPET),
+        _with_module(dev_mail_and_notices(smtp_port), Path("dev settings")),
+    ]
+    if override is not None and override.exists():
+        layers.append(_with_module(_read_yaml(override), override))
+    merged: dict[str, Any] = {}
+    other_modules: list[Any] = []
+    for layer in layers:
+        other_modules.extend(layer.pop("other_modules"))
+        merged = deep_merge(merged, layer)
+    module = {"module": MODULE_NAME, "config": merged.pop("module_config")}
+    return {**merged, "modules": [module, *other_modules]}
+
+
+def write_config(directory: Path, port: int, smtp_port: int, override: Path | None) -> None:
+    """Write homeserver.yaml, log.config and (once) the signing key."""
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    key_path = directory / "signing.key"
+    if not key_path.exists():
+        with key_path.open("w") as f:
+            write_signing_keys(f, [generate_signing_key("a_dev")])
+    config = homeserver_config(directory, port, smtp_port, override)
     (directory / "homeserver.yaml").write_text(
-        "# Generated by scripts/dev-homeserver.sh on every start; edit that script instead.\n"
-        + yaml.safe_dump(config, sort_keys=False)
+        "# Generated by scripts/dev-homeserver.sh on every start from\n"
+        f"# config/homeserver-snippet.yaml and {override}: put your settings in\n"
+        "# the latter (README.md, 'Set up for development').\n"
+        + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
     )
     log_config = {
         "version": 1,
@@ -129,6 +210,52 @@ def write_config(directory: Path, port: int) -> None:
         "disable_existing_loggers": False,
     }
     (directory / "log.config").write_text(yaml.safe_dump(log_config))
+
+
+class _KeepMail:
+    """aiosmtpd handler: each message to ``folder`` as an ``.eml`` file, one line printed."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._count = len(list(folder.glob("*.eml")))
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self._count += 1
+        path = self._folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{self._count:04d}.eml"
+        path.write_bytes(envelope.content)
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        print(
+            f"==> mail to {', '.join(envelope.rcpt_tos)}: {message['Subject']} ({path})",
+            flush=True,
+        )
+        return "250 Message accepted for delivery"
+
+
+def smtp_sink(directory: Path, smtp_port: int) -> int:
+    """Run an SMTP server on 127.0.0.1:``smtp_port`` keeping mail in ``directory/mail``
+    until SIGTERM or Ctrl-C."""
+    try:
+        from aiosmtpd.controller import Controller
+    except ImportError:
+        print("error: aiosmtpd is missing: .venv/bin/pip install -e '.[dev]'")
+        return 1
+    folder = directory / "mail"
+    folder.mkdir(parents=True, exist_ok=True)
+    controller = Controller(_KeepMail(folder), hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+
+    async def until_stopped() -> None:
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopped.set)
+        await stopped.wait()
+
+    try:
+        asyncio.run(until_stopped())
+    finally:
+        controller.stop()
+    return 0
 
 
 def _request(url: str, body: Any = None) -> tuple[int, Any]:
@@ -200,7 +327,7 @@ def register_admin(directory: Path, port: int) -> int:
     return 0
 
 
-def instructions(directory: Path, port: int) -> None:
+def instructions(directory: Path, port: int, override: Path) -> None:
     """Print the admin password and ready-to-paste curl commands."""
     password = (directory / "admin-password").read_text().strip()
     base = f"http://localhost:{port}"
@@ -227,6 +354,12 @@ Call the module's admin API:
   curl -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
     -d '{{"dry_run": true}}' {base}/_synapse/client/lux_privacy/v1/sweep
 
+Mail Synapse sends (R12 warnings, certificates) lands in {directory}/mail/ (one .eml each);
+server notices (R4) come from @{NOTICES}:{SERVER_NAME}.
+Your settings (module config, Synapse sections) go in {override}
+({"present" if override.exists() else "absent; README.md has an example"}), merged over
+config/homeserver-snippet.yaml at every start.
+
 Press Ctrl-C to stop Synapse.
 """
     )
@@ -236,16 +369,28 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "command", choices=["write-config", "check-port", "wait", "register-admin", "instructions"]
+        "command",
+        choices=[
+            "write-config",
+            "smtp-sink",
+            "check-port",
+            "wait",
+            "register-admin",
+            "instructions",
+        ],
     )
     parser.add_argument("--dir", type=Path, default=REPO_ROOT / "dev-homeserver")
     parser.add_argument("--port", type=int, default=8008)
+    parser.add_argument("--smtp-port", type=int, default=8025)
+    parser.add_argument("--override", type=Path, default=OVERRIDE)
     parser.add_argument("--pid", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=120)
     args = parser.parse_args(argv)
     directory: Path = args.dir.resolve()
     if args.command == "write-config":
-        write_config(directory, args.port)
+        write_config(directory, args.port, args.smtp_port, args.override.resolve())
+    elif args.command == "smtp-sink":
+        return smtp_sink(directory, args.smtp_port)
     elif args.command == "check-port":
         return check_port(args.port)
     elif args.command == "wait":
@@ -253,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "register-admin":
         return register_admin(directory, args.port)
     else:
-        instructions(directory, args.port)
+        instructions(directory, args.port, args.override.resolve())
     return 0
 
 

@@ -19,6 +19,7 @@ from synapse_lux_privacy.admin_api.failures_endpoint import FailuresEndpoint
 from synapse_lux_privacy.admin_api.holds_endpoint import HoldsEndpoint
 from synapse_lux_privacy.admin_api.resource import AdminApiResource, route
 from synapse_lux_privacy.admin_api.sweep_endpoint import SweepEndpoint
+from synapse_lux_privacy.admin_api.sweep_instance import on_sweep_instance
 from synapse_lux_privacy.admin_api.sweeps_endpoint import SweepsEndpoint
 from synapse_lux_privacy.admin_api.users_endpoint import UsersEndpoint
 from synapse_lux_privacy.config import LuxPrivacyConfig, parse_config
@@ -110,9 +111,11 @@ class LuxPrivacyModule:
         holds = HoldsEndpoint(self._api, self._holds, clock)
         audit = AuditEndpoint(self._audit)
         users = UsersEndpoint(self._api, self._holds, [f.report for f in self._features])
+        # Sweeps start only where background tasks run (the periodic sweep, the media store).
+        sweep_instance = synapse_adapter.background_tasks_instance(self._api)
         routes = [
-            route("POST", "/sweep", sweep.post),
-            route("POST", "/sweeps", sweeps.start),
+            route("POST", "/sweep", on_sweep_instance(sweep.post, sweep_instance)),
+            route("POST", "/sweeps", on_sweep_instance(sweeps.start, sweep_instance)),
             route("GET", "/sweeps", sweeps.list),
             route("GET", "/sweeps/{sweep_id}", sweeps.get),
             route("DELETE", "/sweeps/{sweep_id}", sweeps.cancel),

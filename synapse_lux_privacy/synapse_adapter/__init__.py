@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 MINIMUM_SYNAPSE = Version("1.150.0")
 # The releases every private API of this package was read and tested on.
 TESTED_SYNAPSE = SpecifierSet(">=1.150.0,<1.164.0")
+# Synapse's instance name for the main process ("main" in instance_map).
+MAIN_PROCESS_INSTANCE = "master"
 
 
 def synapse_version() -> str:
@@ -117,3 +119,15 @@ def homeserver_config(api: ModuleApi) -> tuple[dict[str, Any], str | None]:
     if not files:
         return {}, None
     return read_config_files(files), os.path.dirname(files[-1])
+
+
+def background_tasks_instance(api: ModuleApi) -> str | None:
+    """None when this process runs Synapse's background tasks (and so the periodic
+    sweep), else the instance that does: ``run_background_tasks_on`` as written in
+    homeserver.yaml, ``master`` (the main process) when absent. Synapse keeps only
+    the yes/no answer (``should_run_background_tasks``), so the name is read from the
+    configuration files this process was started with."""
+    if api.should_run_background_tasks():
+        return None
+    homeserver, _ = homeserver_config(api)
+    return str(homeserver.get("run_background_tasks_on") or MAIN_PROCESS_INSTANCE)

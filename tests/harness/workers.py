@@ -7,7 +7,9 @@
   configuration (``instance_map``, ``redis``, ``run_background_tasks_on``, the module);
 * ``client_worker`` - a ``synapse.app.generic_worker`` serving client traffic;
 * ``background_worker`` - a generic worker named in ``run_background_tasks_on``, so the
-  only process that runs Synapse's background tasks and the module's periodic sweep.
+  only process that runs Synapse's background tasks and the module's periodic sweep, and
+  the one that serves sweeps requested through the module's admin API (its first
+  listener serves that API and ``/health``, nothing of Synapse's client API).
 
 Every worker reads the shared ``homeserver.yaml`` and then its own ``worker.yaml``
 (``-c shared -c worker``), exactly as in production (``config/workers/``). Every process
@@ -160,8 +162,9 @@ class MainProcess(SynapseServer):
 class SynapseWorker(SynapseServer):
     """A ``synapse.app.generic_worker`` reading the main process's config, then its own.
 
-    ``serves_clients``: its first listener serves the client API (``base_url``); otherwise
-    ``base_url`` is its replication listener (which answers ``/health`` too).
+    Its first listener (``base_url``) serves the client API when ``serves_clients``;
+    otherwise only ``/health`` and the module's admin API (Synapse adds a module's web
+    resources to every HTTP listener), as ``config/workers/background_worker.yaml``.
     """
 
     config_file_name = "worker.yaml"
@@ -180,28 +183,24 @@ class SynapseWorker(SynapseServer):
         self.replication_port = replication_port
         self.serves_clients = serves_clients
         super().__init__(tmp_dir, main.database, main.pg_params, main.module_config)
-        if not serves_clients:
-            self.port = replication_port
-            self.base_url = f"http://{_LOOPBACK}:{self.port}"
         self.shared_secret = main.shared_secret
 
     def __repr__(self) -> str:
         return f"SynapseWorker({self.worker_name}, {self.base_url})"
 
     def _build_config(self, extra: dict[str, Any]) -> dict[str, Any]:
-        listeners = [_replication_listener(self.replication_port)]
-        if self.serves_clients:
-            listeners.insert(
-                0,
-                {
-                    "port": self.port,
-                    "bind_addresses": [_LOOPBACK],
-                    "type": "http",
-                    "tls": False,
-                    "x_forwarded": False,
-                    "resources": [{"names": ["client"], "compress": False}],
-                },
-            )
+        served = "client" if self.serves_clients else "health"
+        listeners = [
+            {
+                "port": self.port,
+                "bind_addresses": [_LOOPBACK],
+                "type": "http",
+                "tls": False,
+                "x_forwarded": False,
+                "resources": [{"names": [served], "compress": False}],
+            },
+            _replication_listener(self.replication_port),
+        ]
         return {
             "worker_app": "synapse.app.generic_worker",
             "worker_name": self.worker_name,

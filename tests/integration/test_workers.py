@@ -5,41 +5,50 @@ serving client traffic (``client_worker``) and a generic worker running the back
 tasks (``background_worker``, ``run_background_tasks_on``). The module is loaded in every
 process; clients talk to the client worker unless a test says otherwise.
 
-Time: real time only. The module runs with ``allow_short_periods: true`` and
-``sweep_interval: 2s``, so several periodic sweeps happen within a few seconds; the
-activity test waits for the client worker's once-a-minute activity flush. Nothing here
-needs aged data.
+Time: real time, except the sweep through the sample's route, which runs "as of" 13
+months ahead (``allow_future_sweeps: true``). The module runs with
+``allow_short_periods: true`` and ``sweep_interval: 2s``, so several periodic sweeps
+happen within a few seconds; the activity test waits for the client worker's
+once-a-minute activity flush.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from signedjson.key import generate_signing_key, write_signing_keys
 from synapse.config.homeserver import HomeServerConfig
 from synapse.config.server import TCPListenerConfig
 from synapse.config.workers import InstanceTcpLocationConfig
 
+from synapse_lux_privacy.admin_api import ADMIN_API_PREFIX
 from synapse_lux_privacy.features.accounts.tracker import FLUSH_INTERVAL_MS
 from synapse_lux_privacy.module import LuxPrivacyModule
 from synapse_lux_privacy.store.schema import CORE_MIGRATIONS
 from tests.harness import MatrixClient, PostgresCluster, uid
-from tests.harness.synapse_server import REPO_ROOT
+from tests.harness.synapse_server import REPO_ROOT, SynapseServer
 from tests.harness.workers import (
     BACKGROUND_WORKER,
     CLIENT_WORKER,
     MAIN_INSTANCE,
     WorkerDeployment,
 )
+from tests.integration.test_content_support import MONTH, local_media_files, png
 
 pytestmark = pytest.mark.integration
 
-MODULE_CONFIG = {"allow_short_periods": True, "sweep_interval": "2s"}
+MODULE_CONFIG = {"allow_short_periods": True, "sweep_interval": "2s", "allow_future_sweeps": True}
 SEVERAL_SWEEPS = 3
+SAMPLE = REPO_ROOT / "config" / "workers"
+# The docker-compose service of each process of the sample (nginx.conf's upstreams).
+SERVICES = {"synapse": MAIN_INSTANCE, "client-worker": CLIENT_WORKER,
+            "background-worker": BACKGROUND_WORKER}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -172,12 +181,14 @@ def test_schema_is_created_once_and_every_process_uses_the_module_tables(
     ) != (0,)
 
 
-def test_sweep_on_the_client_worker_is_refused_while_another_instance_holds_the_lock(
+def test_sweep_on_the_background_worker_is_refused_while_another_instance_holds_the_lock(
     deployment: WorkerDeployment, admin: MatrixClient
 ) -> None:
-    """The lock lives in the database, so the client worker sees the other's lease: 409."""
+    """The lock lives in the database, so the background worker sees the lease of another
+    instance (here the main process, as if it also ran background tasks): 409. The other
+    processes refuse the sweep before looking at the lock (421, they never sweep)."""
     db = deployment.main.db()
-    holder = f"{BACKGROUND_WORKER}/1/{uid('sweep')}"
+    holder = f"master/1/{uid('sweep')}"
     expires = int(time.time() * 1000) + 600_000
     inserted = _wait_for(
         lambda: db.execute(
@@ -190,14 +201,127 @@ def test_sweep_on_the_client_worker_is_refused_while_another_instance_holds_the_
     assert inserted == 1
     try:
         before = db.query("SELECT sweep_id FROM lux_privacy_sweeps")
-        status, body = admin.lux("POST", "/sweep", {"dry_run": True})
+        sweeper = deployment.on(admin, deployment.background_worker)
+        status, body = sweeper.lux("POST", "/sweep", {"dry_run": True})
+        assert (status, body["errcode"]) == (409, "M_LIMIT_EXCEEDED"), body
+        status, body = sweeper.lux("POST", "/sweeps", {})
         assert (status, body["errcode"]) == (409, "M_LIMIT_EXCEEDED"), body
         status, body = deployment.on(admin, deployment.main).lux("POST", "/sweep", {})
-        assert (status, body["errcode"]) == (409, "M_LIMIT_EXCEEDED"), body
+        assert (status, body["errcode"]) == (421, "M_LUX_WRONG_INSTANCE"), body
         assert db.query("SELECT sweep_id FROM lux_privacy_sweeps") == before
         assert db.query("SELECT holder FROM lux_privacy_lock") == [(holder,)]
     finally:
         db.execute("DELETE FROM lux_privacy_lock WHERE holder = ?", (holder,))
+
+
+def test_sweeps_requested_off_the_background_worker_are_refused_naming_it(
+    deployment: WorkerDeployment, admin: MatrixClient
+) -> None:
+    """R1-R12 run where background tasks run: POST /sweep and POST /sweeps on the client
+    worker or the main process answer 421 M_LUX_WRONG_INSTANCE naming background_worker
+    (``run_on``) and start nothing; reading sweeps works on every process."""
+    for process in (deployment.client_worker, deployment.main):
+        client = deployment.on(admin, process)
+        for path, body in (("/sweep", {"dry_run": True}), ("/sweeps", {})):
+            status, answer = client.lux("POST", path, body)
+            assert (status, answer.get("errcode")) == (421, "M_LUX_WRONG_INSTANCE"), answer
+            assert answer["run_on"] == BACKGROUND_WORKER, answer
+            assert BACKGROUND_WORKER in answer["error"], answer
+        status, listing = client.lux("GET", "/sweeps", params={"limit": 1})
+        assert status == 200 and isinstance(listing["sweeps"], list), listing
+    # No other process ever recorded a sweep.
+    elsewhere = "SELECT COUNT(*) FROM lux_privacy_sweeps WHERE instance <> ?"
+    assert deployment.main.db().query_one(elsewhere, (BACKGROUND_WORKER,)) == (0,)
+
+
+def _nginx_route(path: str) -> tuple[str, int]:
+    """The upstream server (host, port) config/workers/nginx.conf sends ``path`` to, chosen
+    as nginx chooses a location: the longest matching prefix location, unless a regex
+    location matches (the first in the file wins). The sample uses no other kind."""
+    conf = (SAMPLE / "nginx.conf").read_text()
+    upstreams = dict(re.findall(r"upstream\s+(\S+)\s*\{\s*server\s+([^;\s]+);", conf))
+    locations = re.findall(r"location\s+(~\s+)?(\S+)\s*\{\s*proxy_pass\s+http://([^;]+);", conf)
+    assert len(locations) == conf.count("location "), "a location the resolver cannot read"
+    regex = [up for is_re, pattern, up in locations if is_re and re.search(pattern, path)]
+    prefixes = [(len(p), up) for is_re, p, up in locations if not is_re and path.startswith(p)]
+    upstream = regex[0] if regex else max(prefixes)[1]
+    host, port = upstreams[upstream].split(":")
+    return host, int(port)
+
+
+def _sample_api_listener(instance: str) -> dict[str, Any]:
+    """The listener of the sample's worker file that nginx may send traffic to."""
+    worker = yaml.safe_load((SAMPLE / f"{instance}.yaml").read_text())
+    [listener] = [
+        listener
+        for listener in worker["worker_listeners"]
+        if listener["type"] == "http"
+        and not any("replication" in r["names"] for r in listener["resources"])
+    ]
+    return dict(listener)
+
+
+def test_sample_nginx_sends_the_module_api_to_the_background_worker() -> None:
+    """R1-R12: nginx.conf sends the module's admin API, sweeps included, to the listener of
+    background_worker.yaml that serves it; client traffic still goes to the client worker."""
+    for path in ("/sweeps", "/sweep", "/sweeps/0123", "/holds"):
+        host, port = _nginx_route(ADMIN_API_PREFIX + path)
+        assert SERVICES[host] == BACKGROUND_WORKER, path
+        assert _sample_api_listener(BACKGROUND_WORKER)["port"] == port
+    host, port = _nginx_route("/_matrix/client/v3/sync")
+    assert (SERVICES[host], port) == (CLIENT_WORKER, _sample_api_listener(CLIENT_WORKER)["port"])
+    assert SERVICES[_nginx_route("/_matrix/media/v3/upload")[0]] == MAIN_INSTANCE
+
+
+def test_r2_sweep_requested_through_the_sample_route_runs_on_the_background_worker(
+    deployment: WorkerDeployment, admin: MatrixClient
+) -> None:
+    """R2: POST /sweeps sent where config/workers/nginx.conf sends it starts a real sweep
+    on the background worker, which deletes an upload's file, thumbnails and row from
+    the media store every process shares.
+
+    Time: the sweep runs "as of" 13 months ahead (allow_future_sweeps), so the upload of
+    a moment ago is past the 12-month attachments period."""
+    processes: dict[str, SynapseServer] = {
+        MAIN_INSTANCE: deployment.main,
+        CLIENT_WORKER: deployment.client_worker,
+        BACKGROUND_WORKER: deployment.background_worker,
+    }
+    host, _ = _nginx_route(f"{ADMIN_API_PREFIX}/sweeps")
+    front_door = deployment.on(admin, processes[SERVICES[host]])
+    uploader = deployment.register_user(uid("uploader"))
+    upload_to = processes[SERVICES[_nginx_route("/_matrix/media/v3/upload")[0]]]
+    mxc = deployment.on(uploader, upload_to).upload_media(png(), "image/png", "old.png")
+    media_store = deployment.main.dir / "media_store"
+    assert len(local_media_files(media_store, mxc)) > 1  # the file and its thumbnails
+    body = {"as_of": int(time.time() * 1000) + 13 * MONTH, "rules": ["attachments"]}
+
+    def started() -> str | None:
+        status, answer = front_door.lux("POST", "/sweeps", body)
+        if status == 409:  # a periodic sweep holds the lock for a moment
+            return None
+        assert status == 202, answer
+        return str(answer["sweep_id"])
+
+    sweep_id = _wait_for(started)
+    assert sweep_id
+
+    def finished() -> dict[str, Any] | None:
+        status, record = front_door.lux("GET", f"/sweeps/{sweep_id}")
+        assert status == 200, record
+        return None if record["status"] == "running" else dict(record)
+
+    record = _wait_for(finished, timeout=60)
+    assert record is not None and record["status"] == "completed", record
+    assert record["dry_run"] is False
+    assert record["results"]["attachments"]["deleted"] >= 1, record
+    assert record["results"]["attachments"]["errors"] == 0, record
+    db = deployment.main.db()
+    ran_on = db.query_one("SELECT instance FROM lux_privacy_sweeps WHERE sweep_id = ?", (sweep_id,))
+    assert ran_on == (BACKGROUND_WORKER,)
+    media_id = mxc.rsplit("/", 1)[1]
+    assert db.query("SELECT 1 FROM local_media_repository WHERE media_id = ?", (media_id,)) == []
+    assert local_media_files(media_store, mxc) == []
 
 
 def test_r10_consent_withdrawn_on_one_process_hides_the_user_on_another_at_once(
