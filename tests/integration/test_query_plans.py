@@ -29,7 +29,16 @@ import psycopg2
 import pytest
 
 from synapse_lux_privacy.db import Cursor, DbRunner, Dialect
-from synapse_lux_privacy.synapse_adapter import accounts, devices, events, ip_logs, media, quota
+from synapse_lux_privacy.features.content.mxc_uris import MARKERS
+from synapse_lux_privacy.synapse_adapter import (
+    accounts,
+    devices,
+    events,
+    ip_logs,
+    media,
+    quota,
+    room_account_data,
+)
 from tests.conftest import StartSynapse
 from tests.integration.history_rows import BASE_TS, EVENTS, fill_history
 
@@ -49,6 +58,7 @@ GROWING = {
     "local_media_repository",
     "local_media_repository_thumbnails",
     "remote_media_cache",
+    "room_account_data",
     "user_ips",
     "user_daily_visits",
     "devices",
@@ -89,7 +99,15 @@ KNOWN: dict[tuple[str, str], str] = {
 }
 
 INDEX_SCANS = {"Index Scan", "Index Only Scan"}
-ADAPTER_MODULES: tuple[ModuleType, ...] = (accounts, devices, events, ip_logs, media, quota)
+ADAPTER_MODULES: tuple[ModuleType, ...] = (
+    accounts,
+    devices,
+    events,
+    ip_logs,
+    media,
+    quota,
+    room_account_data,
+)
 CUTOFF = BASE_TS + EVENTS * 1000 // 2  # half of the history is older
 NOW = BASE_TS + EVENTS * 1000
 ROOM, OTHER_ROOM, USER = "!r5:test", "!r6:test", "@u5:test"
@@ -213,7 +231,10 @@ def _calls() -> list[Call]:
         (events.positions_txn, lambda r: r("positions", events.positions_txn, ["$e5", "$e6"])),
         (events.user_event_stats,
          lambda r: events.user_event_stats(r, pg, USER, ("complete", "watermark"), [ROOM])),
-        (events.mxc_events_in_rooms, lambda r: events.mxc_events_in_rooms(r, [ROOM, OTHER_ROOM])),
+        (events.mxc_events_in_rooms,
+         lambda r: events.mxc_events_in_rooms(r, [ROOM, OTHER_ROOM], MARKERS)),
+        (room_account_data.room_account_data_in_rooms,
+         lambda r: room_account_data.room_account_data_in_rooms(r, [ROOM, OTHER_ROOM], MARKERS)),
         (events._unindex_txn, lambda r: r("unindex", events._unindex_txn, "$e5")),
         *sources,
         *purges,
