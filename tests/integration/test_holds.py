@@ -119,7 +119,7 @@ def encoded_references(mxc: str) -> list[dict[str, Any]]:
         html_image(f"mxc://{server}/%{ord(media_id[0]):02X}{media_id[1:]}"),
         html_image(f"MXC://{server}/{media_id}"),
         {"org.example.evidence": {"file": f"mxc://{server}/{_escaped(media_id)}"}},
-        {"org.example.evidence": [f"see MxC://{server.upper()}/{media_id[:2]}%"
+        {"org.example.evidence": [f"see MxC://{server}/{media_id[:2]}%"
                                   f"{ord(media_id[2]):02x}{media_id[3:]}."]},
         {"org.example.evidence": f"&#x4D;XC://{server}/{_escaped(media_id[:4])}{media_id[4:]}"},
     ]  # fmt: skip

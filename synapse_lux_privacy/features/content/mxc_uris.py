@@ -23,7 +23,8 @@ together are both found). What counts as a reference, and why:
   ``UxZD``; a double escape (``%2555``) decodes to ``%55``, which Synapse does not
   serve as ``U``, so it is not a reference; an escaped scheme (``mxc%3A//``) or an
   escaped separator (``%2F``) is not a URI a client resolves;
-- the server name is compared in lower case (DNS names are case-insensitive).
+- the server name stays as written (after decoding): Synapse compares server names
+  exactly, so ``mxc://LOCALHOST/x`` is not a file of ``localhost``.
 
 Each URI found is returned in the canonical form ``mxc://<server>/<media ID>`` that
 ``media.mxc`` builds, so a held file is recognised whatever form referred to it.
@@ -59,7 +60,7 @@ def _uris_in(text: str) -> set[str]:
     found: set[str] = set()
     for source in {text, html.unescape(text)}:
         for server, port, media_id in MXC_URI.findall(source):
-            found.add(f"mxc://{unquote(server).lower()}{port}/{unquote(media_id)}")
+            found.add(f"mxc://{unquote(server)}{port}/{unquote(media_id)}")
     return found
 
 
