@@ -222,6 +222,8 @@ class S3Bucket:
         under its thumbnail folder; the current objects (``_targets``) if the bucket
         refuses to list versions; None if it could not be listed."""
         file_key, folder = place
+        if unreachable.is_set():
+            return None
         found: list[Target] = []
         for prefix in (file_key, folder):
             try:
