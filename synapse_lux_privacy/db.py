@@ -45,3 +45,13 @@ def chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
 def placeholders(values: Collection[Any]) -> str:
     """``?, ?, ?``: one placeholder per value."""
     return ", ".join("?" for _ in values)
+
+
+def holds_any_sql(column: str, markers: Sequence[str]) -> tuple[str, list[str]]:
+    """A condition that ``column``, in lower case, holds one of these lower-case
+    substrings (free of the LIKE wildcards ``%`` and ``_``), and its arguments; ``LOWER``
+    and ``LIKE`` behave alike on both databases for ASCII text."""
+    if not markers or any(m != m.lower() or "%" in m or "_" in m for m in markers):
+        raise ValueError(f"markers must be lower case, without % or _: {markers!r}")
+    sql = " OR ".join(f"LOWER({column}) LIKE ?" for _ in markers)
+    return f"({sql})", [f"%{m}%" for m in markers]

@@ -31,7 +31,14 @@ from synapse.module_api import ModuleApi
 from synapse.util.async_helpers import concurrently_execute
 from synapse.util.json import json_encoder
 
-from synapse_lux_privacy.db import Cursor, DbRunner, Dialect, chunks, placeholders
+from synapse_lux_privacy.db import (
+    Cursor,
+    DbRunner,
+    Dialect,
+    chunks,
+    holds_any_sql,
+    placeholders,
+)
 from synapse_lux_privacy.synapse_adapter import quota
 
 MESSAGE_TYPE = "m.room.message"
@@ -602,14 +609,19 @@ async def user_event_stats(
     return await db("lux_privacy_user_event_stats", txn)
 
 
-async def mxc_events_in_rooms(db: DbRunner, room_ids: Iterable[str]) -> list[tuple[str, str]]:
-    """(room_id, event JSON) of every event of these rooms whose JSON holds ``mxc://``.
+async def mxc_events_in_rooms(
+    db: DbRunner, room_ids: Iterable[str], markers: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(room_id, event JSON) of every event of these rooms whose JSON, in lower case,
+    holds one of ``markers`` (``mxc_uris.MARKERS``: every text that may refer to a file).
 
-    Used to keep the media of held rooms (R13), wherever the URI stands in the event
-    (Synapse's ``contains_url`` flags only a top-level ``url``, so the stored JSON is
-    searched instead); encrypted events hide their URIs.
+    Used to keep the media of held rooms (R13), wherever and in whatever form the URI
+    stands in the event (Synapse's ``contains_url`` flags only a top-level ``url``, so
+    the stored JSON is searched instead); encrypted events hide their URIs. Bounded by
+    the rooms' events (held rooms only).
     """
     rooms = sorted(room_ids)
+    holds_marker, marker_args = holds_any_sql("ej.json", markers)
 
     def txn(cur: Cursor) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []
@@ -617,8 +629,8 @@ async def mxc_events_in_rooms(db: DbRunner, room_ids: Iterable[str]) -> list[tup
             cur.execute(
                 "SELECT e.room_id, ej.json FROM events AS e"
                 " JOIN event_json AS ej ON ej.event_id = e.event_id"
-                f" WHERE e.room_id IN ({placeholders(part)}) AND ej.json LIKE ?",
-                (*part, "%mxc://%"),
+                f" WHERE e.room_id IN ({placeholders(part)}) AND {holds_marker}",
+                (*part, *marker_args),
             )
             found.extend((str(r[0]), str(r[1])) for r in cur.fetchall())
         return found

@@ -16,6 +16,18 @@ failed), is *failed*, so that the caller leaves it to Synapse untouched: it stay
 stored, counts as a failure and is tried again at a later sweep. S3 answers a
 deletion of a missing object with success, so a retry is harmless.
 
+Versioned buckets: deleting a key without a version only hides it behind a delete
+marker, and every version stays. So each batch first asks whether the bucket has
+versioning (``GetBucketVersioning``, enabled or suspended); if so, the versions and
+delete markers of each file key and under each thumbnail folder are listed
+(``ListObjectVersions``) and every one is deleted by its ``VersionId``: nothing of
+the file stays. That needs ``s3:GetBucketVersioning``, ``s3:ListBucketVersions`` and
+``s3:DeleteObjectVersion`` besides ``s3:ListBucket`` and ``s3:DeleteObject``. Where
+the bucket refuses to say whether it is versioned, or to list versions, the current
+objects are deleted by key as in an unversioned bucket, and a warning names the
+permission: old versions then stay until the bucket's own lifecycle rules expire them
+(docs/content-retention.md).
+
 Every call runs in a thread (boto3 blocks). ``count_objects`` tells how many files
 have an object in the bucket (``HeadObject``, ``_LISTINGS`` side by side), for the
 per-user report (R14).
@@ -51,6 +63,14 @@ _CLIENT_LIMITS = Config(
     retries={"max_attempts": 3, "mode": "standard"},
     max_pool_connections=_LISTINGS,
 )
+
+
+# An object's key, and the version to delete (None: the current object, unversioned).
+Target = tuple[str, str | None]
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code"))
 
 
 class ObjectsNotDeleted(Exception):
@@ -136,32 +156,109 @@ class S3Bucket:
 
     def delete(self, copies: Mapping[str, Copy]) -> BucketOutcome:
         """Delete the file and every object under the thumbnail folder of each item
-        (item -> its copy), a batch at once. Blocking."""
+        (item -> its copy), every version of them in a versioned bucket, a batch at
+        once. Blocking."""
         items = list(copies)
         owners: dict[str, str] = {}
         counted: dict[str, bool] = {}
+        targets: list[Target] = []
         failed: dict[str, str] = {}
         unreachable = threading.Event()
+        listing = self._version_targets if self._versioned(unreachable) else self._targets
         with ThreadPoolExecutor(min(_LISTINGS, max(len(items), 1))) as pool:
-            folders = [self.prefix + copies[i].thumbnails.rstrip("/") + "/" for i in items]
-            listings = pool.map(functools.partial(self._list, unreachable), folders)
-            for item, listed in zip(items, listings, strict=True):
+            places = [
+                (self.prefix + copies[i].file, self.prefix + copies[i].thumbnails.rstrip("/") + "/")
+                for i in items
+            ]
+            listings = pool.map(functools.partial(listing, unreachable), places)
+            for item, (file_key, _), listed in zip(items, places, listings, strict=True):
                 if listed is None:
                     failed[item] = NOT_DELETED
                     continue
-                file_key = self.prefix + copies[item].file
                 owners[file_key], counted[file_key] = item, copies[item].stored
-                for key in listed:
-                    owners[key], counted[key] = item, True
-            keys = list(owners)
-            parts = [keys[at : at + _MAX_KEYS] for at in range(0, len(keys), _MAX_KEYS)]
+                for key, version in listed:
+                    if key != file_key:
+                        owners[key], counted[key] = item, True
+                    targets.append((key, version))
+            parts = [targets[at : at + _MAX_KEYS] for at in range(0, len(targets), _MAX_KEYS)]
             for part, errors in zip(parts, pool.map(self._delete_keys, parts), strict=True):
                 if errors is None:
-                    failed.update({owners[k]: NOT_DELETED for k in part})
+                    failed.update({owners[k]: NOT_DELETED for k, _ in part})
                 else:
                     failed.update(failed_items(owners, errors))
         went = {k: item for k, item in owners.items() if item not in failed}
         return BucketOutcome(objects_deleted(went, counted), failed)
+
+    def _versioned(self, unreachable: threading.Event) -> bool:
+        """Whether the bucket has versioning (enabled, or suspended with old versions);
+        False, with a warning, if it does not say."""
+        try:
+            status = self._s3().get_bucket_versioning(Bucket=self.bucket).get("Status")
+        except BotoCoreError as e:
+            logger.warning("lux_privacy: bucket %s out of reach: %s", self.bucket, e)
+            unreachable.set()
+            return False
+        except ClientError as e:
+            logger.warning(
+                "lux_privacy: bucket %s: cannot tell whether it keeps old versions"
+                " (s3:GetBucketVersioning): %s; deleting the current objects only",
+                self.bucket,
+                e,
+            )
+            return False
+        return status in ("Enabled", "Suspended")
+
+    def _targets(self, unreachable: threading.Event, place: tuple[str, str]) -> list[Target] | None:
+        """An unversioned bucket: the file's key and the keys under its thumbnail
+        folder, None if the folder could not be listed."""
+        file_key, folder = place
+        listed = self._list(unreachable, folder)
+        return None if listed is None else [(file_key, None), *((k, None) for k in listed)]
+
+    def _version_targets(
+        self, unreachable: threading.Event, place: tuple[str, str]
+    ) -> list[Target] | None:
+        """A versioned bucket: every version and delete marker of the file's key and
+        under its thumbnail folder; the current objects (``_targets``) if the bucket
+        refuses to list versions; None if it could not be listed."""
+        file_key, folder = place
+        if unreachable.is_set():
+            return None
+        found: list[Target] = []
+        for prefix in (file_key, folder):
+            try:
+                pages = (
+                    self._s3()
+                    .get_paginator("list_object_versions")
+                    .paginate(Bucket=self.bucket, Prefix=prefix)
+                )
+                for page in pages:
+                    for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                        key = str(entry["Key"])
+                        if key == file_key or (prefix == folder and key.startswith(folder)):
+                            found.append((key, str(entry["VersionId"])))
+            except BotoCoreError as e:
+                if not unreachable.is_set():
+                    logger.warning("lux_privacy: bucket %s out of reach: %s", self.bucket, e)
+                unreachable.set()
+                return None
+            except ClientError as e:
+                if _code(e) != "AccessDenied":
+                    logger.warning(
+                        "lux_privacy: bucket %s: cannot list versions of %s: %s",
+                        self.bucket,
+                        prefix,
+                        e,
+                    )
+                    return None
+                logger.warning(
+                    "lux_privacy: bucket %s keeps versions but refuses to list them"
+                    " (s3:ListBucketVersions): old versions of %s stay",
+                    self.bucket,
+                    file_key,
+                )
+                return self._targets(unreachable, place)
+        return found
 
     def _list(self, unreachable: threading.Event, prefix: str) -> list[str] | None:
         """The keys under ``prefix``, None if the bucket could not list them. Once the
@@ -184,12 +281,13 @@ class S3Bucket:
             logger.warning("lux_privacy: bucket %s: cannot list %s: %s", self.bucket, prefix, e)
         return None
 
-    def _delete_keys(self, keys: Sequence[str]) -> Sequence[Mapping[str, Any]] | None:
-        """``DeleteObjects``: the keys S3 reports as not deleted, None if the call failed."""
+    def _delete_keys(self, keys: Sequence[Target]) -> Sequence[Mapping[str, Any]] | None:
+        """``DeleteObjects`` of these keys (of this version where one is given): what S3
+        reports as not deleted, None if the call failed."""
+        objects = [{"Key": k} if v is None else {"Key": k, "VersionId": v} for k, v in keys]
         try:
             answer = self._s3().delete_objects(
-                Bucket=self.bucket,
-                Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True},
+                Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
             )
         except (BotoCoreError, ClientError) as e:
             logger.warning(
@@ -218,7 +316,7 @@ class S3Bucket:
         try:
             self._s3().head_object(Bucket=self.bucket, Key=key)
         except ClientError as e:
-            if str(e.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+            if _code(e) in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise ObjectsUnknown(f"bucket {self.bucket}: {e}") from e
         except BotoCoreError as e:

@@ -197,6 +197,7 @@ SYNAPSE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "remote_media_cache": (
         "media_origin", "media_id", "filesystem_id", "media_type", "media_length", "created_ts",
     ),
+    "room_account_data": ("room_id", "content"),
     "room_memberships": ("event_id", "user_id", "room_id", "avatar_url", "display_name"),
     "room_stats_state": ("avatar",),
     "rooms": ("room_id", "room_version"),

@@ -166,6 +166,9 @@ def fill_history(db: Database) -> None:
     fill(db, "user_directory", USERS, {"user_id": USER, "avatar_url": "'mxc://test/a' || i"})
     fill(db, "room_stats_state", ROOMS, {"room_id": "'!r' || i || ':test'",
                                          "avatar": "'mxc://test/a' || i"})  # fmt: skip
+    fill(db, "room_account_data", 5 * USERS,
+         {"user_id": USER, "room_id": ROOM, "account_data_type": "'m.tag' || i",
+          "stream_id": "i", "content": '\'{"tags":{"u":{"order":0.5}}}\''})  # fmt: skip
     _fill_module_tables(db)
     db.execute("ANALYZE")
 

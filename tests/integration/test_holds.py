@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import DATABASES
 from tests.harness import MatrixClient, SynapseServer, uid
+from tests.harness.client import parse_mxc, q
 from tests.integration.test_content_support import (
     DAY,
     MONTH,
@@ -92,6 +93,82 @@ def test_r13_a_held_room_keeps_every_file_its_events_refer_to(
         for mxc in kept:
             assert local_media_rows(db, mxc)[0] == 1, mxc
             assert alice.download_media(mxc).status_code == 200, mxc
+        for mxc in gone:
+            assert local_media_rows(db, mxc)[0] == 0, mxc
+    finally:
+        hs_admin.lux("DELETE", f"/holds/{hold_id}")
+
+
+def _entities(text: str) -> str:
+    return "".join(f"&#x{ord(c):x};" for c in text)
+
+
+def _escaped(text: str) -> str:
+    return "".join(f"%{ord(c):02X}" for c in text)
+
+
+def encoded_references(mxc: str) -> list[dict[str, Any]]:
+    """Contents referring to the file ``mxc`` in an encoded form, one form each: HTML
+    entities (decimal, hex, named), percent escapes in the media ID, the scheme in upper
+    or mixed case, in a formatted body or a custom field (R13)."""
+    server, media_id = parse_mxc(mxc)
+    return [
+        html_image(f"&#109;xc://{server}/{media_id}"),
+        html_image(f"mxc://{server}/{media_id[:3]}{_entities(media_id[3:])}"),
+        html_image(f"mxc&colon;&sol;&sol;{server}/{media_id}"),
+        html_image(f"mxc://{server}/%{ord(media_id[0]):02X}{media_id[1:]}"),
+        html_image(f"MXC://{server}/{media_id}"),
+        {"org.example.evidence": {"file": f"mxc://{server}/{_escaped(media_id)}"}},
+        {"org.example.evidence": [f"see MxC://{server}/{media_id[:2]}%"
+                                  f"{ord(media_id[2]):02x}{media_id[3:]}."]},
+        {"org.example.evidence": f"&#x4D;XC://{server}/{_escaped(media_id[:4])}{media_id[4:]}"},
+    ]  # fmt: skip
+
+
+def set_room_account_data(client: MatrixClient, room_id: str, kind: str, content: Any) -> None:
+    path = f"/user/{q(str(client.user_id))}/rooms/{q(room_id)}/account_data/{kind}"
+    client.call("PUT", "/_matrix/client/v3" + path, json=content)
+
+
+def test_r13_r14_a_held_room_keeps_files_referred_to_in_every_encoded_form(
+    hs: SynapseServer, hs_admin: MatrixClient
+) -> None:
+    """Uploads backdated by 13 months, attachments swept as of now. In the held room each
+    file is referred to only in one encoded form (``encoded_references``) of an event, or
+    by a room account data of a member (plain, or entity- and percent-encoded). The
+    report counts every one of them held, and the sweep deletes none of them; the same
+    references in a room without a hold do not keep their files (issue 25, point 2)."""
+    db = hs.db()
+    bob = hs.register_user(uid("bob"))
+    held_room, free_room = bob.create_room(), bob.create_room()
+    kept: list[str] = []
+    gone: list[str] = []
+    for room, files in ((held_room, kept), (free_room, gone)):
+        forms = len(encoded_references("mxc://s/abcdef"))
+        for n in range(forms):  # a file of its own for each form
+            mxc = bob.upload_media(png(), "image/png")
+            content = {"msgtype": "m.text", "body": "i", **encoded_references(mxc)[n]}
+            bob.send_event(room, "m.room.message", content)
+            files.append(mxc)
+        plain, encoded = (bob.upload_media(png(), "image/png") for _ in range(2))
+        set_room_account_data(bob, room, "org.example.attached", {"file": plain})
+        server, media_id = parse_mxc(encoded)
+        note = f'<img src="{_entities("mxc")}://{server}/%{ord(media_id[0]):02x}{media_id[1:]}">'
+        set_room_account_data(bob, room, "org.example.note", {"html": note})
+        files += [plain, encoded]
+    old = int(time.time() * 1000) - 13 * MONTH
+    for mxc in kept + gone:
+        backdate_media(db, mxc, old)
+    hold_id = hold(hs_admin, room_id=held_room)
+    try:
+        _, report = hs_admin.lux("GET", f"/users/{q(str(bob.user_id))}")
+        assert report["media"]["held_count"] == len(kept), report["media"]
+        code, result = hs_admin.lux("POST", "/sweep", {"rules": ["attachments"]})
+        assert code == 200, result
+        assert result["results"]["attachments"]["held"] >= len(kept)
+        for mxc in kept:
+            assert local_media_rows(db, mxc)[0] == 1, mxc
+            assert bob.download_media(mxc).status_code == 200, mxc
         for mxc in gone:
             assert local_media_rows(db, mxc)[0] == 0, mxc
     finally:

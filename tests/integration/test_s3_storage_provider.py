@@ -49,21 +49,37 @@ def _upload(client: MatrixClient) -> str:
     return parse_mxc(client.upload_media(_png(), "image/png", "photo.png"))[1]
 
 
-def _keys_of(s3: S3Server, media_id: str) -> set[str]:
-    """The objects of one local upload: the file and its thumbnails."""
+def _of_media(media_id: str, key: str) -> bool:
+    """Whether the key is one of a local upload's objects: its file or a thumbnail."""
     tail = f"/{media_id[0:2]}/{media_id[2:4]}/{media_id[4:]}"
-    return {
-        k
-        for k in s3.keys(BUCKET, PREFIX)
-        if k == f"{PREFIX}local_content{tail}" or k.startswith(f"{PREFIX}local_thumbnails{tail}/")
-    }
+    return key == f"{PREFIX}local_content{tail}" or key.startswith(
+        f"{PREFIX}local_thumbnails{tail}/"
+    )
 
 
-def _wait_for_keys(s3: S3Server, media_id: str, timeout: float = 20) -> set[str]:
+def _keys_of(s3: S3Server, media_id: str, bucket: str = BUCKET) -> set[str]:
+    """The objects of one local upload: the file and its thumbnails."""
+    return {k for k in s3.keys(bucket, PREFIX) if _of_media(media_id, k)}
+
+
+def _versions_of(s3: S3Server, bucket: str, media_id: str) -> set[tuple[str, str]]:
+    """(key, version ID) of every version and delete marker of one local upload's objects."""
+    found: set[tuple[str, str]] = set()
+    pages = s3.client().get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=PREFIX)
+    for page in pages:
+        for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+            if _of_media(media_id, entry["Key"]):
+                found.add((entry["Key"], entry["VersionId"]))
+    return found
+
+
+def _wait_for_keys(
+    s3: S3Server, media_id: str, timeout: float = 20, bucket: str = BUCKET
+) -> set[str]:
     """The upload's file and at least one thumbnail, once stored."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        keys = _keys_of(s3, media_id)
+        keys = _keys_of(s3, media_id, bucket)
         if any("local_thumbnails" in k for k in keys) and any("local_content" in k for k in keys):
             return keys
         time.sleep(0.2)
@@ -130,6 +146,44 @@ def test_r2_a_sweep_deletes_the_object_and_thumbnails_from_the_bucket_r13_held_s
     assert _keys_of(s3, held) == held_keys
     assert _stored(server, held)
     assert "cannot delete media from storage provider" not in server.log_text()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_r2_a_versioned_bucket_keeps_no_version_of_a_deleted_file(
+    start_synapse: StartSynapse, s3: S3Server, database: str
+) -> None:
+    """A bucket with versioning on: the upload's file has an older version (stored twice)
+    and its thumbnail folder a deleted object (an old version under a delete marker).
+    The attachments sweep (as of three years ahead) leaves no version and no delete
+    marker of any of them; a file of a held user keeps all its versions."""
+    bucket = f"lux-versioned-{database}"
+    s3.create_bucket(bucket)
+    client = s3.client()
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    server = start_synapse(
+        database, {"allow_future_sweeps": True}, s3.provider_config(bucket, PREFIX)
+    )
+    admin = server.register_user("boss", admin=True)
+    ivan, judy = server.register_user("ivan"), server.register_user("judy")
+    status, _ = admin.lux("PUT", "/holds/case-v", {"user_id": judy.user_id, "reason": "inquiry"})
+    assert status == 201
+    gone, held = _upload(ivan), _upload(judy)
+    keys = _wait_for_keys(s3, gone, bucket=bucket)
+    _wait_for_keys(s3, held, bucket=bucket)
+    (file_key,) = [k for k in keys if "/local_content/" in k]
+    client.put_object(Bucket=bucket, Key=file_key, Body=_png())
+    folder = f"{PREFIX}local_thumbnails/{gone[0:2]}/{gone[2:4]}/{gone[4:]}/"
+    client.put_object(Bucket=bucket, Key=folder + "32-32-image-png-crop", Body=b"old")
+    client.delete_object(Bucket=bucket, Key=folder + "32-32-image-png-crop")
+    before = _versions_of(s3, bucket, gone)
+    assert len(before) >= len(keys) + 3
+    held_versions = _versions_of(s3, bucket, held)
+
+    result = _sweep(admin)
+    assert result["deleted"] >= 1 and result["errors"] == 0, result
+    assert not _stored(server, gone)
+    assert _versions_of(s3, bucket, gone) == set()
+    assert _versions_of(s3, bucket, held) == held_versions and _stored(server, held)
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])

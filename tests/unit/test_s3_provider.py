@@ -31,12 +31,34 @@ class FakeS3:
         self.unlistable: set[str] = set()
         self.down_after: int | None = None
         self.delete_calls: list[list[str]] = []
+        self.deleted_versions: list[tuple[str, str]] = []
         self.listings = 0
+        self.versioning: str | None = None  # GetBucketVersioning's Status
+        self.denied: set[str] = set()  # operations answered with AccessDenied
         self._lock = threading.Lock()  # the bucket calls DeleteObjects from threads
 
-    def get_paginator(self, name: str) -> "FakeS3":
+    def get_paginator(self, name: str) -> Any:
+        if name == "list_object_versions":
+            return SimpleNamespace(paginate=self.paginate_versions)
         assert name == "list_objects_v2"
         return self
+
+    def _deny(self, operation: str) -> None:
+        if operation in self.denied:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, operation)
+
+    def get_bucket_versioning(self, Bucket: str) -> Mapping[str, Any]:
+        self._deny("GetBucketVersioning")
+        return {} if self.versioning is None else {"Status": self.versioning}
+
+    def paginate_versions(self, Bucket: str, Prefix: str) -> Iterator[Mapping[str, Any]]:
+        """Each object has two versions (``v1``, ``v2``) and a delete marker (``dm``)."""
+        self._deny("ListObjectVersions")
+        keys = sorted(k for k in self.objects if k.startswith(Prefix))
+        yield {
+            "Versions": [{"Key": k, "VersionId": v} for k in keys for v in ("v1", "v2")],
+            "DeleteMarkers": [{"Key": k, "VersionId": "dm"} for k in keys],
+        }
 
     def paginate(self, Bucket: str, Prefix: str) -> Iterator[Mapping[str, Any]]:
         with self._lock:
@@ -48,12 +70,19 @@ class FakeS3:
         yield {"Contents": [{"Key": k} for k in sorted(self.objects) if k.startswith(Prefix)]}
 
     def delete_objects(self, Bucket: str, Delete: Mapping[str, Any]) -> Mapping[str, Any]:
-        keys = [o["Key"] for o in Delete["Objects"]]
-        assert len(keys) <= 1000
+        keys = [o["Key"] for o in Delete["Objects"] if "VersionId" not in o]
+        versions = [(o["Key"], o["VersionId"]) for o in Delete["Objects"] if "VersionId" in o]
+        assert len(Delete["Objects"]) <= 1000
+        with self._lock:
+            self.deleted_versions += versions
+            done = set(self.deleted_versions)
+        # a versioned key goes once its two versions and delete marker went
+        self.objects -= {k for k, _ in versions if all((k, v) in done for v in ("v1", "v2", "dm"))}
         with self._lock:
             if self.down_after is not None and len(self.delete_calls) >= self.down_after:
                 raise EndpointConnectionError(endpoint_url="http://s3")
-            self.delete_calls.append(keys)
+            if keys:
+                self.delete_calls.append(keys)
         errors = [
             {"Key": k, "Code": "AccessDenied", "Message": "no"} for k in keys if k in self.refuse
         ]
@@ -163,3 +192,34 @@ def test_r2_a_bucket_out_of_reach_fails_the_batch_without_trying_every_folder() 
     outcome = _bucket(fake).delete(copies)
     assert set(outcome.failed) == set(copies) and outcome.objects == {}
     assert fake.listings <= 8 and fake.delete_calls == [] and fake.objects == set(keys)
+
+
+def test_r2_a_versioned_bucket_loses_every_version_and_delete_marker_of_a_file() -> None:
+    """R2: in a versioned bucket, a key deleted without a version stays as old versions;
+    so every version and delete marker of the file and its thumbnails goes by VersionId."""
+    copies, keys = _media(3)
+    fake = FakeS3([*keys, "p/local_content/m10", "p/local_thumbnails/m10/0"])
+    fake.versioning = "Suspended"
+    outcome = _bucket(fake).delete(copies)
+    assert outcome.failed == {} and outcome.objects == {f"m{i}": 3 for i in range(3)}
+    assert fake.delete_calls == []  # nothing deleted without its version
+    assert sorted(fake.deleted_versions) == sorted((k, v) for k in keys for v in ("v1", "v2", "dm"))
+    assert fake.objects == {"p/local_content/m10", "p/local_thumbnails/m10/0"}  # m1 != m10
+
+
+@pytest.mark.parametrize("denied", ["GetBucketVersioning", "ListObjectVersions"])
+def test_r2_a_bucket_that_hides_its_versions_loses_its_current_objects_with_a_warning(
+    denied: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without s3:GetBucketVersioning or s3:ListBucketVersions, the current objects go by
+    key as before, and the log names the permission that would remove old versions."""
+    copies, keys = _media(2)
+    fake = FakeS3(keys)
+    fake.versioning = "Enabled"
+    fake.denied = {denied}
+    outcome = _bucket(fake).delete(copies)
+    assert outcome.failed == {} and fake.objects == set() and fake.deleted_versions == []
+    permission = {"GetBucketVersioning": "s3:GetBucketVersioning"}.get(
+        denied, "s3:ListBucketVersions"
+    )
+    assert permission in caplog.text
