@@ -424,7 +424,8 @@ def test_generated_requests_never_get_a_5xx_nor_log_a_traceback(
         tally.sent += 1
         tally.statuses[resp.status_code] = tally.statuses.get(resp.status_code, 0) + 1
         assert resp.status_code < 500, (method, path, body[:200] if body else body, resp.text)
-        if resp.status_code < 300:
+        # OPTIONS is Synapse's CORS answer, given before any route runs.
+        if resp.status_code < 300 and method != "OPTIONS":
             names = [name for name, _ in query]
             assert set(names) <= set(DECLARED_QUERY) and len(set(names)) == len(names), query
             if method in ("PUT", "POST"):
