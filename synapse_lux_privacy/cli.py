@@ -38,6 +38,8 @@ from synapse_lux_privacy.admin_cli.sweep_command import (
     parse_rules,
 )
 from synapse_lux_privacy.config import parse_config
+from synapse_lux_privacy.config_yaml import UnreadableYaml, read_yaml
+from synapse_lux_privacy.finding import Finding
 from synapse_lux_privacy.native_settings import find_contradictions
 from synapse_lux_privacy.synapse_adapter import selfcheck
 from synapse_lux_privacy.synapse_adapter.config_files import config_files
@@ -184,11 +186,21 @@ def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _check_config(paths: Sequence[str]) -> int:
-    """Print the findings for the given config files; return the exit status."""
+    """Print the findings for the given config files; return the exit status (0, 1 or 2),
+    whatever the files hold: anything unforeseen is one line and exit 2, not a traceback."""
+    try:
+        return _check_config_files(paths)
+    except Exception as e:
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        print(f"error: the configuration could not be checked: {reason}", file=sys.stderr)
+        return EXIT_UNUSABLE
+
+
+def _check_config_files(paths: Sequence[str]) -> int:
     try:
         with redirect_stdout(sys.stderr):  # Synapse prints what it skips in a directory
             files = config_files(paths)
-        homeserver = _read_merged(files)
+        homeserver, text_findings = _read_merged(files)
         index, raw_config = _module_entry(homeserver)
     except OSError as e:
         print(f"error: cannot read {e.filename}: {e.strerror}", file=sys.stderr)
@@ -206,7 +218,10 @@ def _check_config(paths: Sequence[str]) -> int:
         print(f"error: {problem}", file=sys.stderr)
     if unusable:
         return EXIT_UNUSABLE
-    findings = find_contradictions(homeserver, config, os.path.dirname(os.path.abspath(files[-1])))
+    findings = [
+        *text_findings,
+        *find_contradictions(homeserver, config, os.path.dirname(os.path.abspath(files[-1]))),
+    ]
     for finding in findings:
         print(finding)
     if findings:
@@ -227,15 +242,18 @@ def _synapse_findings(allow_untested: bool) -> list[str]:
     return [f"self-check: {finding}" for finding in selfcheck.check_private_api()]
 
 
-def _read_merged(files: Sequence[str]) -> dict[str, Any]:
-    """Merge like Synapse: later files replace whole top-level keys; empty files are skipped."""
+def _read_merged(files: Sequence[str]) -> tuple[dict[str, Any], list[Finding]]:
+    """Merge like Synapse: later files replace whole top-level keys; empty files are skipped.
+    With the merged settings, the findings about the files' text (``config_yaml``)."""
     if not files:
         raise _Unusable("no *.yaml configuration file found")
     merged: dict[str, Any] = {}
+    findings: list[Finding] = []
     for path in files:
         try:
-            with open(path, encoding="utf-8") as file:
-                loaded = yaml.safe_load(file)
+            loaded, found = read_yaml(path)
+        except UnreadableYaml as e:
+            raise _Unusable(str(e)) from None
         except UnicodeDecodeError as e:
             raise _Unusable(f"cannot read {path}: {e}") from None
         except yaml.YAMLError as e:
@@ -247,7 +265,8 @@ def _read_merged(files: Sequence[str]) -> dict[str, Any]:
         if not isinstance(loaded, dict):
             raise _Unusable(f"{path} is not a mapping of settings")
         merged.update(loaded)
-    return merged
+        findings.extend(found)
+    return merged, findings
 
 
 def _module_entry(homeserver: dict[str, Any]) -> tuple[int, Any]:

@@ -9,11 +9,13 @@ at start-up instead of silently falling back to a default.
 import re
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
+from string import Formatter
 from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
 
+from synapse_lux_privacy.regex_safety import backtracks_catastrophically
 from synapse_lux_privacy.units import (
     DAY_MS,
     HOUR_MS,
@@ -197,12 +199,20 @@ def _exempt_pattern(pattern: str, path: Path) -> re.Pattern[str]:
     if not pattern:
         raise config_error(path, f"{describe(EXEMPT_PATTERN_PREFIX)} has an empty pattern")
     try:
-        return re.compile(pattern)
+        compiled = re.compile(pattern)
     except (re.error, OverflowError, RecursionError) as e:
         raise config_error(
             path,
             f"{describe(EXEMPT_PATTERN_PREFIX + pattern)} is not a valid regular expression ({e})",
         ) from None
+    if backtracks_catastrophically(pattern):
+        raise config_error(
+            path,
+            f"{describe(EXEMPT_PATTERN_PREFIX + pattern)} repeats a group that itself varies "
+            "in length or has alternatives, e.g. (a+)+ or (a|aa)+: matching it can take "
+            "exponential time and hang the sweep; write it without the nested repetition",
+        )
+    return compiled
 
 
 @attrs.frozen
@@ -508,20 +518,13 @@ def _notice_texts(section: _Section) -> tuple[tuple[str, str], ...] | None:
             texts_path, f"{describe(raw)} is not a mapping of language to text, or null"
         )
     pairs = []
-    fields = ", ".join("{" + f + "}" for f in QUOTA_NOTICE_FIELDS)
     for language in raw:
         path = (*texts_path, str(language))
         if not isinstance(language, str) or not _LANGUAGE.fullmatch(language):
             raise config_error(
                 path, f"{describe(language)} is not a language tag such as fr, en or de-LU"
             )
-        template = _string(raw[language], path)
-        try:
-            template.format(count=1, removed="1 KB", quota="1 KB")
-        except (KeyError, IndexError, ValueError, AttributeError):
-            raise config_error(
-                path, f"{describe(template)} is not a valid text; it may only use {fields}"
-            ) from None
+        template = _template(raw[language], path, QUOTA_NOTICE_FIELDS)
         pairs.append((language, template))
     return tuple(pairs)
 
@@ -574,7 +577,6 @@ def _notify_texts(section: _Section) -> tuple[tuple[str, str, str], ...]:
         raise config_error(
             texts_path, f"{describe(raw)} is not a mapping of language to subject and body"
         )
-    fields = ", ".join("{" + f + "}" for f in NOTIFY_FIELDS)
     triples = []
     for language in raw:
         if not isinstance(language, str) or not _LANGUAGE.fullmatch(language):
@@ -586,17 +588,38 @@ def _notify_texts(section: _Section) -> tuple[tuple[str, str, str], ...]:
         text.require("subject", "body")
         pair = []
         for key in ("subject", "body"):
-            template = text.string(key)
-            try:
-                template.format(**{f: "x" for f in NOTIFY_FIELDS})
-            except (KeyError, IndexError, ValueError, AttributeError):
-                raise config_error(
-                    (*text.path, key),
-                    f"{describe(template)} is not a valid text; it may only use {fields}",
-                ) from None
-            pair.append(template)
+            pair.append(_template(text.value(key), (*text.path, key), NOTIFY_FIELDS))
         triples.append((language, pair[0], pair[1]))
     return tuple(triples)
+
+
+def _template(raw: object, path: Path, fields: tuple[str, ...]) -> str:
+    """A message template (R4 notice, R12 warning): literal text and plain ``{name}``
+    placeholders among ``fields``, nothing else. A format spec (``{count:,>999999999}``
+    would build a gigabyte), a conversion (``{quota!r}``), an attribute or index
+    (``{date.year}``) or a positional ``{}`` is refused, so that every text formats the
+    same, small, at any time."""
+    template = _string(raw, path)
+    allowed = ", ".join("{" + f + "}" for f in fields)
+    try:
+        parts = list(Formatter().parse(template))
+    except ValueError as e:
+        raise config_error(
+            path, f"{describe(template)} is not a valid text ({e}); it may only use {allowed}"
+        ) from None
+    for _literal, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if spec or conversion or name not in fields:
+            shown = "{" + name + (f"!{conversion}" if conversion else "")
+            shown += (f":{spec}" if spec else "") + "}"
+            raise config_error(
+                path,
+                f"{describe(template)} is not a valid text ({describe(shown)} is not allowed); "
+                f"it may only use {allowed}, "
+                "without format specs or conversions (write {{ and }} for braces)",
+            )
+    return template
 
 
 def _national(section: _Section) -> NationalDirectoryConfig | None:

@@ -7,8 +7,15 @@ config.md allows them and ``check-config`` and the start-up log report them:
 - an ``accounts.exempt`` pattern that matches every user of this server, so that no
   account is ever deleted for inactivity ("Exempt lists");
 - a ``directory.national.token_path`` that cannot be read, so that no removal from
-  the national directory can be delivered.
+  the national directory can be delivered;
+- ``dry_run: true``: the module then deletes nothing at all (R1-R12);
+- a ``sweep_pace`` (or adaptive ``min_pace``) under ``MIN_PACE`` items per second,
+  too slow for a day's due items, so that the backlog only grows (R1-R12);
+- a ``directory.national.url`` holding a user name or password: the secret then sits
+  in homeserver.yaml and in every log line that shows the URL (R10).
 """
+
+from urllib.parse import urlsplit
 
 from synapse_lux_privacy.config import EXEMPT_PATTERN_PREFIX, LuxPrivacyConfig, RetentionRule
 from synapse_lux_privacy.finding import Finding
@@ -30,6 +37,13 @@ _ATTACHMENT_MSGTYPES = frozenset({"m.image", "m.video", "m.audio", "m.file"})
 # matches every user of this server.
 _PROBE_LOCALPARTS = ("a", "alice", "0", "z9", "x.y_z=w-v/u+t", "admin", "a" * 200)
 
+# Items per second below which a sweep cannot keep up: 1/s clears 86,400 items a day,
+# while a server of 1,000 users sending 100 messages a day has 100,000 messages
+# falling due each day (R1), before media, sessions and IP rows. Below this pace the
+# backlog grows on all but the smallest servers and the notice's periods are exceeded.
+MIN_PACE = 1.0
+_DAY_S = 86_400
+
 
 def find_policy_findings(config: LuxPrivacyConfig, server_name: str | None) -> list[Finding]:
     """Every finding about the module's own configuration."""
@@ -37,6 +51,9 @@ def find_policy_findings(config: LuxPrivacyConfig, server_name: str | None) -> l
         *_beyond_notice(config),
         *_exempt_everyone(config, server_name or "example.org"),
         *_unreadable_token(config),
+        *_dry_run(config),
+        *_too_slow(config),
+        *_credentials_in_url(config),
     ]
 
 
@@ -114,6 +131,58 @@ def _unreadable_token(config: LuxPrivacyConfig) -> list[Finding]:
             "directory.national.token_path",
             f"{describe(national.token_path)}, {problem}",
             "a file the Synapse process can read, holding the national directory's token",
+            "R10",
+        )
+    ]
+
+
+def _dry_run(config: LuxPrivacyConfig) -> list[Finding]:
+    """R1-R12: a module in dry run counts what is due and deletes none of it."""
+    if not config.dry_run:
+        return []
+    return [
+        Finding(
+            "dry_run",
+            "true, so nothing is deleted: every sweep only counts what is due",
+            "false once dry runs have shown what goes",
+            "R1-R12",
+        )
+    ]
+
+
+def _too_slow(config: LuxPrivacyConfig) -> list[Finding]:
+    """R1-R12: a pace under MIN_PACE items per second cannot clear a day's due items."""
+    paces = [("sweep_pace", config.sweep_pace)]
+    if config.sweep_adaptive_pace.enabled:
+        paces.append(("sweep_adaptive_pace.min_pace", config.sweep_adaptive_pace.min_pace))
+    return [
+        Finding(
+            key,
+            f"{pace:g} items per second, at most {pace * _DAY_S:,.0f} items a day, "
+            "fewer than a day's due items on most servers, so the backlog grows",
+            f"at least {MIN_PACE:g} ({MIN_PACE * _DAY_S:,.0f} items a day), or null for no limit",
+            "R1-R12",
+        )
+        for key, pace in paces
+        if pace is not None and pace < MIN_PACE
+    ]
+
+
+def _credentials_in_url(config: LuxPrivacyConfig) -> list[Finding]:
+    """R10: the national directory's token belongs in ``token_path``, not in the URL."""
+    national = config.directory.national
+    if national is None:
+        return []
+    parts = urlsplit(national.url)
+    if "@" not in parts.netloc:
+        return []
+    hidden = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+    return [
+        Finding(
+            "directory.national.url",
+            f"{describe(hidden)}, with a user name or password in it (shown here as ***), "
+            "which then sits in homeserver.yaml and in logs",
+            "a URL without credentials; the token goes in the file named by token_path",
             "R10",
         )
     ]

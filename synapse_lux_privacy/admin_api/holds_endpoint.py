@@ -37,7 +37,7 @@ class HoldsEndpoint:
         hold_id = params.hold_id(path[0])
         found = [h for h in await self._holds.list_holds(True) if h.hold_id == hold_id]
         if not found:
-            raise SynapseError(404, f"No hold {hold_id!r}", Codes.NOT_FOUND)
+            raise SynapseError(404, f"No hold {params.shown(hold_id)}", Codes.NOT_FOUND)
         return 200, {**found[0].to_json(), "history": await self._holds.history(hold_id)}
 
     async def put(
@@ -74,5 +74,5 @@ class HoldsEndpoint:
         hold_id = params.hold_id(path[0])
         hold = await self._holds.release(hold_id, admin, self._clock_ms())
         if hold is None:
-            raise SynapseError(404, f"No hold {hold_id!r}", Codes.NOT_FOUND)
+            raise SynapseError(404, f"No hold {params.shown(hold_id)}", Codes.NOT_FOUND)
         return 200, hold.to_json()

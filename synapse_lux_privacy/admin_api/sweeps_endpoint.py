@@ -14,7 +14,7 @@ from typing import Any
 from synapse.module_api import SynapseRequest
 from synapse.module_api.errors import Codes, SynapseError
 
-from synapse_lux_privacy.admin_api.params import query_int
+from synapse_lux_privacy.admin_api.params import query_int, shown
 from synapse_lux_privacy.admin_api.sweep_endpoint import SweepEndpoint, already_running
 from synapse_lux_privacy.store.sweeps import SweepRunStore
 from synapse_lux_privacy.sweep.orchestrator import SweepAlreadyRunning, SweepOrchestrator
@@ -77,4 +77,4 @@ def _is_sweep_id(value: str) -> bool:
 
 
 def _unknown(sweep_id: str) -> SynapseError:
-    return SynapseError(404, f"No sweep {sweep_id!r}", Codes.NOT_FOUND)
+    return SynapseError(404, f"No sweep {shown(sweep_id)}", Codes.NOT_FOUND)

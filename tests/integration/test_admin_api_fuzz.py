@@ -1,9 +1,12 @@
-"""No input makes the admin API answer 5xx or log a traceback (SQLite and PostgreSQL).
+"""No input makes the admin API answer 5xx or log a traceback (SQLite and PostgreSQL),
+and no input is read two ways: ambiguous input is refused, not guessed.
 
 Explicit cases first (deep nesting, lone surrogates, NUL characters, huge bodies on
-every endpoint that takes a body), then a property-based test (hypothesis) throwing
-generated methods, paths, query strings and bodies at every route documented in
-``docs/admin-api.md`` of a running server, over one keep-alive session.
+every endpoint that takes a body; keys given twice, byte-order marks and bodies that
+are not UTF-8; unknown or repeated query parameters; echoed values cut short), then a
+property-based test (hypothesis) throwing generated methods, paths, query strings and
+bodies at every route documented in ``docs/admin-api.md`` of a running server, over one
+keep-alive session.
 
 Time: nothing here depends on time. Sweeps run dry, a bounded number of times.
 """
@@ -12,7 +15,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -88,12 +91,12 @@ def send(
     method: str,
     path: str,
     body: bytes | None,
-    query: dict[str, str] | None = None,
+    query: Sequence[tuple[str, str]] = (),
 ) -> Any:
-    """One request; the query string is encoded here, so that any text (lone surrogates
-    included, as the bytes they would be) reaches the server."""
+    """One request; the query string (names may repeat) is encoded here, so that any text
+    (lone surrogates included, as the bytes they would be) reaches the server."""
     if query:
-        path += "?" + "&".join(f"{_q(k)}={_q(v)}" for k, v in query.items())
+        path += "?" + "&".join(f"{_q(k)}={_q(v)}" for k, v in query)
     headers = {"Content-Type": "application/json"} if body is not None else None
     return admin.request(method, LUX_PREFIX + path, data=body, headers=headers)
 
@@ -156,6 +159,119 @@ def test_a_hold_with_a_surrogate_or_nul_in_its_reason_is_refused(
         assert (resp.status_code, resp.json()["errcode"]) == (400, "M_BAD_JSON")
 
 
+# Bodies a parser could read more than one way (issue 25 point 7): each is refused.
+AMBIGUOUS_BODIES = {
+    "key given twice": (b'{"x": {"k": 1, "k": 2}}', "M_BAD_JSON"),
+    "UTF-8 byte-order mark": (b"\xef\xbb\xbf{}", "M_NOT_JSON"),
+    "UTF-16 with byte-order mark": ("{}".encode("utf-16"), "M_NOT_JSON"),
+    "UTF-16 without byte-order mark": ("{}".encode("utf-16-le"), "M_NOT_JSON"),
+    "UTF-32": ("{}".encode("utf-32"), "M_NOT_JSON"),
+    "Latin-1": ('{"reason": "caf\u00e9"}'.encode("latin-1"), "M_NOT_JSON"),
+}
+
+
+@pytest.mark.parametrize("what", list(AMBIGUOUS_BODIES))
+def test_ambiguous_bodies_are_refused_on_every_endpoint_with_a_body(
+    fuzz_admin: MatrixClient, what: str
+) -> None:
+    """R13 holds, R4 quota, R10 consent, R12 warnings, sweeps: one parser, one reading."""
+    body, errcode = AMBIGUOUS_BODIES[what]
+    for method, template in ROUTES:
+        if method not in ("PUT", "POST"):
+            continue
+        resp = send(fuzz_admin, method, fill_valid(template), body)
+        assert (resp.status_code, resp.json()["errcode"]) == (400, errcode), (template, resp.text)
+
+
+def _sweep_count(admin: MatrixClient) -> int:
+    return len(send(admin, "GET", "/sweeps", None, [("limit", "100")]).json()["sweeps"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"dry_run": true, "dry_run": false}',
+        '{"dry_run": false}'.encode("utf-16"),
+        b"\xef\xbb\xbf{}",
+    ],
+    ids=["dry_run twice", "UTF-16 with BOM", "UTF-8 BOM"],
+)
+def test_r1_an_ambiguous_sweep_request_starts_no_sweep(
+    fuzz_admin: MatrixClient, body: bytes
+) -> None:
+    """The issue's case: ``dry_run`` given twice (the last used to win: a real sweep)."""
+    before = _sweep_count(fuzz_admin)
+    for path in ("/sweeps", "/sweep"):
+        resp = send(fuzz_admin, "POST", path, body)
+        assert resp.status_code == 400, resp.text
+    assert _sweep_count(fuzz_admin) == before
+
+
+def test_unknown_query_parameters_are_refused_on_every_route(fuzz_admin: MatrixClient) -> None:
+    """docs/admin-api.md: a query parameter a route does not take is a 400, on every route
+    (the check is in the shared request handling, before any handler runs)."""
+    for method, template in ROUTES:
+        resp = send(fuzz_admin, method, fill_valid(template), b"{}", [("fuzz", "1")])
+        assert resp.status_code == 400, (method, template, resp.text)
+        answer = resp.json()
+        assert answer["errcode"] == "M_INVALID_PARAM"
+        assert answer["error"].startswith("unknown query parameter 'fuzz'"), answer
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "values"),
+    [
+        ("/sweeps", "limit", ("1", "50")),
+        ("/audit", "since", ("0", "1")),
+        ("/failures", "limit", ("5", "5")),
+        ("/holds", "include_released", ("false", "true")),
+    ],
+)
+def test_repeated_query_parameters_are_refused(
+    fuzz_admin: MatrixClient, path: str, name: str, values: tuple[str, str]
+) -> None:
+    """The first of two values used to win silently."""
+    resp = send(fuzz_admin, "GET", path, None, [(name, v) for v in values])
+    assert (resp.status_code, resp.json()["errcode"]) == (400, "M_INVALID_PARAM")
+    assert resp.json()["error"] == f"query parameter '{name}' given 2 times"
+
+
+def test_declared_query_parameters_and_a_query_token_still_work(
+    fuzz_admin: MatrixClient,
+) -> None:
+    query = [("since", "0"), ("limit", "5")]
+    assert send(fuzz_admin, "GET", "/audit", None, query).status_code == 200
+    token = fuzz_admin.access_token
+    assert token is not None
+    fuzz_admin.access_token = None
+    try:
+        resp = send(fuzz_admin, "GET", "/holds", None, [("access_token", token)])
+    finally:
+        fuzz_admin.access_token = token
+    assert resp.status_code == 200, resp.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query"),
+    [
+        ("GET", "/sweeps/" + "f" * 15_000, ()),
+        ("DELETE", "/sweeps/" + "f" * 15_000, ()),
+        ("GET", "/holds", (("x" * 10_000, "1"),)),
+        ("GET", "/audit", (("limit", "9" * 10_000),)),
+    ],
+    ids=["sweep id", "cancelled sweep id", "query name", "query value"],
+)
+def test_echoed_values_are_cut_short(
+    fuzz_admin: MatrixClient, method: str, path: str, query: tuple[tuple[str, str], ...]
+) -> None:
+    """A 15,000-character sweep ID used to come back whole in the 404."""
+    resp = send(fuzz_admin, method, path, None, query)
+    assert 400 <= resp.status_code < 500
+    error = resp.json()["error"]
+    assert len(error) < 300, error[:400]
+    assert "…" in error, error
+
+
 # -- generated requests ------------------------------------------------------------------
 
 TEXT = st.text(max_size=40)
@@ -196,8 +312,21 @@ def _encode(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=True).encode()
 
 
+def _twice(pair: tuple[str, Any, Any]) -> bytes:
+    """An object with one key given twice."""
+    key, first, second = pair
+    return b"{%s: %s, %s: %s}" % (_encode(key), _encode(first), _encode(key), _encode(second))
+
+
+AMBIGUOUS = (
+    SHAPED.map(lambda body: b"\xef\xbb\xbf" + _encode(body))
+    | SHAPED.map(lambda body: json.dumps(body).encode("utf-16"))
+    | SHAPED.map(lambda body: json.dumps(body).encode("utf-16-le"))
+    | st.tuples(KEYS, TELLING | JSON_VALUES, TELLING | JSON_VALUES).map(_twice)
+)
 BODIES = (
     st.none()
+    | AMBIGUOUS
     | SHAPED.map(_encode)
     | JSON_VALUES.map(_encode)
     | st.binary(max_size=200)
@@ -205,13 +334,15 @@ BODIES = (
     | DEPTHS.map(lambda n: b'{"a":' * n + b"0" + b"}" * n)
     | st.sampled_from([b"", b"{}", b"null", b"1e999", b'{"as_of": -0.0}', b"\xff", b'"\\ud800"'])
 )
-QUERY_NAMES = st.sampled_from(["limit", "since", "include_released"]) | TEXT
-QUERIES = st.dictionaries(QUERY_NAMES, TEXT | IDS, max_size=3)
+# Every query parameter a documented route takes; any other one is a 400.
+DECLARED_QUERY = ("limit", "since", "include_released", "rule")
+QUERY_NAMES = st.sampled_from(DECLARED_QUERY) | TEXT
+QUERIES = st.lists(st.tuples(QUERY_NAMES, TEXT | IDS), max_size=3)
 METHODS = st.sampled_from(["GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"])
 
 
 @st.composite
-def requests_(draw: st.DrawFn) -> tuple[str, str, bytes | None, dict[str, str]]:
+def requests_(draw: st.DrawFn) -> tuple[str, str, bytes | None, list[tuple[str, str]]]:
     method, template = draw(st.sampled_from(ROUTES))
     if draw(st.integers(0, 9)) == 0:
         method = draw(METHODS)
@@ -222,6 +353,26 @@ def requests_(draw: st.DrawFn) -> tuple[str, str, bytes | None, dict[str, str]]:
     if draw(st.integers(0, 19)) == 0:
         path += "/" + _q(draw(TEXT))
     return method, path, draw(BODIES), draw(QUERIES)
+
+
+def read_one_way(body: bytes | None) -> bool:
+    """Whether a body has one reading only: UTF-8 without a byte-order mark, no key twice."""
+    if not body or not body.strip():
+        return True
+    if body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return False
+    try:
+        text = body.decode("utf-8")
+        json.loads(text, object_pairs_hook=_unique)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise ValueError("a key given twice")
+    return dict(pairs)
 
 
 class Tally:
@@ -264,15 +415,23 @@ def test_generated_requests_never_get_a_5xx_nor_log_a_traceback(
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(requests_())
-    def one(request: tuple[str, str, bytes | None, dict[str, str]]) -> None:
+    def one(request: tuple[str, str, bytes | None, list[tuple[str, str]]]) -> None:
         method, path, body, query = request
         # Twisted drops a request line over 16 KiB without an answer: not the module's doing.
-        assume(len(path) + sum(len(_q(k)) + len(_q(v)) for k, v in query.items()) < 12_000)
+        assume(len(path) + sum(len(_q(k)) + len(_q(v)) for k, v in query) < 12_000)
         body = tame(method, path, body, tally)
         resp = send(fuzz_admin, method, path, body, query)
         tally.sent += 1
         tally.statuses[resp.status_code] = tally.statuses.get(resp.status_code, 0) + 1
         assert resp.status_code < 500, (method, path, body[:200] if body else body, resp.text)
+        # OPTIONS is Synapse's CORS answer, given before any route runs.
+        if resp.status_code < 300 and method != "OPTIONS":
+            names = [name for name, _ in query]
+            assert set(names) <= set(DECLARED_QUERY) and len(set(names)) == len(names), query
+            if method in ("PUT", "POST"):
+                assert read_one_way(body), (method, path, body[:200] if body else body)
+        if resp.status_code >= 400:
+            assert len(resp.json().get("error", "")) <= 501, resp.text[:600]
 
     one()
     elapsed = time.monotonic() - started

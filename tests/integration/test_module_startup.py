@@ -49,8 +49,8 @@ def test_tables_survive_restart_and_periodic_sweep_runs(
 
     Also: a module configured with dry_run never deletes, whatever the request says, and
     Synapse's own IP pruning left on (R9, R13: it ignores legal holds), and Synapse's
-    default push.include_content (R15, the harness does not set it), are logged as
-    warnings at start-up.
+    default push.include_content (R15, the harness does not set it), and dry_run itself
+    (nothing is deleted: R1-R12), are logged as warnings at start-up.
     """
     server: SynapseServer = start_synapse(
         database,
@@ -70,6 +70,7 @@ def test_tables_survive_restart_and_periodic_sweep_runs(
     _wait_for(lambda: _periodic_sweeps(server) >= 1, "a periodic sweep")
     assert 'user_ips_max_age is "90d": Synapse then deletes' in server.log_text()
     assert "push.include_content is absent (Synapse default true)" in server.log_text()
+    assert "dry_run is true, so nothing is deleted" in server.log_text()
 
     future = int(time.time() * 1000) + 900 * 86_400_000
     status, report = admin.lux("POST", "/sweep", {"dry_run": False, "as_of": future})

@@ -50,6 +50,36 @@ def test_bodies_no_handler_should_see_are_refused_with_a_matrix_error(
     assert _error(body) == (status, errcode)
 
 
+@pytest.mark.parametrize(
+    ("body", "errcode"),
+    [
+        (b'{"a": true, "a": false}', "M_BAD_JSON"),
+        (b'{"a": [{"k": 1, "k": 1}]}', "M_BAD_JSON"),
+        (b"\xef\xbb\xbf{}", "M_NOT_JSON"),
+        ('{"a": 1}'.encode("utf-16"), "M_NOT_JSON"),
+        ('{"a": 1}'.encode("utf-16-be"), "M_NOT_JSON"),
+        ('{"a": 1}'.encode("utf-32"), "M_NOT_JSON"),
+        ('{"a": "\u00e9"}'.encode("latin-1"), "M_NOT_JSON"),
+        (b'{"a": "\xed\xa0\x80"}', "M_NOT_JSON"),  # a surrogate encoded: not UTF-8
+    ],
+)
+def test_bodies_with_more_than_one_reading_are_refused(body: bytes, errcode: str) -> None:
+    """A key given twice, a byte-order mark, another encoding: refused, never guessed."""
+    assert _error(body) == (400, errcode)
+
+
+def test_a_key_given_twice_is_named_and_cut_short() -> None:
+    key = "k" * 10_000
+    with pytest.raises(SynapseError) as caught:
+        params.parse_json_body(b'{"%s": 1, "%s": 2}' % (key.encode(), key.encode()))
+    assert caught.value.msg == f"Content has the key {key[:64]!r}… twice in one object."
+
+
+def test_blank_bodies_are_empty_objects_but_other_whitespace_is_not_json() -> None:
+    assert _read(b" \r\n\t") == {}
+    assert _error("\u3000".encode()) == (400, "M_NOT_JSON")
+
+
 def test_a_body_at_the_depth_limit_with_surrogate_pairs_is_read() -> None:
     nested: object = "\U0001f600 é"
     for _ in range(params.MAX_DEPTH - 1):
