@@ -73,14 +73,18 @@ def sweep_record(value: Any, what: str) -> dict[str, Any]:
 
 
 def _mapping(value: Any, name: str, what: str) -> Mapping[str, Any]:
+    """An object whose keys (rule names, skip reasons) are printable names."""
     if not isinstance(value, dict):
         _wrong(value, name, what, "an object")
+    for key in value:
+        _text(key, f"a key of {name}", what)
     return value
 
 
 def _text(value: Any, name: str, what: str) -> None:
-    if value is not None and not isinstance(value, str):
-        _wrong(value, name, what, "a string")
+    """A string that can be shown as it is: no control characters (terminal escapes)."""
+    if value is not None and not (isinstance(value, str) and value.isprintable()):
+        _wrong(value, name, what, "a printable string")
 
 
 def _flag(value: Any, name: str, what: str) -> None:
