@@ -227,6 +227,10 @@ Call the module's admin API:
   curl -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
     -d '{{"dry_run": true}}' {base}/_synapse/client/lux_privacy/v1/sweep
 
+Or with the operator command (in .venv, not on PATH):
+  (umask 077; echo "$TOKEN" > {directory}/admin-token)
+  .venv/bin/synapse-lux-privacy sweep --dry-run --url {base} --token-file {directory}/admin-token
+
 Press Ctrl-C to stop Synapse.
 """
     )
