@@ -59,7 +59,10 @@ class PollingCommand:
                 now = self._clock()
                 if lost_since is None:
                     lost_since = now
-                    say(f"{e.describe()}; trying again for {LOST_CONTACT_S:g} s")
+                    say(
+                        f"the server stopped answering; trying again for {LOST_CONTACT_S:g} s"
+                        f" ({e.describe()})"
+                    )
                 elif now - lost_since >= LOST_CONTACT_S:
                     raise _lost_contact(e, path) from None
                 self._sleep(self._interval_s)
@@ -99,7 +102,8 @@ class PollingCommand:
 
 def _lost_contact(error: AdminApiError, path: str) -> CliError:
     return CliError(
-        f"{error.describe()}, for {LOST_CONTACT_S:g} s. The sweep may still be running;"
+        f"the server has not answered for {LOST_CONTACT_S:g} s ({error.describe()})."
+        " The sweep may still be running;"
         " if the server stopped, the next sweep marks it interrupted."
         f" Follow it with GET {API_PREFIX}{path} (or GET {API_PREFIX}/sweeps, the latest)"
     )

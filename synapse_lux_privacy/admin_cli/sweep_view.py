@@ -127,9 +127,11 @@ def progress_line(sweep: Mapping[str, Any], elapsed_s: float) -> str:
 
 def in_rule_order(sweep: Mapping[str, Any], requested: Sequence[str]) -> dict[str, Any]:
     """The record with its ``results`` in the order the rules run (``--json``)."""
-    results = sweep.get("results") or {}
+    results = sweep.get("results")
+    if not isinstance(results, Mapping):
+        return dict(sweep)
     ordered = {name: results[name] for name in rule_order(sweep, requested) if name in results}
-    return {**sweep, "results": ordered} if "results" in sweep else dict(sweep)
+    return {**sweep, "results": ordered}
 
 
 def results_table(

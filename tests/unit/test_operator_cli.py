@@ -381,11 +381,13 @@ def test_r1_server_gone_mid_sweep_is_tried_for_a_while_then_says_how_to_follow(
     polls = [c for c in api.calls if c[0] == "GET"]
     assert len(polls) == 1 + round(polling.LOST_CONTACT_S / 0.5) + 1
     assert err[0] == (
-        "cannot reach the server: 127.0.0.1:8008 refused the connection; trying again for 30 s"
+        "the server stopped answering; trying again for 30 s (cannot reach the server:"
+        " 127.0.0.1:8008 refused the connection)"
     )
     assert err[-1] == (
-        "error: cannot reach the server: 127.0.0.1:8008 refused the connection, for 30 s."
-        " The sweep may still be running; if the server stopped, the next sweep marks it"
+        "error: the server has not answered for 30 s (cannot reach the server: 127.0.0.1:8008"
+        " refused the connection). The sweep may still be running; if the server stopped,"
+        " the next sweep marks it"
         " interrupted. Follow it with GET /_synapse/client/lux_privacy/v1/sweeps/s1 (or GET"
         " /_synapse/client/lux_privacy/v1/sweeps, the latest)"
     )

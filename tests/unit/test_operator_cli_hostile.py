@@ -326,7 +326,7 @@ def test_r1_a_server_that_stops_answering_mid_sweep_leaves_the_sweep_followable(
     lines = err.splitlines()
     assert status == 2
     assert "trying again for 0.2 s" in lines[0]
-    assert lines[-1].startswith("error: cannot reach the server: ")
+    assert lines[-1].startswith("error: the server has not answered for 0.2 s (cannot reach")
     assert "The sweep may still be running" in lines[-1]
     assert "the next sweep marks it interrupted" in lines[-1]
     assert f"Follow it with GET {API}/sweeps/s1" in lines[-1]
