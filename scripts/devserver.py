@@ -354,6 +354,10 @@ Call the module's admin API:
   curl -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
     -d '{{"dry_run": true}}' {base}/_synapse/client/lux_privacy/v1/sweep
 
+Or with the operator command (in .venv, not on PATH):
+  (umask 077; echo "$TOKEN" > {directory}/admin-token)
+  .venv/bin/synapse-lux-privacy sweep --dry-run --url {base} --token-file {directory}/admin-token
+
 Mail Synapse sends (R12 warnings, certificates) lands in {directory}/mail/ (one .eml each);
 server notices (R4) come from @{NOTICES}:{SERVER_NAME}.
 Your settings (module config, Synapse sections) go in {override}

@@ -1,5 +1,5 @@
-"""``python -m synapse_lux_privacy check-config PATH``."""
+"""``python -m synapse_lux_privacy check-config PATH`` (and every other command)."""
 
-from synapse_lux_privacy.cli import main
+from synapse_lux_privacy.admin_cli.entry import main
 
 raise SystemExit(main())

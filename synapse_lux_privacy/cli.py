@@ -7,9 +7,10 @@ range, and the private-API half of the adapter's self-check) and reports the nat
 settings that contradict the policy (R1, R2, R5, R9, R11, R15). Exit status:
 0 compliant, 1 findings, 2 unusable configuration.
 
-``sweep`` and ``report`` talk to a running server's admin API
-(``synapse_lux_privacy.admin_cli``): a background sweep with its progress, and a
-user's R14 report.
+``sweep``, ``estimate`` and ``report`` talk to a running server's admin API
+(``synapse_lux_privacy.admin_cli``): a background sweep with its progress, a forecast,
+and a user's R14 report. Every command runs through ``admin_cli.errors.guarded``: a
+failure is one line and exit status 2, Ctrl-C is 130, never a traceback.
 """
 
 import argparse
@@ -25,7 +26,8 @@ from synapse.module_api.errors import ConfigError
 
 from synapse_lux_privacy import synapse_adapter
 from synapse_lux_privacy.admin_cli import report_command
-from synapse_lux_privacy.admin_cli.client import AdminClient, parse_url, read_token
+from synapse_lux_privacy.admin_cli.client import AdminClient, read_token
+from synapse_lux_privacy.admin_cli.errors import guarded
 from synapse_lux_privacy.admin_cli.estimate_command import (
     EstimateCommand,
     parse_factor,
@@ -118,16 +120,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_server_arguments(report)
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
+    return guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The chosen command (failures: ``CliError``, printed by ``errors.guarded``)."""
     if args.command == "check-config":
         return _check_config(args.paths)
-    try:
-        client = AdminClient(args.url, read_token(args.token_file))
-    except OSError as e:
-        print(f"error: cannot read {args.token_file}: {e.strerror}", file=sys.stderr)
-        return EXIT_UNUSABLE
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_UNUSABLE
+    client = AdminClient(args.url, read_token(args.token_file))
     if args.command == "sweep":
         command = SweepCommand(client, Console(), interval_s=args.interval)
         return command.run(args.dry_run, args.as_of, args.rules, args.json)
@@ -162,8 +162,7 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
         required=True,
-        type=_argument(parse_url),
-        help="the server's base URL, e.g. https://matrix.example.org",
+        help="the server's base URL, e.g. https://matrix.example.org (no /_synapse/... path)",
     )
     parser.add_argument(
         "--token-file",

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from rich.table import Table
 
-from synapse_lux_privacy.admin_cli import formatting, sweep_view
+from synapse_lux_privacy.admin_cli import formatting, records, sweep_view
 from synapse_lux_privacy.admin_cli.backlog import BacklogEstimate, RuleForecast, worth_sampling
 from synapse_lux_privacy.admin_cli.client import AdminApiError
 from synapse_lux_privacy.admin_cli.polling import PollingCommand
@@ -105,7 +105,7 @@ class EstimateCommand(PollingCommand):
 
     def _sweep(self, body: dict[str, Any], stop_at: float | None) -> dict[str, Any]:
         """Run a background sweep to its end, or ask it to stop at ``stop_at``; its record."""
-        sweep_id = str(self._client.call("POST", "/sweeps", body)["sweep_id"])
+        sweep_id = records.sweep_id(self._client.call("POST", "/sweeps", body), "POST /sweeps")
         self._running = sweep_id
         path = f"/sweeps/{quote(sweep_id, safe='')}"
         asked: list[bool] = []

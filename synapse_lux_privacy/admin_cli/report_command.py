@@ -1,41 +1,45 @@
 """``synapse-lux-privacy report @user:server``: a user's R14 report, readably.
 
 Prints ``GET /users/{user_id}`` as indented ``name: value`` lines: ``*_ts`` fields
-as UTC times, ``*_bytes`` as sizes, booleans as yes/no, lists of objects (the
-sessions) one per line. Every field the server sends is shown, including fields
-added later by other features. ``--json`` prints the answer as it is.
+as UTC times, ``*_bytes`` as sizes, ``*_ms`` periods as the configuration writes them
+(``30d``), booleans as yes/no, lists of objects (the sessions) one per line, an empty
+list or object as ``none``. Every field the server sends is shown, including fields
+added later by other features; text from the server is shown on one line, its control
+characters escaped. ``--json`` prints the answer as it is, in the server's order.
 """
 
 import json
-import sys
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from synapse_lux_privacy.admin_cli import formatting
-from synapse_lux_privacy.admin_cli.client import AdminApiError, AdminClient
+from synapse_lux_privacy.admin_cli import formatting, records
+from synapse_lux_privacy.admin_cli.client import AdminClient, BadAnswer
+from synapse_lux_privacy.admin_cli.errors import one_line
 
 EXIT_OK = 0
-EXIT_API_ERROR = 2
 
 
 def run(client: AdminClient, user_id: str, as_json: bool) -> int:
-    """Print the R14 report of a user; 0, or 2 if the server refused or was not reached."""
-    try:
-        report = client.call("GET", f"/users/{quote(user_id, safe='')}")
-    except AdminApiError as e:
-        print(f"error: {e.describe()}", file=sys.stderr)
-        return EXIT_API_ERROR
+    """Print the R14 report of a user; 0 (failures: CliError, ``errors.guarded``)."""
+    what = f"GET /users/{user_id}"
+    report = records.json_object(
+        client.call("GET", f"/users/{quote(user_id, safe='')}"), what, "a user's report"
+    )
     if as_json:
-        print(json.dumps(report, indent=2, sort_keys=True))
-    else:
-        print("\n".join(report_lines(report)))
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    try:
+        lines = report_lines(report)
+    except RecursionError:
+        raise BadAnswer(f"the answer to {what} is nested too deeply to be shown") from None
+    print("\n".join(lines))
     return EXIT_OK
 
 
 def report_lines(report: Mapping[str, Any]) -> list[str]:
     """The report as lines of text, the user ID first."""
-    lines = [str(report.get("user_id", "?"))]
+    lines = [one_line(str(report.get("user_id", "?")))]
     lines += _fields({k: v for k, v in report.items() if k != "user_id"}, 1)
     return lines
 
@@ -46,7 +50,7 @@ def _fields(values: Mapping[str, Any], depth: int) -> list[str]:
     lines: list[str] = []
     for key, value in values.items():
         label = _label(key)
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and value:
             lines.append(f"{pad}{label}:")
             lines += _fields(value, depth + 1)
         elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
@@ -58,10 +62,11 @@ def _fields(values: Mapping[str, Any], depth: int) -> list[str]:
 
 
 def _label(key: str) -> str:
-    for suffix in ("_ts", "_bytes"):
-        if key.endswith(suffix):
-            return key[: -len(suffix)].replace("_", " ")
-    return key.replace("_", " ")
+    for suffix in ("_ts", "_bytes", "_ms"):
+        if key.endswith(suffix) and len(key) > len(suffix):
+            key = key[: -len(suffix)]
+            break
+    return one_line(key.replace("_", " "))
 
 
 def _inline(item: Mapping[str, Any]) -> str:
@@ -73,10 +78,14 @@ def _value(key: str, value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if key.endswith("_ts") and isinstance(value, int):
+    if isinstance(value, int) and key.endswith("_ts"):
         return formatting.timestamp(value)
-    if key.endswith("_bytes") and isinstance(value, int):
+    if isinstance(value, int) and key.endswith("_bytes"):
         return f"{formatting.size(value)} ({value} bytes)"
+    if isinstance(value, int) and key.endswith("_ms"):
+        return formatting.period(value)
+    if isinstance(value, list | Mapping) and not value:
+        return "none"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value) if value else "none"
-    return str(value)
+        return ", ".join(one_line(str(v)) for v in value)
+    return one_line(str(value))

@@ -6,12 +6,13 @@ table; ``--json`` prints only the final sweep record. Ctrl-C asks the server to 
 the sweep after its current batch (``DELETE /sweeps/{id}``).
 
 Exit status: 0 the sweep completed; 1 it ended ``completed_with_errors``,
-``cancelled`` or ``interrupted``; 2 the server refused or could not be reached;
-130 interrupted with Ctrl-C.
+``cancelled`` or ``interrupted``; 2 the server refused, could not be reached or gave an
+answer that is not the API's (``errors.guarded``); 130 interrupted with Ctrl-C, at any
+moment (a Ctrl-C while the sweep is being started takes effect once the server has
+answered, so that the sweep it started is cancelled).
 """
 
 import json
-import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,14 +20,14 @@ from urllib.parse import quote
 
 from rich.live import Live
 
-from synapse_lux_privacy.admin_cli import sweep_view
-from synapse_lux_privacy.admin_cli.client import AdminApiError
+from synapse_lux_privacy.admin_cli import formatting, interrupts, records, sweep_view
+from synapse_lux_privacy.admin_cli.errors import EXIT_FAILED
 from synapse_lux_privacy.admin_cli.polling import PollingCommand
 from synapse_lux_privacy.sweep.rule import RULE_NAMES
 
 EXIT_COMPLETED = 0
 EXIT_NOT_COMPLETED = 1
-EXIT_API_ERROR = 2
+EXIT_API_ERROR = EXIT_FAILED
 
 
 def parse_as_of(value: str) -> int:
@@ -57,14 +58,17 @@ def parse_rules(value: str) -> list[str]:
     return rules
 
 
+MAX_INTERVAL_S = 3600.0
+
+
 def parse_interval(value: str) -> float:
-    """A polling interval in seconds: a positive number."""
+    """A polling interval in seconds: a positive number, at most an hour."""
     try:
         seconds = float(value)
     except ValueError:
         seconds = 0.0
-    if not seconds > 0:
-        raise ValueError(f"{value!r} is not a positive number of seconds")
+    if not 0 < seconds <= MAX_INTERVAL_S:
+        raise ValueError(f"{value!r} is not a positive number of seconds, at most 3600")
     return seconds
 
 
@@ -78,7 +82,10 @@ class SweepCommand(PollingCommand):
         shown = list(rules) if rules is not None else list(RULE_NAMES)
         sweep_id: str | None = None
         try:
-            sweep_id = str(self._client.call("POST", "/sweeps", body)["sweep_id"])
+            with interrupts.deferred("the sweep is being started"):
+                sweep_id = records.sweep_id(
+                    self._client.call("POST", "/sweeps", body), "POST /sweeps"
+                )
             path = f"/sweeps/{quote(sweep_id, safe='')}"
             if as_json:
                 final = self._wait(path, lambda sweep: None)
@@ -92,16 +99,15 @@ class SweepCommand(PollingCommand):
                     )
             else:
                 final = self._wait(path, self._line_printer())
-        except AdminApiError as e:
-            print(f"error: {e.describe()}", file=sys.stderr)
-            return EXIT_API_ERROR
         except KeyboardInterrupt:
             return self._cancel(sweep_id)
         if as_json:
-            print(json.dumps(final, indent=2, sort_keys=True))
+            print(json.dumps(sweep_view.in_rule_order(final, shown), indent=2))
         else:
             self._say(sweep_view.summary(final))
-            self._console.print(sweep_view.results_table(final, shown))
+            self._console.print(
+                sweep_view.results_table(final, shown, formatting.table_box(self._console))
+            )
             for line in sweep_view.skipped_reasons(final):
                 self._say(line)
         succeeded = sweep_view.FINAL_STATUSES.get(str(final.get("status")), False)

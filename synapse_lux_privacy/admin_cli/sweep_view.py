@@ -9,6 +9,7 @@ is empty while it waits, pulses while it runs, and is full once it is done.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.box import HEAVY_HEAD, Box
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -124,9 +125,20 @@ def progress_line(sweep: Mapping[str, Any], elapsed_s: float) -> str:
     return f"[{formatting.duration(elapsed_s):>9}]{where} {status_line(sweep)}"
 
 
-def results_table(sweep: Mapping[str, Any], requested: Sequence[str]) -> Table:
-    """The final report: one row per rule and a total."""
-    table = Table()
+def in_rule_order(sweep: Mapping[str, Any], requested: Sequence[str]) -> dict[str, Any]:
+    """The record with its ``results`` in the order the rules run (``--json``)."""
+    results = sweep.get("results")
+    if not isinstance(results, Mapping):
+        return dict(sweep)
+    ordered = {name: results[name] for name in rule_order(sweep, requested) if name in results}
+    return {**sweep, "results": ordered}
+
+
+def results_table(
+    sweep: Mapping[str, Any], requested: Sequence[str], box: Box = HEAVY_HEAD
+) -> Table:
+    """The final report: one row per rule and a total (rule names as text, never markup)."""
+    table = Table(box=box)
     table.add_column("rule")
     for name in (*COUNTS, "bytes"):
         table.add_column(name, justify="right")
@@ -136,7 +148,7 @@ def results_table(sweep: Mapping[str, Any], requested: Sequence[str]) -> Table:
         c = counts(results.get(name) or {})
         for key in total:
             total[key] += c[key]
-        table.add_row(name, *(str(c[key]) for key in COUNTS), formatting.size(c["bytes"]))
+        table.add_row(Text(name), *(str(c[key]) for key in COUNTS), formatting.size(c["bytes"]))
     table.add_section()
     table.add_row("total", *(str(total[key]) for key in COUNTS), formatting.size(total["bytes"]))
     return table

@@ -3,14 +3,17 @@ pieces (formatting, argument parsing, views) and the command's logic over a fake
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
-from synapse_lux_privacy.admin_cli import formatting, report_command, sweep_view
+from synapse_lux_privacy.admin_cli import formatting, polling, report_command, sweep_view
 from synapse_lux_privacy.admin_cli.client import AdminApiError, _matrix_error, parse_url
+from synapse_lux_privacy.admin_cli.errors import guarded
 from synapse_lux_privacy.admin_cli.sweep_command import (
     SweepCommand,
     parse_as_of,
@@ -197,11 +200,14 @@ class FakeApi:
         return {}
 
 
-def run(api: FakeApi, as_json: bool, sleep: Any = lambda s: None) -> tuple[int, str]:
+def run(
+    api: FakeApi, as_json: bool, sleep: Any = lambda s: None, clock: Any = lambda: 0.0
+) -> tuple[int, str]:
+    """The command as ``cli.main`` runs it: through ``errors.guarded``."""
     out = io.StringIO()
     console = Console(file=out, width=120, no_color=True)
-    command = SweepCommand(api, console, interval_s=0.5, sleep=sleep, clock=lambda: 0.0)
-    status = command.run(False, 1_000, ["messages"], as_json)
+    command = SweepCommand(api, console, interval_s=0.5, sleep=sleep, clock=clock)
+    status = guarded(lambda: command.run(False, 1_000, ["messages"], as_json))
     return status, out.getvalue()
 
 
@@ -228,7 +234,7 @@ def test_sweep_polls_until_the_end_prints_lines_then_the_table() -> None:
         " messages: 5/10 (deleted 5, held 0, skipped 0, errors 0)",
         " sweep s1: completed, 12.5 items/s",
     ]
-    assert any(line.startswith("│ messages │") for line in lines)
+    assert any(line.startswith("| messages |") for line in lines)  # ASCII: not a terminal
 
 
 @pytest.mark.parametrize(
@@ -257,7 +263,7 @@ def test_ctrl_c_cancels_the_sweep_and_exits_130(capsys: pytest.CaptureFixture[st
 def test_an_api_error_exits_2_with_the_matrix_error(capsys: pytest.CaptureFixture[str]) -> None:
     busy = AdminApiError(409, "M_LIMIT_EXCEEDED", "A sweep is already running")
     status, _ = run(FakeApi([], fail=busy), as_json=False)
-    assert status == 2
+    assert status == 2, "errors.guarded, as cli.main runs every command"
     assert capsys.readouterr().err == (
         "error: the server answered 409 M_LIMIT_EXCEEDED: A sweep is already running\n"
     )
@@ -286,3 +292,149 @@ def test_the_url_must_be_http_or_https() -> None:
     for bad in ("matrix.example.org", "ftp://x", "https://"):
         with pytest.raises(ValueError, match="is not an http:// or https:// URL"):
             parse_url(bad)
+
+
+def test_r14_report_shows_periods_as_configured_and_empty_objects_as_none() -> None:
+    """Issue 21: an account warning's ``lead_ms`` reads as the configuration writes it,
+    and a server without storage providers shows ``provider copies: none``."""
+    report = {
+        "user_id": "@alice:example.org",
+        "account_deletion_warnings": [
+            {"lead_ms": 30 * DAY_MS, "sent_ts": 1_767_225_600_000, "addresses": 1}
+        ],
+        "media": {"count": 0, "provider_copies": {}},
+    }
+    assert report_command.report_lines(report) == [
+        "@alice:example.org",
+        "  account deletion warnings (1):",
+        "    - lead 30d, sent 2026-01-01 00:00:00 UTC, addresses 1",
+        "  media:",
+        "    count:           0",
+        "    provider copies: none",
+    ]
+
+
+def test_r14_report_shows_server_text_on_one_printable_line() -> None:
+    """A hostile server's escape sequences and line breaks are shown escaped."""
+    report = {"user_id": "@a:b\x1b[2J", "note": "one\ntwo\x07", "when_ts": 10**30}
+    assert report_command.report_lines(report) == [
+        "@a:b\\x1b[2J",
+        "  note: one two\\x07",
+        f"  when: {10**30} ms since the epoch",
+    ]
+
+
+def test_r1_sweep_json_lists_the_results_in_rule_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 21: ``--json`` keeps the order the rules run in, not the alphabet's."""
+    out = io.StringIO()
+    api = FakeApi([sweep("completed", sessions=result(1, 1), messages=result(2, 2))])
+    command = SweepCommand(api, Console(file=out), sleep=lambda s: None, clock=lambda: 0.0)
+    assert command.run(False, None, ["sessions", "messages"], True) == 0
+    assert list(json.loads(capsys.readouterr().out)["results"]) == ["sessions", "messages"]
+
+
+def test_r1_piped_sweep_output_draws_ascii_tables_only() -> None:
+    """Issue 21: output to a file or a pipe has no box-drawing characters."""
+    status, out = run(FakeApi([sweep("completed", messages=result(2, 2))]), as_json=False)
+    assert status == 0
+    assert out.isascii(), out
+    assert "| total    |" in out
+
+
+def test_r1_unknown_status_ends_the_wait_instead_of_polling_for_ever(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 25: the fake API has three records; an endless poll would run out of them."""
+    api = FakeApi([sweep("paused"), sweep("paused"), sweep("completed")])
+    status, _ = run(api, as_json=True)
+    assert status == 2
+    assert "has the status 'paused', which this command does not know" in capsys.readouterr().err
+    assert len(api.records) == 2
+
+
+class LostApi(FakeApi):
+    """Answers once, then cannot be reached (a server that stopped mid-sweep)."""
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        if method == "GET" and not self.records:
+            self.calls.append((method, path, body))
+            raise AdminApiError(0, "", "127.0.0.1:8008 refused the connection")
+        return super().call(method, path, body)
+
+
+def test_r1_server_gone_mid_sweep_is_tried_for_a_while_then_says_how_to_follow(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 21: polling goes on for LOST_CONTACT_S (an injected clock: each sleep adds
+    its seconds), then one line says the sweep may still run and how to follow it."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    api = LostApi([sweep("running", "messages", messages=result(5, 1))])
+    status, _ = run(api, as_json=True, sleep=sleep, clock=lambda: now[0])
+    err = capsys.readouterr().err.splitlines()
+    assert status == 2
+    polls = [c for c in api.calls if c[0] == "GET"]
+    assert len(polls) == 1 + round(polling.LOST_CONTACT_S / 0.5) + 1
+    assert err[0] == (
+        "the server stopped answering; trying again for 30 s (cannot reach the server:"
+        " 127.0.0.1:8008 refused the connection)"
+    )
+    assert err[-1] == (
+        "error: the server has not answered for 30 s (cannot reach the server: 127.0.0.1:8008"
+        " refused the connection). The sweep may still be running; if the server stopped,"
+        " the next sweep marks it"
+        " interrupted. Follow it with GET /_synapse/client/lux_privacy/v1/sweeps/s1 (or GET"
+        " /_synapse/client/lux_privacy/v1/sweeps, the latest)"
+    )
+
+
+def test_r1_ctrl_c_during_the_cancel_request_exits_130_with_one_cancel(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 25: a second Ctrl-C while the cancel request waits leaves at once."""
+
+    class Interrupted(FakeApi):
+        def call(self, method: str, path: str, body: Any = None) -> Any:
+            if method == "DELETE":
+                self.calls.append((method, path, body))
+                raise KeyboardInterrupt
+            return super().call(method, path, body)
+
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    api = Interrupted([sweep("running", "messages", messages=result(5, 1))])
+    status, _ = run(api, as_json=True, sleep=interrupt)
+    assert status == 130
+    assert [c[0] for c in api.calls].count("DELETE") == 1
+    assert "may not have reached the server" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_the_command_starts_exits_130_without_a_traceback() -> None:
+    """Issue 25: Ctrl-C while Synapse and rich are being imported (seconds at start-up),
+    made exact by an import hook that raises KeyboardInterrupt when ``synapse`` is first
+    imported, in a fresh interpreter started as ``python -m synapse_lux_privacy``."""
+    code = (
+        "import runpy, sys\n"
+        "class CtrlC:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'synapse':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, CtrlC())\n"
+        "sys.argv = ['synapse-lux-privacy', '--help']\n"
+        "runpy.run_module('synapse_lux_privacy', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+        timeout=120,
+    )
+    assert (done.returncode, done.stderr) == (130, "interrupted\n")
