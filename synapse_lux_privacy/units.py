@@ -8,6 +8,7 @@ is milliseconds, as in Synapse. Sizes (the R4 quota) are bytes or ``K``, ``M``,
 """
 
 import json
+import math
 import re
 from collections.abc import Sequence
 
@@ -78,6 +79,11 @@ def describe(value: object) -> str:
     if isinstance(value, str):
         text = value if len(value) <= 40 else value[:37] + "..."
         return json.dumps(text, ensure_ascii=False)  # escapes line breaks: one line
+    if isinstance(value, int) and value.bit_length() > 128:
+        # repr() of an integer past 4,300 digits raises (the interpreter's limit); a
+        # long one is shown by its size, as a long string is cut short.
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"a whole number of about {digits} digits"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, dict):

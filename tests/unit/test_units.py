@@ -171,3 +171,11 @@ def test_dotted_paths_quote_keys_that_are_not_plain_names() -> None:
 )  # fmt: skip
 def test_describe_renders_yaml_like_on_one_line(value: object, text: str) -> None:
     assert describe(value) == text
+
+
+def test_a_huge_integer_is_described_by_its_size_not_its_digits() -> None:
+    """A hex or decimal integer beyond the interpreter's 4,300-digit limit is named by its
+    size, so a config error about it is one line (check-config never traces back)."""
+    value = int("f" * 4000, 16)
+    assert describe(value) == "a whole number of about 4817 digits"
+    assert describe(2**64) == repr(2**64)
