@@ -168,6 +168,14 @@ class SweepOrchestrator:
         self._adaptive_pace = adaptive_pace or AdaptivePaceConfig()
         self._probe = probe
 
+    async def release_predecessors(self) -> None:
+        """At start-up: the lease of a killed predecessor of this process goes, so its
+        sweep reads ``interrupted`` at once rather than when the lease runs out."""
+        if await self._lock.release_predecessors(
+            SWEEP_LOCK, f"{self._instance}/", f"{self._instance}/{PROCESS_TOKEN}/"
+        ):
+            logger.warning("lux_privacy: a sweep of a killed predecessor of this process ended")
+
     def register(self, rules: Mapping[str, Rule]) -> None:
         """Add the rules of a feature (names among RULE_NAMES)."""
         unknown = set(rules) - set(RULE_NAMES)

@@ -17,9 +17,9 @@ from synapse_lux_privacy.features.content import ContentFeature, messages
 from synapse_lux_privacy.features.content.expunged import Expunger, item_id, parse_item
 from synapse_lux_privacy.features.content.messages import MessagesRule
 from synapse_lux_privacy.features.content.policy import ContentPolicy
+from synapse_lux_privacy.store.failures import FailureStore
 from synapse_lux_privacy.store.holds import HoldSet
 from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
-from synapse_lux_privacy.store.failures import FailureStore
 from synapse_lux_privacy.sweep.rule import PURGE_BLOCKED, Candidate, SweepContext
 from synapse_lux_privacy.synapse_adapter.events import Changes, PurgeBounds, StoredEvent
 from synapse_lux_privacy.units import DAY_MS, HOUR_MS, MONTH_MS
