@@ -20,10 +20,11 @@ from synapse_lux_privacy.store.sweep_lock import SWEEP_LOCK
 from synapse_lux_privacy.sweep.report import INTERRUPTED, RUNNING
 
 # The status as stored, except a running sweep without a live lease: interrupted. Its
-# parameters: the current time, then ``_STATUS_ARGS``.
+# parameters: ``_status_args`` (the LIKE pattern is a parameter: a literal '%' would
+# be taken for a placeholder on PostgreSQL).
 _STATUS = (
     "CASE WHEN s.status = ? AND NOT EXISTS (SELECT 1 FROM lux_privacy_lock l"
-    " WHERE l.name = ? AND l.holder LIKE ('%/' || s.sweep_id) AND l.expires_ts > ?)"
+    " WHERE l.name = ? AND l.holder LIKE (? || s.sweep_id) AND l.expires_ts > ?)"
     " THEN ? ELSE s.status END"
 )
 _COLUMNS = (
@@ -33,7 +34,7 @@ _COLUMNS = (
 
 
 def _status_args(now_ms: int) -> tuple[object, ...]:
-    return (RUNNING, SWEEP_LOCK, now_ms, INTERRUPTED)
+    return (RUNNING, SWEEP_LOCK, "%/", now_ms, INTERRUPTED)
 
 
 @attrs.frozen
