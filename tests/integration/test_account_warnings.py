@@ -89,12 +89,26 @@ def warnings_pass(admin: MatrixClient, method: str) -> dict[str, Any]:
     return result
 
 
+def module_started(db: Database, user_id: str) -> bool:
+    """The module's start-up (in the background after ``/health`` answers) has created
+    its tables and written the activity of ``user_id``, registered before it ended."""
+    try:
+        row = db.query_one(
+            "SELECT COUNT(*) FROM lux_privacy_user_activity WHERE user_id = ?", (user_id,)
+        )
+    except Exception:  # the table is not there yet
+        return False
+    return row == (1,)
+
+
 def idle_user(
     server: SynapseServer, admin: MatrixClient, localpart: str, addresses: list[str], due: int
 ) -> MatrixClient:
     """A user with these e-mail addresses, no session, whose deletion date is ``due``."""
     user = server.register_user(localpart)
     assert user.user_id is not None and user.device_id is not None
+    user_id = user.user_id
+    wait_for(lambda: module_started(server.db(), user_id), 60, "the module's start-up")
     if addresses:
         threepids = [{"medium": "email", "address": a} for a in addresses]
         admin.synapse_admin("PUT", f"/v2/users/{q(user.user_id)}", {"threepids": threepids})
@@ -191,18 +205,6 @@ def test_r12_users_are_emailed_30_and_7_days_before_deletion_once_and_a_login_re
     assert len(smtp.mails()) == 6
 
 
-def module_started(db: Database, user_id: str) -> bool:
-    """The module's start-up (in the background after ``/health`` answers) has created
-    its tables and written the activity of ``user_id``, registered before it ended."""
-    try:
-        row = db.query_one(
-            "SELECT COUNT(*) FROM lux_privacy_user_activity WHERE user_id = ?", (user_id,)
-        )
-    except Exception:  # the table is not there yet
-        return False
-    return row == (1,)
-
-
 @pytest.mark.parametrize("database", DATABASES)
 def test_r12_r14_a_warning_claimed_by_a_killed_pass_is_sent_later_and_reported_once_sent(
     start_synapse: StartSynapse, unique: Callable[..., str], database: str
@@ -222,7 +224,6 @@ def test_r12_r14_a_warning_claimed_by_a_killed_pass_is_sent_later_and_reported_o
         server = start_synapse(database, {}, with_mailer(sink))
         db = server.db()
         admin = server.register_user(unique("admin"), admin=True)
-        wait_for(lambda: module_started(db, admin.user_id or ""), 60, "the module's start-up")
         marie = idle_user(server, admin, unique("marie"), ["marie@a.lu"], now_ms() + 30 * DAY)
         marie_id = marie.user_id or ""
 
