@@ -133,6 +133,7 @@ class LuxPrivacyModule:
 
     async def _startup(self) -> None:
         await self._db.ensure_schema()
+        await self._orchestrator.release_predecessors()
         last = await self._runs.last_finished_ts()
         if last is not None:
             metrics.last_successful_sweep_timestamp_seconds.labels(self._api.server_name).set(

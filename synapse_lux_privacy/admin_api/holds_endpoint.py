@@ -5,6 +5,10 @@ data is held while nothing is: IDs are taken exactly as Synapse stores them (no 
 folding, no trimming, at most 255 characters: 400 otherwise), a local user must exist
 and a room must be known to this server (404 otherwise). A remote user ID is accepted
 when well formed: a hold may keep a remote sender's messages in local rooms.
+
+``PUT`` answers once the hold binds: a batch of a sweep that began deleting under the
+holds before it has ended (``HoldStore.settle``), so from the answer on nothing the
+hold covers is deleted by any worker.
 """
 
 from collections.abc import Callable, Sequence
@@ -58,6 +62,7 @@ class HoldsEndpoint:
             )
         except HoldConflict as e:
             raise SynapseError(409, str(e), Codes.INVALID_PARAM) from None
+        await self._holds.settle(self._clock_ms, self._api.sleep)
         return (201 if created else 200), hold.to_json()
 
     async def _check_exists(self, user_id: str | None, room_id: str | None) -> None:

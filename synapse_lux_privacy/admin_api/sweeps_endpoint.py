@@ -49,26 +49,30 @@ class SweepsEndpoint:
     async def get(
         self, request: SynapseRequest, admin: str, params: Sequence[str]
     ) -> tuple[int, Any]:
-        record = await self._runs.get(params[0]) if _is_sweep_id(params[0]) else None
+        now = self._clock_ms()
+        record = await self._runs.get(params[0], now) if _is_sweep_id(params[0]) else None
         if record is None:
             raise _unknown(params[0])
-        return 200, record.to_json(self._clock_ms())
+        return 200, record.to_json(now)
 
     async def list(
         self, request: SynapseRequest, admin: str, params: Sequence[str]
     ) -> tuple[int, Any]:
         limit = query_int(request, "limit", 20, 1, MAX_LIMIT)
         now = self._clock_ms()
-        return 200, {"sweeps": [r.to_json(now) for r in await self._runs.latest(limit)]}
+        return 200, {"sweeps": [r.to_json(now) for r in await self._runs.latest(limit, now)]}
 
     async def cancel(
         self, request: SynapseRequest, admin: str, params: Sequence[str]
     ) -> tuple[int, Any]:
         """Ask a running sweep to stop after its current batch (a finished one: no-op)."""
-        record = await self._runs.request_cancel(params[0]) if _is_sweep_id(params[0]) else None
+        now = self._clock_ms()
+        record = (
+            await self._runs.request_cancel(params[0], now) if _is_sweep_id(params[0]) else None
+        )
         if record is None:
             raise _unknown(params[0])
-        return 202, record.to_json(self._clock_ms())
+        return 202, record.to_json(now)
 
 
 def _is_sweep_id(value: str) -> bool:

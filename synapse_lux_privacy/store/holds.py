@@ -1,11 +1,20 @@
-"""Legal holds (R13): placing, releasing and reading them."""
+"""Legal holds (R13): placing, releasing and reading them.
 
-from collections.abc import Sequence
+A hold binds once ``place`` and ``settle`` have returned: the sweep reads the holds
+again in the transaction that marks each batch in flight, and ``settle`` waits for
+any batch marked before the hold (``hold_fence.py``).
+"""
+
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
 
 from synapse_lux_privacy.db import Cursor, DbRunner
+from synapse_lux_privacy.store import hold_fence
+
+# How often ``settle`` looks whether the batch it waits for is over.
+SETTLE_POLL_S = 0.1
 
 
 @attrs.frozen
@@ -62,17 +71,32 @@ class HoldStore:
         return await self._run("lux_privacy_list_holds", txn)
 
     async def active_holds(self) -> HoldSet:
-        def txn(cur: Cursor) -> HoldSet:
-            cur.execute(
-                "SELECT user_id, room_id FROM lux_privacy_holds WHERE released_ts IS NULL", ()
-            )
-            rows = cur.fetchall()
-            return HoldSet(
-                user_ids=frozenset(u for u, _ in rows if u is not None),
-                room_ids=frozenset(r for _, r in rows if r is not None),
-            )
+        return await self._run("lux_privacy_active_holds", _active_txn)
 
-        return await self._run("lux_privacy_active_holds", txn)
+    async def mark_batch(self, holder: str, now_ms: int) -> HoldSet | None:
+        """The holds a batch of the sweep ``holder`` is deleted under, read in the
+        transaction that marks the batch in flight; None when ``holder`` has lost the
+        sweep lease (nothing marked: the batch must not be deleted)."""
+
+        def txn(cur: Cursor) -> HoldSet | None:
+            return _active_txn(cur) if hold_fence.mark_txn(cur, holder, now_ms) else None
+
+        return await self._run("lux_privacy_mark_batch", txn)
+
+    async def clear_batch(self, holder: str) -> None:
+        """The batch marked by ``mark_batch`` is over."""
+        await self._run("lux_privacy_clear_batch", hold_fence.clear_txn, holder)
+
+    async def settle(
+        self, clock_ms: Callable[[], int], sleep: Callable[[float], Awaitable[None]]
+    ) -> None:
+        """Wait until no batch marked before the holds placed so far may still delete:
+        after this, nothing they cover is deleted by any worker."""
+        generation = await self._run("lux_privacy_hold_generation", hold_fence.generation_txn)
+        while await self._run(
+            "lux_privacy_batch_in_flight", hold_fence.in_flight_txn, generation, clock_ms()
+        ):
+            await sleep(SETTLE_POLL_S)
 
     async def place(
         self,
@@ -116,6 +140,7 @@ class HoldStore:
                     (reason, now_ms, actor, hold_id) if created else (reason, hold_id),
                 )
             _log(cur, now_ms, hold_id, action, user_id, room_id, reason, actor)
+            hold_fence.bump_txn(cur)
             cur.execute(f"SELECT {_COLUMNS} FROM lux_privacy_holds WHERE hold_id = ?", (hold_id,))
             new_row = cur.fetchone()
             assert new_row is not None
@@ -154,6 +179,15 @@ class HoldStore:
             return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
 
         return await self._run("lux_privacy_hold_history", txn)
+
+
+def _active_txn(cur: Cursor) -> HoldSet:
+    cur.execute("SELECT user_id, room_id FROM lux_privacy_holds WHERE released_ts IS NULL", ())
+    rows = cur.fetchall()
+    return HoldSet(
+        user_ids=frozenset(u for u, _ in rows if u is not None),
+        room_ids=frozenset(r for _, r in rows if r is not None),
+    )
 
 
 def _log(

@@ -11,6 +11,7 @@ never leaves the schema broken: the next start simply finishes the work.
 from collections.abc import Mapping, Sequence
 
 from synapse_lux_privacy.db import Cursor, Dialect
+from synapse_lux_privacy.store.hold_fence import FENCE_MIGRATIONS
 
 # Held for the duration of a migration on PostgreSQL, so that workers starting
 # together take turns. Any constant works; this one spells "luxp".
@@ -114,7 +115,8 @@ CORE_MIGRATIONS: Sequence[str] = (
     "ALTER TABLE lux_privacy_audit ADD COLUMN provider_objects BIGINT NOT NULL DEFAULT 0",
 )
 
-MIGRATIONS: Mapping[str, Sequence[str]] = {"core": CORE_MIGRATIONS}
+# R13: the interlock between placing a hold and a batch in flight (``hold_fence.py``).
+MIGRATIONS: Mapping[str, Sequence[str]] = {"core": CORE_MIGRATIONS, "hold_fence": FENCE_MIGRATIONS}
 
 
 def apply_migrations(

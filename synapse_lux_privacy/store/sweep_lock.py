@@ -71,6 +71,22 @@ class SweepLockStore:
 
         return await self._run("lux_privacy_lock_renew", txn)
 
+    async def release_predecessors(self, name: str, instance_prefix: str, own_process: str) -> int:
+        """Drop a lease held under this instance's name (``instance_prefix``) by another
+        process than ``own_process``: a predecessor that was killed (instance names are
+        unique in a deployment). Its sweep then reads ``interrupted`` at once (the sweep
+        store); how many leases went (0 or 1)."""
+
+        def txn(cur: Cursor) -> int:
+            cur.execute(
+                "DELETE FROM lux_privacy_lock WHERE name = ? AND substr(holder, 1, ?) = ?"
+                " AND substr(holder, 1, ?) <> ?",
+                (name, len(instance_prefix), instance_prefix, len(own_process), own_process),
+            )
+            return int(cur.rowcount)
+
+        return await self._run("lux_privacy_lock_release_predecessors", txn)
+
     async def release(self, name: str, holder: str) -> None:
         def txn(cur: Cursor) -> None:
             cur.execute(

@@ -3,6 +3,11 @@
 The running sweep writes its counts after every batch, so ``GET /sweeps/{id}`` shows
 its progress from any worker, and reads back ``cancel_requested`` there, so
 ``DELETE /sweeps/{id}`` stops it after its current batch wherever it runs.
+
+A sweep whose process died (SIGKILL, a crash) leaves its row ``running``; every read
+shows it ``interrupted`` as soon as its lease (``sweep_lock.py``, holder
+``instance/process/sweep_id``) has expired or is gone, and the next sweep to start
+stores that status.
 """
 
 import json
@@ -11,12 +16,25 @@ from typing import Any
 import attrs
 
 from synapse_lux_privacy.db import Cursor, DbRunner
+from synapse_lux_privacy.store.sweep_lock import SWEEP_LOCK
 from synapse_lux_privacy.sweep.report import INTERRUPTED, RUNNING
 
-_COLUMNS = (
-    "sweep_id, instance, started_ts, finished_ts, as_of_ts, dry_run, status, report,"
-    " current_rule, updated_ts, cancel_requested"
+# The status as stored, except a running sweep without a live lease: interrupted. Its
+# parameters: ``_status_args`` (the LIKE pattern is a parameter: a literal '%' would
+# be taken for a placeholder on PostgreSQL).
+_STATUS = (
+    "CASE WHEN s.status = ? AND NOT EXISTS (SELECT 1 FROM lux_privacy_lock l"
+    " WHERE l.name = ? AND l.holder LIKE (? || s.sweep_id) AND l.expires_ts > ?)"
+    " THEN ? ELSE s.status END"
 )
+_COLUMNS = (
+    "s.sweep_id, s.instance, s.started_ts, s.finished_ts, s.as_of_ts, s.dry_run,"
+    f" {_STATUS}, s.report, s.current_rule, s.updated_ts, s.cancel_requested"
+)
+
+
+def _status_args(now_ms: int) -> tuple[object, ...]:
+    return (RUNNING, SWEEP_LOCK, "%/", now_ms, INTERRUPTED)
 
 
 @attrs.frozen
@@ -145,7 +163,7 @@ class SweepRunStore:
 
         await self._run("lux_privacy_sweep_finish", txn)
 
-    async def request_cancel(self, sweep_id: str) -> SweepRecord | None:
+    async def request_cancel(self, sweep_id: str, now_ms: int) -> SweepRecord | None:
         """Ask a running sweep to stop after its batch; None for an unknown sweep."""
 
         def txn(cur: Cursor) -> SweepRecord | None:
@@ -154,32 +172,21 @@ class SweepRunStore:
                 " AND status = ?",
                 (True, sweep_id, RUNNING),
             )
-            cur.execute(
-                f"SELECT {_COLUMNS} FROM lux_privacy_sweeps WHERE sweep_id = ?", (sweep_id,)
-            )
-            row = cur.fetchone()
-            return None if row is None else SweepRecord.from_row(row)
+            return _get_txn(cur, sweep_id, now_ms)
 
         return await self._run("lux_privacy_sweep_cancel", txn)
 
-    async def get(self, sweep_id: str) -> SweepRecord | None:
-        def txn(cur: Cursor) -> SweepRecord | None:
-            cur.execute(
-                f"SELECT {_COLUMNS} FROM lux_privacy_sweeps WHERE sweep_id = ?", (sweep_id,)
-            )
-            row = cur.fetchone()
-            return None if row is None else SweepRecord.from_row(row)
+    async def get(self, sweep_id: str, now_ms: int) -> SweepRecord | None:
+        return await self._run("lux_privacy_sweep_get", _get_txn, sweep_id, now_ms)
 
-        return await self._run("lux_privacy_sweep_get", txn)
-
-    async def latest(self, limit: int) -> list[SweepRecord]:
+    async def latest(self, limit: int, now_ms: int) -> list[SweepRecord]:
         """The newest sweeps first."""
 
         def txn(cur: Cursor) -> list[SweepRecord]:
             cur.execute(
-                f"SELECT {_COLUMNS} FROM lux_privacy_sweeps ORDER BY started_ts DESC, sweep_id"
-                " LIMIT ?",
-                (limit,),
+                f"SELECT {_COLUMNS} FROM lux_privacy_sweeps s"
+                " ORDER BY s.started_ts DESC, s.sweep_id LIMIT ?",
+                (*_status_args(now_ms), limit),
             )
             return [SweepRecord.from_row(row) for row in cur.fetchall()]
 
@@ -198,6 +205,15 @@ class SweepRunStore:
             return None if row is None or row[0] is None else int(row[0])
 
         return await self._run("lux_privacy_last_sweep", txn)
+
+
+def _get_txn(cur: Cursor, sweep_id: str, now_ms: int) -> SweepRecord | None:
+    cur.execute(
+        f"SELECT {_COLUMNS} FROM lux_privacy_sweeps s WHERE s.sweep_id = ?",
+        (*_status_args(now_ms), sweep_id),
+    )
+    row = cur.fetchone()
+    return None if row is None else SweepRecord.from_row(row)
 
 
 def _cancel_requested_txn(cur: Cursor, sweep_id: str) -> bool:

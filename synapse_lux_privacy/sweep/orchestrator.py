@@ -3,11 +3,16 @@
 Guarantees, whatever the rules do:
 - dry run: nothing is deleted, the counts are exact;
 - legal hold (R13): every candidate is checked against the holds read just
-  before its batch is deleted, and a held one is never passed to ``delete``;
+  before its batch is deleted, in the transaction that marks the batch in flight
+  (``store/hold_fence.py``), and a held one is never passed to ``delete``; a batch
+  deleted item by item reads them again at least every ``STOP_CHECK_S``. ``PUT
+  /holds`` waits for a batch marked before the hold, so a hold binds once placed;
 - at most one sweep at a time on the whole deployment (lease in the database,
-  renewed on a timer for as long as the sweep runs: ``lease.py``);
+  renewed on a timer for as long as the sweep runs: ``lease.py``); a sweep whose
+  renewals fail stops deleting while a third of its lease is still left;
 - every candidate is accounted for: ``candidates == deleted + held + errors +
-  skipped`` per rule, with the reasons of the skipped ones;
+  skipped`` per rule, with the reasons of the skipped ones; an item the rule did
+  not try (``rule.UNTRIED``) keeps its failure record;
 - one item that cannot be deleted never stops the others: it is an error,
   recorded in ``lux_privacy_failures`` and retried at later sweeps with backoff;
 - one audit row per batch and (user, room), written before the deletion and
@@ -17,7 +22,7 @@ Guarantees, whatever the rules do:
   from every worker, and a cancellation asked for anywhere stops it after the
   batch;
 - a full real sweep deletes accountability records older than
-  ``audit.retention``;
+  ``audit.retention``; a sweep whose pruning fails ends ``completed_with_errors``;
 - with ``sweep_pace``, deletions stay at or below that many items per second: a
   real sweep's batches hold at most a second's worth of items, and the sweep
   pauses after each batch that went faster; with ``sweep_adaptive_pace`` the
@@ -41,10 +46,11 @@ from synapse_lux_privacy import metrics
 from synapse_lux_privacy.config import AdaptivePaceConfig
 from synapse_lux_privacy.store.audit import AuditGroup, AuditStore
 from synapse_lux_privacy.store.failures import DAY_MS, FailureStore
-from synapse_lux_privacy.store.holds import HoldStore
+from synapse_lux_privacy.store.holds import HoldSet, HoldStore
 from synapse_lux_privacy.store.record_retention import RecordRetention
 from synapse_lux_privacy.store.sweep_lock import SWEEP_LOCK, SweepLockStore
 from synapse_lux_privacy.store.sweeps import SweepRunStore
+from synapse_lux_privacy.sweep import harness_gate
 from synapse_lux_privacy.sweep.lease import LeaseKeeper
 from synapse_lux_privacy.sweep.pacer import Pacer
 from synapse_lux_privacy.sweep.probe import LoadProbe
@@ -59,6 +65,7 @@ from synapse_lux_privacy.sweep.report import (
 from synapse_lux_privacy.sweep.rule import (
     RULE_NAMES,
     SWEEP_STOPPED,
+    UNTRIED,
     Candidate,
     DeleteOutcome,
     Rule,
@@ -161,6 +168,14 @@ class SweepOrchestrator:
         self._adaptive_pace = adaptive_pace or AdaptivePaceConfig()
         self._probe = probe
 
+    async def release_predecessors(self) -> None:
+        """At start-up: the lease of a killed predecessor of this process goes, so its
+        sweep reads ``interrupted`` at once rather than when the lease runs out."""
+        if await self._lock.release_predecessors(
+            SWEEP_LOCK, f"{self._instance}/", f"{self._instance}/{PROCESS_TOKEN}/"
+        ):
+            logger.warning("lux_privacy: a sweep of a killed predecessor of this process ended")
+
     def register(self, rules: Mapping[str, Rule]) -> None:
         """Add the rules of a feature (names among RULE_NAMES)."""
         unknown = set(rules) - set(RULE_NAMES)
@@ -217,7 +232,9 @@ class SweepOrchestrator:
                 " their work",
                 interrupted,
             )
-        keeper = LeaseKeeper(self._lock, holder, self._clock_ms, self._lease_ms, self._sleep)
+        keeper = LeaseKeeper(
+            self._lock, holder, self._clock_ms, self._lease_ms, self._sleep, started
+        )
         return StartedSweep(report, holder, selected, wanted is None, keeper)
 
     async def execute(self, sweep: StartedSweep) -> SweepReport:
@@ -247,9 +264,8 @@ class SweepOrchestrator:
                 report.current_rule = name
                 report.results[name] = RuleResult()
                 await self._run_rule(rule, ctx, sweep, report.results[name], pacer)
-            status = COMPLETED if report.errors == 0 else COMPLETED_WITH_ERRORS
-            if sweep.full and not report.dry_run:
-                await self._prune_records(sweep)
+            pruned = not sweep.full or report.dry_run or await self._prune_records(sweep)
+            status = COMPLETED if report.errors == 0 and pruned else COMPLETED_WITH_ERRORS
         except _SweepStopped as stopped:
             status = stopped.status
         finally:
@@ -313,17 +329,10 @@ class SweepOrchestrator:
                 result.rule_errors += 1
                 return
             result.candidates += len(page.items)
-            eligible = [c for c in page.items if not holds.covers(c.user_id, c.room_id)]
-            result.held += len(page.items) - len(eligible)
-            eligible = await self._without_failing(rule.name, eligible, sweep, result)
             if ctx.dry_run:
-                result.skip(DRY_RUN, len(eligible))
-                result.bytes += sum(c.size_bytes for c in eligible)
-            elif eligible:
-                await pacer.delete(
-                    len(eligible),
-                    functools.partial(self._delete_batch, rule, ctx, sweep, eligible, result),
-                )
+                await self._count_dry(rule.name, page.items, holds, sweep, result)
+            elif page.items:
+                await self._delete_marked(rule, ctx, sweep, page.items, result, pacer)
             if await self._runs.progress(
                 sweep.sweep_id, self._clock_ms(), rule.name, sweep.report.to_json()
             ):
@@ -335,6 +344,63 @@ class SweepOrchestrator:
                     await _pass_completed(rule, ctx)
                 return
             cursor = page.next_cursor
+
+    async def _count_dry(
+        self,
+        rule: str,
+        items: Sequence[Candidate],
+        holds: HoldSet,
+        sweep: StartedSweep,
+        result: RuleResult,
+    ) -> None:
+        """A dry run's page: counted as a real sweep would treat it, nothing deleted."""
+        eligible = [c for c in items if not holds.covers(c.user_id, c.room_id)]
+        result.held += len(items) - len(eligible)
+        eligible = await self._without_failing(rule, eligible, sweep, result)
+        result.skip(DRY_RUN, len(eligible))
+        result.bytes += sum(c.size_bytes for c in eligible)
+
+    async def _delete_marked(
+        self,
+        rule: Rule,
+        ctx: SweepContext,
+        sweep: StartedSweep,
+        items: Sequence[Candidate],
+        result: RuleResult,
+        pacer: Pacer,
+    ) -> None:
+        """Delete a page's items under the holds read as the batch is marked in flight
+        (R13); the mark is cleared as soon as the deletion is over."""
+        await harness_gate.pause(harness_gate.LISTED, rule.name, self._sleep)
+        holds = None if sweep.keeper.lost else await self._mark(sweep)
+        if holds is None:
+            result.skip(SWEEP_STOPPED, len(items))
+            raise _SweepStopped(INTERRUPTED)
+        cleared = False
+
+        async def batch(eligible: Sequence[Candidate]) -> None:
+            nonlocal cleared
+            try:
+                await self._delete_batch(rule, ctx, sweep, eligible, result)
+            finally:
+                cleared = True
+                await self._holds.clear_batch(sweep.holder)
+
+        try:
+            eligible = [c for c in items if not holds.covers(c.user_id, c.room_id)]
+            result.held += len(items) - len(eligible)
+            eligible = await self._without_failing(rule.name, eligible, sweep, result)
+            if eligible:
+                await harness_gate.pause(harness_gate.MARKED, rule.name, self._sleep)
+                await pacer.delete(len(eligible), functools.partial(batch, eligible))
+        finally:
+            if not cleared:
+                await self._holds.clear_batch(sweep.holder)
+
+    async def _mark(self, sweep: StartedSweep) -> HoldSet | None:
+        """Mark a batch in flight and read the holds it is deleted under (R13); None
+        when the sweep no longer holds its lease."""
+        return await self._holds.mark_batch(sweep.holder, self._clock_ms())
 
     async def _without_failing(
         self, rule: str, items: list[Candidate], sweep: StartedSweep, result: RuleResult
@@ -361,10 +427,11 @@ class SweepOrchestrator:
         row_ids = await self._audit.start_batch(
             sweep.sweep_id, rule.name, self._clock_ms(), [planned[k] for k in keys]
         )
+        held: set[str] = set()
         if getattr(rule, "isolates_failures", False):
             outcome = await _delete(rule, ctx, batch)
         else:
-            outcome = await self._delete_each(rule, ctx, sweep, batch)
+            outcome, held = await self._delete_each(rule, ctx, sweep, batch)
         deleted = {c.item_id: c for c in outcome.deleted}
         done = list(deleted.values())
         failed: dict[Candidate, str] = {}
@@ -374,10 +441,12 @@ class SweepOrchestrator:
                 cleared.append(item.item_id)
             elif item.item_id in outcome.failed:
                 failed[item] = outcome.failed[item.item_id]
+            elif item.item_id in held:
+                result.held += 1
             else:
                 reason = outcome.skipped.get(item.item_id, ALREADY_GONE)
                 result.skip(reason)
-                if reason != SWEEP_STOPPED:  # untried: any failure record stays
+                if reason not in UNTRIED:  # untried: any failure record stays
                     cleared.append(item.item_id)
         result.deleted += len(done)
         result.bytes += sum(c.size_bytes for c in done)
@@ -394,27 +463,52 @@ class SweepOrchestrator:
         metrics.item_failures_total.labels(self._server_name, rule.name).inc(len(failed))
 
     async def _delete_each(
-        self, rule: Rule, ctx: SweepContext, sweep: StartedSweep, batch: Sequence[Candidate]
-    ) -> DeleteOutcome:
-        """One item at a time; at most every ``STOP_CHECK_S``, stop if the sweep was
-        cancelled or lost its lease, leaving the rest of the batch untried (skipped)."""
+        self,
+        rule: Rule,
+        ctx: SweepContext,
+        sweep: StartedSweep,
+        batch: Sequence[Candidate],
+    ) -> tuple[DeleteOutcome, set[str]]:
+        """One item at a time: the outcome, and the items a hold placed meanwhile kept.
+
+        At most every ``STOP_CHECK_S``, stop if the sweep was cancelled or lost its
+        lease, leaving the rest of the batch untried (skipped), and mark the batch again
+        with the holds read afresh, leaving out what they now cover (R13: a hold placed
+        meanwhile waits about that long). Before each item, stop once the lease may no
+        longer be relied on (``lease.py``)."""
         outcomes: list[DeleteOutcome] = []
         checked = time.monotonic()
+        held: set[str] = set()
         for position, item in enumerate(batch):
-            if time.monotonic() - checked >= STOP_CHECK_S:
+            stop = sweep.keeper.lost
+            if not stop and time.monotonic() - checked >= STOP_CHECK_S:
                 checked = time.monotonic()
-                if sweep.keeper.lost or await self._runs.cancel_requested(sweep.sweep_id):
-                    untried = {c.item_id: SWEEP_STOPPED for c in batch[position:]}
-                    outcomes.append(DeleteOutcome(skipped=untried))
-                    break
-            outcomes.append(await _delete(rule, ctx, [item]))
-        return _merge(outcomes)
+                holds = await self._mark(sweep)
+                stop = holds is None or await self._runs.cancel_requested(sweep.sweep_id)
+                if holds is not None:
+                    held.update(c.item_id for c in batch if holds.covers(c.user_id, c.room_id))
+            if stop:
+                untried = {c.item_id: SWEEP_STOPPED for c in batch[position:]}
+                outcomes.append(DeleteOutcome(skipped=untried))
+                break
+            if item.item_id not in held:
+                outcomes.append(await _delete(rule, ctx, [item]))
+        return _merge(outcomes), held
 
-    async def _prune_records(self, sweep: StartedSweep) -> None:
-        """Accountability records past ``audit.retention`` go (they name users)."""
+    async def _prune_records(self, sweep: StartedSweep) -> bool:
+        """Accountability records past ``audit.retention`` go (they name users); False
+        when they could not be pruned (the sweep is then not ``completed``)."""
         now = self._clock_ms()
-        pruned = await self._records.prune(now - self._audit_retention_ms)
-        await self._audit.record(sweep.sweep_id, "audit", now, pruned)
+        try:
+            pruned = await self._records.prune(now - self._audit_retention_ms)
+            await self._audit.record(sweep.sweep_id, "audit", now, pruned)
+        except Exception:
+            logger.exception(
+                "lux_privacy: sweep %s could not prune the records past audit.retention",
+                sweep.sweep_id,
+            )
+            return False
+        return True
 
     async def _update_failure_gauge(self) -> None:
         try:

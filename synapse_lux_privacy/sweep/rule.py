@@ -33,6 +33,13 @@ RULE_NAMES: tuple[str, ...] = (
 # The skip reason of the items of a batch left untried because the sweep was cancelled
 # or lost its lease while the batch went item by item (the operator commands read it).
 SWEEP_STOPPED = "sweep_stopped"
+# The skip reason of the items of a batch that a room's purge did not reach: an older
+# event that must stay (held, waiting out a retry backoff, failed earlier in the sweep,
+# or the room's newest) lies below them, so the purge stopped short of them or did not
+# run (R1, R13). They are tried again at a later sweep.
+PURGE_BLOCKED = "purge_blocked"
+# Skip reasons of items the rule did not try: a failure recorded for them stays.
+UNTRIED = frozenset({SWEEP_STOPPED, PURGE_BLOCKED})
 
 
 @attrs.frozen

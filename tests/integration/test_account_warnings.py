@@ -10,6 +10,9 @@ the activity rows above, ``devices.last_seen``, ``lux_privacy_device_activity`` 
 module's record of the warnings sent (``lux_privacy_account_warnings.sent_ts``).
 """
 
+import contextlib
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -20,11 +23,13 @@ from tests.conftest import DATABASES, StartSynapse
 from tests.harness import Database, MatrixClient, SynapseServer
 from tests.harness.client import q
 from tests.harness.smtp import Mail, SmtpSink
+from tests.harness.waiting import wait_for
 from tests.integration.test_accounts_rules import ACCOUNT_MS, DAY, backdate_user, now_ms, report
 
 pytestmark = pytest.mark.integration
 
 ENDPOINT = "/notifications/account_deletion"
+HOUR = 3_600_000
 
 
 @pytest.fixture
@@ -84,12 +89,26 @@ def warnings_pass(admin: MatrixClient, method: str) -> dict[str, Any]:
     return result
 
 
+def module_started(db: Database, user_id: str) -> bool:
+    """The module's start-up (in the background after ``/health`` answers) has created
+    its tables and written the activity of ``user_id``, registered before it ended."""
+    try:
+        row = db.query_one(
+            "SELECT COUNT(*) FROM lux_privacy_user_activity WHERE user_id = ?", (user_id,)
+        )
+    except Exception:  # the table is not there yet
+        return False
+    return row == (1,)
+
+
 def idle_user(
     server: SynapseServer, admin: MatrixClient, localpart: str, addresses: list[str], due: int
 ) -> MatrixClient:
     """A user with these e-mail addresses, no session, whose deletion date is ``due``."""
     user = server.register_user(localpart)
     assert user.user_id is not None and user.device_id is not None
+    user_id = user.user_id
+    wait_for(lambda: module_started(server.db(), user_id), 60, "the module's start-up")
     if addresses:
         threepids = [{"medium": "email", "address": a} for a in addresses]
         admin.synapse_admin("PUT", f"/v2/users/{q(user.user_id)}", {"threepids": threepids})
@@ -184,6 +203,58 @@ def test_r12_users_are_emailed_30_and_7_days_before_deletion_once_and_a_login_re
     assert (sent["warnings"], sent["total"]) == ({"30d": 1, "7d": 0}, 1)
     assert [m.recipient for m in smtp.wait_for(6)[5:]] == ["paul@a.lu"]
     assert len(smtp.mails()) == 6
+
+
+@pytest.mark.parametrize("database", DATABASES)
+def test_r12_r14_a_warning_claimed_by_a_killed_pass_is_sent_later_and_reported_once_sent(
+    start_synapse: StartSynapse, unique: Callable[..., str], database: str
+) -> None:
+    """Issue 25: Synapse is killed (SIGKILL) after a pass claimed Marie's warning and while
+    it waits on the mail server (a socket that never greets). After the restart the R14
+    report lists no warning (none went out; it used to list the claim as sent), and once
+    the claim is older than a pass can take (``CLAIM_STALE_MS``; backdated two hours), a
+    pass sends it and the report lists it. Time: the deletion date is 30 days ahead
+    through backdated rows; the claim's age through ``sent_ts``, backdated."""
+    sink = SmtpSink()  # started later: its port first answers nothing
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.1", sink.port))
+    silent.listen(8)
+    try:
+        server = start_synapse(database, {}, with_mailer(sink))
+        db = server.db()
+        admin = server.register_user(unique("admin"), admin=True)
+        marie = idle_user(server, admin, unique("marie"), ["marie@a.lu"], now_ms() + 30 * DAY)
+        marie_id = marie.user_id or ""
+
+        def blocked_pass() -> None:
+            with contextlib.suppress(Exception):  # the server dies under the request
+                admin.lux("POST", ENDPOINT)
+
+        threading.Thread(target=blocked_pass, daemon=True).start()
+        claims = "SELECT COUNT(*) FROM lux_privacy_account_warnings WHERE user_id = ?"
+        wait_for(lambda: db.query_one(claims, (marie_id,)) == (1,), 60, "the warning claimed")
+        server.kill()
+    finally:
+        silent.close()
+    sink.start()
+    try:
+        server.start()
+        assert report(admin, marie_id)["account_deletion_warnings"] == []
+        assert warnings_pass(admin, "POST")["total"] == 0  # the claim may still be sending
+        server.db().execute(
+            "UPDATE lux_privacy_account_warnings SET sent_ts = sent_ts - ? WHERE user_id = ?",
+            (2 * HOUR, marie_id),
+        )
+        sent = warnings_pass(admin, "POST")
+        assert (sent["warnings"], sent["total"]) == ({"30d": 1, "7d": 0}, 1)
+        assert [m.recipient for m in sink.wait_for(1)] == ["marie@a.lu"]
+        warned = report(admin, marie_id)["account_deletion_warnings"]
+        assert [(w["lead_ms"], w["addresses"]) for w in warned] == [(30 * DAY, 1)]
+        assert warnings_pass(admin, "POST")["total"] == 0
+        assert len(sink.mails()) == 1
+    finally:
+        sink.stop()
 
 
 def test_r12_without_synapse_mailer_warnings_are_off(

@@ -60,11 +60,12 @@ def build(
     pace: float | None = None,
     adaptive_pace: AdaptivePaceConfig | None = None,
     probe: LoadProbe | None = None,
+    lock: SweepLockStore | None = None,
 ) -> SweepOrchestrator:
     orchestrator = SweepOrchestrator(
         holds=HoldStore(db),
         audit=AuditStore(db),
-        lock=SweepLockStore(db),
+        lock=lock or SweepLockStore(db),
         runs=SweepRunStore(db),
         failures=FailureStore(db),
         records=RecordRetention(db),

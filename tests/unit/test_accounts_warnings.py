@@ -14,7 +14,11 @@ from synapse_lux_privacy.config import parse_config
 from synapse_lux_privacy.features.accounts import warning_texts
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
 from synapse_lux_privacy.features.accounts.schema import ACCOUNTS_MIGRATIONS
-from synapse_lux_privacy.features.accounts.warning_store import SentWarning, WarningStore
+from synapse_lux_privacy.features.accounts.warning_store import (
+    CLAIM_STALE_MS,
+    SentWarning,
+    WarningStore,
+)
 from synapse_lux_privacy.store.schema import MIGRATIONS
 from tests.unit.sqlite_runner import SqliteRunner, migrated_runner
 
@@ -34,12 +38,33 @@ async def test_r12_a_warning_is_claimed_once_per_round_of_inactivity(db: SqliteR
     assert not await store.was_sent("@a:x", LEAD, last_active)
     assert await store.claim("@a:x", LEAD, last_active, 5_000, 9_000, 2)
     assert not await store.claim("@a:x", LEAD, last_active, 6_000, 9_000, 2)  # another worker
+    await store.delivered("@a:x", LEAD, 5_000)
     assert await store.was_sent("@a:x", LEAD, last_active)
     assert not await store.was_sent("@a:x", 7 * DAY, last_active)
     # Active after the warning: a new round, claimed again.
     assert not await store.was_sent("@a:x", LEAD, 5_500)
     assert await store.claim("@a:x", LEAD, 5_500, 8_000, 99_000, 1)
+    await store.delivered("@a:x", LEAD, 8_000)
     assert await store.sent("@a:x") == [SentWarning(LEAD, 8_000, 99_000, 1)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_r12_r14_a_claim_never_delivered_is_not_reported_and_is_taken_over_later(
+    db: SqliteRunner,
+) -> None:
+    """A pass that died between claim and send (issue 25): the claim is not a sent warning
+    in the R14 report, blocks other passes while it may still be sending, and is taken
+    over once ``CLAIM_STALE_MS`` old. Time: explicit timestamps."""
+    store = WarningStore(db)
+    assert await store.claim("@a:x", LEAD, 1_000, 5_000, 9_000, 1)
+    assert await store.sent("@a:x") == []
+    assert not await store.was_sent("@a:x", LEAD, 1_000)
+    assert not await store.claim("@a:x", LEAD, 1_000, 5_000 + CLAIM_STALE_MS - 1, 9_000, 1)
+    taken = 5_000 + CLAIM_STALE_MS + 1
+    assert await store.claim("@a:x", LEAD, 1_000, taken, 9_000, 1)
+    await store.delivered("@a:x", LEAD, taken)
+    assert await store.sent("@a:x") == [SentWarning(LEAD, taken, 9_000, 1)]
+    assert not await store.claim("@a:x", LEAD, 1_000, taken + 2 * CLAIM_STALE_MS, 9_000, 1)
 
 
 @pytest_twisted.ensureDeferred

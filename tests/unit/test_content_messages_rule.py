@@ -14,14 +14,16 @@ import pytest_twisted
 
 from synapse_lux_privacy.config import parse_config
 from synapse_lux_privacy.features.content import ContentFeature, messages
-from synapse_lux_privacy.features.content.expunged import Expunger, parse_item
+from synapse_lux_privacy.features.content.expunged import Expunger, item_id, parse_item
 from synapse_lux_privacy.features.content.messages import MessagesRule
 from synapse_lux_privacy.features.content.policy import ContentPolicy
+from synapse_lux_privacy.store.failures import FailureStore
 from synapse_lux_privacy.store.holds import HoldSet
 from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
-from synapse_lux_privacy.sweep.rule import Candidate, SweepContext
+from synapse_lux_privacy.sweep.rule import PURGE_BLOCKED, Candidate, SweepContext
 from synapse_lux_privacy.synapse_adapter.events import Changes, PurgeBounds, StoredEvent
 from synapse_lux_privacy.units import DAY_MS, HOUR_MS, MONTH_MS
+from tests.unit.orchestrators import assert_balanced, build
 from tests.unit.sqlite_runner import SqliteRunner
 
 OLD = 1_000_000_000_000
@@ -290,9 +292,45 @@ async def test_a_purge_never_removes_an_event_outside_its_batch(synapse: FakeSyn
     page = await r.find_candidates(ctx, HoldSet(), None)
     assert ids(page.items, "purge") == planned
     late = synapse.add("A", "@carol:x", 6)
-    deleted = (await r.delete(ctx, page.items)).deleted
-    assert ids(deleted) == planned[:1]
+    outcome = await r.delete(ctx, page.items)
+    assert ids(outcome.deleted) == planned[:1]
     assert late in synapse.rows and planned[1] in synapse.rows
+    # What the purge did not reach is skipped with its reason, not left "already gone".
+    blocked = {c.item_id for c in page.items if parse_item(c)[1] in planned[1:]}
+    assert outcome.skipped == dict.fromkeys(blocked, PURGE_BLOCKED)
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_a_batch_whose_purge_cannot_run_is_skipped_purge_blocked_not_already_gone(
+    synapse: FakeSynapse,
+) -> None:
+    """Issue 25, through the real orchestrator: the room's oldest event waits out a retry
+    backoff, so it is left out of the batch and the purge of the events above it cannot
+    run. They are skipped ``purge_blocked`` and keep their failure records; the engine
+    used to book them ``already_gone`` (0 deleted, 0 failed, items still stored) and
+    forget their failures. Time: the orchestrator's clock is the sweep's "as of"; the
+    oldest event failed twice just now, another one once a day earlier (its retry due)."""
+    oldest = synapse.add("A", "@alice:x", 1)
+    rest = [synapse.add("A", "@alice:x", d) for d in (2, 3, 4)]
+    synapse.add("A", "@alice:x", 5, ts=FRESH)
+    db = module_db()
+    failures = FailureStore(db)
+
+    def candidate(event_id: str) -> Candidate:
+        return Candidate(item_id(messages.PURGE, event_id), "@alice:x", "A")
+
+    for _ in range(2):  # two failures in a row: an hour's backoff
+        await failures.record("messages", {candidate(oldest): "OperationalError"}, AS_OF)
+    await failures.record("messages", {candidate(rest[0]): "OperationalError"}, AS_OF - DAY_MS)
+    sweep = build(db, {"messages": rule(synapse, db)}, lambda: AS_OF, batch_size=10)
+    report = await sweep.run(AS_OF, dry_run=False, rule_names=["messages"])
+    result = report.results["messages"]
+    assert (result.deleted, result.errors) == (0, 0)
+    assert result.skipped_reasons == {"retry_backoff": 1, PURGE_BLOCKED: 3}
+    assert_balanced(report)
+    assert {oldest, *rest} <= set(synapse.rows) and synapse.purges == []
+    kept = {f.item_id for f in await failures.list_failures(10)}
+    assert kept == {candidate(oldest).item_id, candidate(rest[0]).item_id}
 
 
 @pytest_twisted.ensureDeferred

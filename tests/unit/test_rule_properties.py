@@ -25,6 +25,7 @@ from synapse_lux_privacy.config import (
     RetentionConfig,
     RetentionMatch,
     RetentionRule,
+    parse_config,
 )
 from synapse_lux_privacy.features.accounts.policy import (
     DeviceActivity,
@@ -38,7 +39,13 @@ from synapse_lux_privacy.features.content.policy import ContentPolicy, is_attach
 from synapse_lux_privacy.features.quota.policy import EVENTS, MEDIA, Item, plan
 from synapse_lux_privacy.store.holds import HoldSet, HoldStore
 from synapse_lux_privacy.store.schema import apply_migrations
-from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, SweepContext
+from synapse_lux_privacy.sweep.rule import (
+    PURGE_BLOCKED,
+    Candidate,
+    CandidatePage,
+    DeleteOutcome,
+    SweepContext,
+)
 from tests.unit.orchestrators import assert_balanced, build
 from tests.unit.sqlite_runner import SqliteRunner
 
@@ -534,4 +541,111 @@ def test_r1_r13_a_sweep_deletes_exactly_the_due_items_that_no_hold_covers(
         and m.room_id not in held_rooms
     }
     assert set(rule.deleted) == expected
+    runner.conn.close()
+
+
+class RacingMessages(InMemoryMessages):
+    """The in-memory messages rule, and what races with a sweep (issue 25): a hold placed
+    while page ``hold_page`` is listed (after the orchestrator read the holds for the
+    listing, as ``PUT /holds`` may), items whose purge cannot run (reported skipped
+    ``purge_blocked``, still stored) and items deleted by something else before their
+    deletion came (not reported: already gone)."""
+
+    def __init__(
+        self,
+        items: Sequence[Msg],
+        policy: ContentPolicy,
+        holds: HoldStore,
+        late_hold: str,
+        hold_page: int,
+        blocked: frozenset[str],
+        vanished: frozenset[str],
+    ) -> None:
+        super().__init__(items, policy)
+        self.holds = holds
+        self.late_hold = late_hold
+        self.hold_page = hold_page
+        self.blocked = blocked
+        self.vanished = vanished
+        self.pages = 0
+        self.placed_after: int | None = None  # deletions before the hold was placed
+        self.deleted_msgs: dict[str, Msg] = {}
+        self.blocked_seen = 0
+        self.vanished_seen = 0
+
+    def covered_late(self, item_id: str) -> bool:
+        msg = self.deleted_msgs[item_id]
+        return self.late_hold in (msg.user_id, msg.room_id)
+
+    async def find_candidates(
+        self, ctx: SweepContext, holds: HoldSet, cursor: str | None
+    ) -> CandidatePage:
+        page = await super().find_candidates(ctx, holds, cursor)
+        if self.pages == self.hold_page:
+            user = self.late_hold if self.late_hold.startswith("@") else None
+            room = None if user else self.late_hold
+            await self.holds.place("late", user, room, "a case", "@admin:lux.test", NOW)
+            self.placed_after = len(self.deleted)
+        self.pages += 1
+        return page
+
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
+        deleted: list[Candidate] = []
+        skipped: dict[str, str] = {}
+        for item in items:
+            if item.item_id in self.vanished:
+                self.vanished_seen += 1
+                del self.items[item.item_id]
+            elif item.item_id in self.blocked:
+                self.blocked_seen += 1
+                skipped[item.item_id] = PURGE_BLOCKED
+            else:
+                self.deleted_msgs[item.item_id] = self.items.pop(item.item_id)
+                self.deleted.append(item.item_id)
+                deleted.append(item)
+        return DeleteOutcome(deleted=deleted, skipped=skipped)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(messages, max_size=30, unique_by=lambda m: m.item_id),
+    st.sampled_from(USERS + ROOMS),
+    st.integers(min_value=0, max_value=6),
+    st.lists(st.booleans(), min_size=30, max_size=30),
+    st.lists(st.booleans(), min_size=30, max_size=30),
+    st.integers(min_value=1, max_value=8),
+)
+def test_r1_r13_a_hold_placed_mid_sweep_binds_and_every_candidate_is_truly_counted(
+    items: list[Msg],
+    late_hold: str,
+    hold_page: int,
+    blocked_flags: list[bool],
+    vanished_flags: list[bool],
+    batch_size: int,
+) -> None:
+    """Issue 25, the real orchestrator and stores (SQLite in memory), every message due
+    (sent at least 60 months before "as of", the lifetimes' default 24). A hold placed
+    while a page is listed keeps everything it covers from then on; the invariant
+    holds; ``already_gone`` counts exactly the items deleted by something else, never
+    one still stored: an item the rule did not reach is ``purge_blocked``, a held one
+    ``held``."""
+    runner = SqliteRunner(":memory:")
+    apply_migrations(runner.conn.cursor(), "sqlite")
+    ids = [m.item_id for m in items]
+    vanished = frozenset(i for i, v in zip(ids, vanished_flags, strict=False) if v)
+    blocked = frozenset(i for i, b in zip(ids, blocked_flags, strict=False) if b) - vanished
+    policy = ContentPolicy(parse_config(None).retention)
+    holds = HoldStore(runner)
+    rule = RacingMessages(items, policy, holds, late_hold, hold_page, blocked, vanished)
+    orchestrator = build(runner, {"messages": rule}, lambda: NOW, batch_size)
+    as_of = NOW + 60 * MONTH
+    report = run(orchestrator.run(as_of, dry_run=False, rule_names=["messages"]))
+    result = report.results["messages"]
+    assert_balanced(report)
+    if rule.placed_after is not None:
+        late = [i for i in rule.deleted[rule.placed_after :] if rule.covered_late(i)]
+        assert late == [], "deleted after the hold was placed"
+    assert result.skipped_reasons.get("already_gone", 0) == rule.vanished_seen
+    assert result.skipped_reasons.get(PURGE_BLOCKED, 0) == rule.blocked_seen
+    assert len(rule.items) == result.held + rule.blocked_seen
     runner.conn.close()

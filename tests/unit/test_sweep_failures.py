@@ -2,7 +2,7 @@
 record retention in the real orchestrator over SQLite (issue #11; R1-R13 via every rule).
 
 Time: the clock is injected (``Clock.now``, moved by the tests); the lease test alone
-waits for real, a few hundred milliseconds, with a lease shortened to 300 ms.
+waits for real, about 2.5 s, with a lease shortened to 1.5 s.
 """
 
 from collections.abc import Sequence
@@ -173,11 +173,11 @@ async def test_r13_a_cancelled_sweep_stops_after_its_batch(db: SqliteRunner) -> 
     rule = ItemsRule(db)
     sweep = build(db, {rule.name: rule}, Clock())
     started = await sweep.start(None, dry_run=False)
-    rule.on_page.append(SweepRunStore(db).request_cancel(started.sweep_id))
+    rule.on_page.append(SweepRunStore(db).request_cancel(started.sweep_id, NOW))
     report = await sweep.execute(started)
     assert report.status == "cancelled"
     assert len(left(db)) == 20
-    record = await SweepRunStore(db).get(started.sweep_id)
+    record = await SweepRunStore(db).get(started.sweep_id, NOW)
     assert record is not None and record.status == "cancelled"
     assert record.report is not None
     assert record.report["results"]["attachments"]["deleted"] == 10
@@ -194,7 +194,7 @@ class CancelledMidBatch(ItemsRule):
     async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
         outcome = await super().delete(ctx, items)
         if len(left(self.db)) == 27:
-            await SweepRunStore(self.db).request_cancel(self.sweep_id)
+            await SweepRunStore(self.db).request_cancel(self.sweep_id, NOW)
         return outcome
 
 
@@ -226,17 +226,20 @@ async def test_r13_a_cancellation_stops_a_batch_of_slow_items_half_way(
 async def test_the_lease_is_renewed_while_one_page_takes_longer_than_the_lease(
     db: SqliteRunner,
 ) -> None:
-    """A 300 ms lease and a page that takes 1 s: the keeper renews it on its timer, so a
-    second process asking for the lock during that page is refused (real waits)."""
+    """A 1.5 s lease and a page that takes 2.5 s: the keeper renews it on its timer (every
+    0.5 s), so a second process asking for the lock during that page is refused, and the
+    sweep still deletes after the page (real waits; the lease is long enough that a
+    renewal late by a few hundred milliseconds on a busy machine stays within the third
+    of the lease a sweep keeps in reserve: ``lease.py``)."""
     add(db, 5)
     rule = ItemsRule(db)
-    rule.page_delay_s = 1.0
+    rule.page_delay_s = 2.5
     real_clock = lambda: int(reactor.seconds() * 1000)  # noqa: E731
-    first = build(db, {rule.name: rule}, real_clock, lease_ms=300, sleep=twisted_sleep)
-    other = build(db, {rule.name: rule}, real_clock, instance="worker2", lease_ms=300)
+    first = build(db, {rule.name: rule}, real_clock, lease_ms=1500, sleep=twisted_sleep)
+    other = build(db, {rule.name: rule}, real_clock, instance="worker2", lease_ms=1500)
     started = await first.start(None, dry_run=False)
     done = defer.ensureDeferred(first.execute(started))
-    await task.deferLater(reactor, 0.7)  # type: ignore[arg-type]
+    await task.deferLater(reactor, 1.8)  # type: ignore[arg-type]
     with pytest.raises(SweepAlreadyRunning):
         await other.start(None, dry_run=True)
     report = await done

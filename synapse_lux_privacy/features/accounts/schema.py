@@ -51,5 +51,10 @@ ACCOUNTS_MIGRATIONS: Mapping[str, Sequence[str]] = {
             PRIMARY KEY (user_id, lead_ms)
         )
         """,
+        # A row is a claim until the warning went out (R12, R14): only delivered
+        # warnings are reported, and a claim its pass never delivered is taken over.
+        # Rows written before this step were recorded once sent.
+        "ALTER TABLE lux_privacy_account_warnings"
+        " ADD COLUMN delivered BOOLEAN NOT NULL DEFAULT TRUE",
     ),
 }

@@ -10,7 +10,9 @@ A pass sends, per account, the warning of the shortest lead time that the deleti
 date falls within, unless it went out after the account's last activity: a login
 after a warning starts a new round, and the next warning waits until the account is
 idle again for it. Exempt, held, deactivated accounts have no deletion date, so no
-warning. A warning already past its deletion date is left to the sweep. With the
+warning. A warning already past its deletion date is left to the sweep. A warning is
+recorded as sent only once it went out; one claimed by a pass that died while sending
+is sent by a later pass (``warning_store.py``): at least once. With the
 module's ``dry_run`` the warnings are only counted: no account is deleted.
 """
 
@@ -150,4 +152,6 @@ class AccountWarnings:
                 )
         if sent == 0:  # nothing went out: the next pass tries again
             await self._store.release(user_id, lead, now)
+        else:  # recorded as sent only now: a pass that dies before leaves a claim
+            await self._store.delivered(user_id, lead, now)
         return lead, sent > 0

@@ -23,8 +23,12 @@ Each room's scan is one transaction, and the next page is found while the last o
 deleted (``lookahead.py``): the sweep's round trips to the database overlap.
 
 Local and remote senders are treated alike (R6). Candidates carry the sender and
-the room, so the orchestrator drops what a hold covers; a purge is re-checked
-against the batch it was given and never removes an event outside it.
+the room, so the orchestrator drops what a hold covers, with the holds it reads as
+the batch is marked in flight (R13); a purge is planned again against the batch it
+was given (``_purge``), so it never removes an event outside it: an event of a user
+held after the page was listed stays, and so does everything above it. The items of
+the batch that the purge does not reach are reported skipped (``purge_blocked``),
+those it should have removed and did not, failed (``NotPurged``).
 """
 
 import logging
@@ -47,13 +51,21 @@ from synapse_lux_privacy.features.content.lookahead import Lookahead
 from synapse_lux_privacy.features.content.planning import plan_prefix
 from synapse_lux_privacy.features.content.policy import ContentPolicy, sent_before
 from synapse_lux_privacy.store.holds import HoldSet
-from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, DeleteOutcome, SweepContext
+from synapse_lux_privacy.sweep.rule import (
+    PURGE_BLOCKED,
+    Candidate,
+    CandidatePage,
+    DeleteOutcome,
+    SweepContext,
+)
 from synapse_lux_privacy.synapse_adapter import events
 from synapse_lux_privacy.synapse_adapter.events import StoredEvent
 
 logger = logging.getLogger(__name__)
 
 PURGE = "purge"
+# The error class of an item a purge that ran should have removed and did not.
+NOT_PURGED = "NotPurged"
 
 # Rooms of one batch purged at the same time. Each purge is its own transaction under
 # its room's purge lock, preceded and followed by a few short ones (the lock, the state
@@ -324,12 +336,15 @@ class MessagesRule:
                 expunges.append(item)
         deleted: list[Candidate] = []
         failed: dict[str, str] = {}
+        skipped: dict[str, str] = {}
         purged: list[Candidate] = []  # of the rooms Synapse purged: checked afterwards
 
         async def purge(room_id: str) -> None:
             batch = purges[room_id]
             try:
-                purged.extend(await self._purge(room_id, batch))
+                reached, blocked = await self._purge(room_id, batch)
+                purged.extend(reached)
+                skipped.update((c.item_id, PURGE_BLOCKED) for c in blocked)
             except Exception as error:
                 # One room Synapse cannot purge must not hold up every other room: its
                 # items are failures, retried at a later sweep.
@@ -350,29 +365,38 @@ class MessagesRule:
         await events.concurrently(job, jobs, PURGE_CONCURRENCY)
         if purged:
             by_event = {parse_item(c)[1]: c for c in purged}
-            gone = await self._db("lux_privacy_purged", _purged_txn, list(by_event))
-            deleted.extend(by_event[event_id] for event_id in gone)
-        return DeleteOutcome(deleted=deleted, failed=failed)
+            gone = set(await self._db("lux_privacy_purged", _purged_txn, list(by_event)))
+            deleted.extend(c for event_id, c in by_event.items() if event_id in gone)
+            failed.update((c.item_id, NOT_PURGED) for e, c in by_event.items() if e not in gone)
+        return DeleteOutcome(deleted=deleted, failed=failed, skipped=skipped)
 
-    async def _purge(self, room_id: str, batch: Sequence[Candidate]) -> list[Candidate]:
-        """Purge the room up to this batch, never past an event outside it; the items of
-        the batch still stored before, which the caller checks (for the whole batch in one
-        transaction) to report those that are gone.
+    async def _purge(
+        self, room_id: str, batch: Sequence[Candidate]
+    ) -> tuple[list[Candidate], list[Candidate]]:
+        """Purge the room up to this batch, never past an event outside it: the items of
+        the batch still stored that the purge was run for (the caller checks, for the
+        whole batch in one transaction, that they are gone), and those it did not reach
+        (an older event that must stay lies below them, or no purge ran at all). Items
+        no longer stored are in neither: they were already gone.
 
         Raises when Synapse's purge fails; what it did purge before failing is
         still reported by the next sweep's candidates (those events are gone)."""
         by_event = {parse_item(c)[1]: c for c in batch}
         bounds = await events.purge_bounds(self._db, room_id, list(by_event))
         before, extremity = bounds.positions, bounds.extremity
+        stored = [by_event[event_id] for event_id in before]
         if not before or extremity is None:
-            return []
+            return [], stored
         point = max(depth for depth, _ in before.values()) + 1
         outside = [depth for event_id, depth in bounds.below.items() if event_id not in by_event]
         point = min([point, extremity, *outside])
-        if point > min(depth for depth, _ in before.values()):
-            stream = max(stream for _, stream in before.values())
-            await events.purge_history(self._api, room_id, point, stream)
-        return [by_event[event_id] for event_id in before]
+        reached = [by_event[event_id] for event_id, (depth, _) in before.items() if depth < point]
+        if not reached:
+            return [], stored
+        stream = max(stream for _, stream in before.values())
+        await events.purge_history(self._api, room_id, point, stream)
+        tried = {c.item_id for c in reached}
+        return reached, [c for c in stored if c.item_id not in tried]
 
 
 def _purged_txn(cur: Cursor, event_ids: Sequence[str]) -> list[str]:
