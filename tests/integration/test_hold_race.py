@@ -207,18 +207,19 @@ def test_r13_a_hold_placed_during_a_sweep_binds_when_put_answers(
 
 
 @pytest.mark.parametrize("step", ["between_listing_and_deletion", "during_the_batch"])
-def test_r13_with_workers_a_hold_placed_on_main_binds_the_sweep_of_the_client_worker(
+def test_r13_with_workers_a_hold_placed_on_main_binds_the_sweep_of_the_background_worker(
     deployment: tuple[WorkerDeployment, Gate], step: str
 ) -> None:
-    """The sweep runs on the client worker, the hold is placed on the main process: the
-    interlock lives in the database."""
+    """The sweep runs on the background worker (where sweeps run), the hold is placed on
+    the main process: the interlock lives in the database."""
     workers, gate = deployment
     admin = workers.register_user(uid("admin"), admin=True)  # talks to the client worker
+    sweeper = workers.on(admin, workers.background_worker)
     on_main = workers.on(admin, workers.main)
     if step == "between_listing_and_deletion":
-        hold_between_listing_and_deletion(workers.main, gate, admin, on_main)
+        hold_between_listing_and_deletion(workers.main, gate, sweeper, on_main)
     else:
-        hold_waits_for_the_batch_in_flight(workers.main, gate, admin, on_main)
+        hold_waits_for_the_batch_in_flight(workers.main, gate, sweeper, on_main)
 
 
 def test_a_sweep_killed_with_sigkill_reads_interrupted_after_the_restart(
