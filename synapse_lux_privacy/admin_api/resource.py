@@ -11,8 +11,9 @@ from synapse.module_api.errors import Codes, SynapseError
 
 from synapse_lux_privacy.admin_api import ADMIN_API_PREFIX
 
-# A handler gets the request, the admin's user ID and the decoded path parameters.
-Handler = Callable[[SynapseRequest, str, Sequence[str]], Awaitable[tuple[int, Any]]]
+# A handler gets the request, the admin's user ID and the decoded path parameters; it
+# returns the status and JSON body, or None when it wrote the response itself (a file).
+Handler = Callable[[SynapseRequest, str, Sequence[str]], Awaitable[tuple[int, Any] | None]]
 
 
 @attrs.frozen
@@ -41,7 +42,7 @@ class AdminApiResource(DirectServeJsonResource):
         self._api = api
         self._routes = routes
 
-    async def _async_render(self, request: SynapseRequest) -> tuple[int, Any]:
+    async def _async_render(self, request: SynapseRequest) -> tuple[int, Any] | None:
         method = request.method.decode("ascii", errors="replace")
         path = request.path.decode("utf-8", errors="replace")
         if not path.startswith(ADMIN_API_PREFIX):
