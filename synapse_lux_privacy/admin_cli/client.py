@@ -5,7 +5,7 @@ with an admin access token read from a file.
 """
 
 import json
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
@@ -69,6 +69,23 @@ class AdminClient:
             reason = getattr(e, "reason", e)
             raise AdminApiError(0, "", str(reason)) from None
         return json.loads(text) if text else None
+
+    def download(self, path: str, out: BinaryIO, chunk: int = 1024 * 1024) -> int:
+        """Stream a GET answer's body into ``out`` a chunk at a time; the bytes written."""
+        request = Request(self._base + path, method="GET")
+        request.add_header("Authorization", f"Bearer {self._token}")
+        written = 0
+        try:
+            with urlopen(request, timeout=_TIMEOUT_S) as response:
+                while data := response.read(chunk):
+                    out.write(data)
+                    written += len(data)
+        except HTTPError as e:
+            raise _matrix_error(e.code, e.read().decode("utf-8", "replace")) from None
+        except (URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise AdminApiError(0, "", str(reason)) from None
+        return written
 
 
 def _matrix_error(status: int, text: str) -> AdminApiError:

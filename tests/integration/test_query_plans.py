@@ -29,7 +29,15 @@ import psycopg2
 import pytest
 
 from synapse_lux_privacy.db import Cursor, DbRunner, Dialect
-from synapse_lux_privacy.synapse_adapter import accounts, devices, events, ip_logs, media, quota
+from synapse_lux_privacy.synapse_adapter import (
+    accounts,
+    devices,
+    events,
+    exports,
+    ip_logs,
+    media,
+    quota,
+)
 from tests.conftest import StartSynapse
 from tests.integration.history_rows import BASE_TS, EVENTS, fill_history
 
@@ -89,7 +97,15 @@ KNOWN: dict[tuple[str, str], str] = {
 }
 
 INDEX_SCANS = {"Index Scan", "Index Only Scan"}
-ADAPTER_MODULES: tuple[ModuleType, ...] = (accounts, devices, events, ip_logs, media, quota)
+ADAPTER_MODULES: tuple[ModuleType, ...] = (
+    accounts,
+    devices,
+    events,
+    exports,
+    ip_logs,
+    media,
+    quota,
+)
 CUTOFF = BASE_TS + EVENTS * 1000 // 2  # half of the history is older
 NOW = BASE_TS + EVENTS * 1000
 ROOM, OTHER_ROOM, USER = "!r5:test", "!r6:test", "@u5:test"
@@ -222,6 +238,20 @@ def _calls() -> list[Call]:
         (media.old_local_media, lambda r: media.old_local_media(r, CUTOFF, None, 500)),
         (media.user_local_media, lambda r: media.user_local_media(r, USER)),
         (media.old_remote_media, lambda r: media.old_remote_media(r, CUTOFF, None, 500)),
+        (media.user_uploads_page, lambda r: media.user_uploads_page(r, USER, None, 100)),
+        (media.user_uploads_page,
+         lambda r: media.user_uploads_page(r, USER, (CUTOFF, "m5"), 100)),
+        (exports.memberships, lambda r: exports.memberships(r, USER)),
+        (exports.sessions, lambda r: exports.sessions(r, USER)),
+        (exports.ledger_is_complete,
+         lambda r: exports.ledger_is_complete(r, ("complete", "watermark"))),
+        (exports.sent_events_page,
+         lambda r: exports.sent_events_page(r, USER, ROOM, EVENTS - 1000, None, 200)),
+        (exports.sent_events_page,
+         lambda r: exports.sent_events_page(r, USER, ROOM, EVENTS - 1000, (CUTOFF, "$e5"), 200)),
+        (exports.sent_events_page,
+         lambda r: exports.sent_events_page(r, USER, ROOM, None, (CUTOFF, "$e5"), 200)),
+        (exports.sent_since, lambda r: exports.sent_since(r, USER, ROOM, EVENTS - 1000)),
         (media.avatars_in_use, lambda r: media.avatars_in_use(r, ["mxc://test/a5"])),
         (quota.events_sent_txn, lambda r: r("sent", quota.events_sent_txn, "test", 0, 900, 500)),
         (quota.events_sent_txn,

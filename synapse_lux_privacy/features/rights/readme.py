@@ -97,8 +97,8 @@ messages/      One file per room: the messages you sent, as your app receives
 media/         The files you uploaded, byte for byte;
 media.json     their list (name, type, size, date, SHA-256 digest).
 
-What this archive cannot hold
------------------------------
+What this archive cannot contain
+--------------------------------
 - The keys of your encrypted rooms: they are only on your devices (and in your
   encrypted key backup).
 - The copies of your messages on the other servers of rooms shared with them:
