@@ -7,7 +7,9 @@ callbacks then erase the profile, delete avatar files, withdraw directory consen
 queue the national-directory removal, R7, R10) and wait until Synapse has parted the
 user from every room, delete every file the user uploaded from the local store and
 every storage provider (R2), forget the activity record, clear the mark. A crash
-anywhere leaves the mark and the next sweep's accounts rule finishes the chain.
+after Synapse's deactivation leaves the mark and the next sweep's accounts rule
+finishes the chain; every step is a no-op where already done, so running it again
+is safe.
 
 The caller checks holds right before calling (R13); a file that an event of a held
 room refers to is kept all the same.

@@ -4,8 +4,8 @@ Holds are read right before acting (R13): a hold placed on the user, or on a roo
 they are a member of, after the request was accepted fails the erasure with
 ``M_LUX_HELD`` and nothing is deleted. The chain is ``AccountEraser`` (the accounts
 rule's, one truth): it returns once Synapse has parted the user from every room and
-their media is gone from every store; a crash leaves its mark and the next sweep's
-accounts rule finishes it.
+their media is gone from every store; after a crash past Synapse's deactivation, the
+next sweep's accounts rule finishes it.
 
 Audited twice: the erasure's record (who asked, when, the reason, what was deleted:
 the figures a signed deletion certificate is built from, ``ErasureRecord``) and an

@@ -3,8 +3,8 @@
 Statuses: ``queued`` (waiting for the process that runs background tasks),
 ``running``, ``completed``, ``failed``; an export's archive then ``expired``
 (deleted after ``exports.retention``); an erasure cut short by a restart is
-``interrupted`` (its account-deletion mark stays and the next sweep's accounts rule
-finishes the chain, R12).
+``interrupted`` (once Synapse had deactivated the account, the next sweep's accounts
+rule finishes the chain, R12; asking again is safe).
 """
 
 from collections.abc import Sequence
