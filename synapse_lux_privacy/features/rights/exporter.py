@@ -3,7 +3,9 @@
 The archive is written to ``<export_id>.zip.part`` in ``exports.directory`` and
 renamed once complete, so a half-written archive is never served. Memory holds one
 page of events (``EVENTS_PER_PAGE``) or one chunk of a file at a time; every write to
-the zip runs in a thread. Progress (entries, bytes on disk) is written to the
+the zip runs in a thread, and the export pauses after each step as long as the step
+took (``PAUSE_RATIO``), so that it never takes more than half a core from the
+users' requests. Progress (entries, bytes on disk) is written to the
 export's record after each page and file, for ``GET .../exports/{export_id}``.
 
 What the archive holds and cannot hold: ``readme.py`` and docs/data-subject-requests.md.
@@ -14,6 +16,7 @@ dates that a hold would blank, are left out (``hold_free``), for every user alik
 import logging
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -33,6 +36,10 @@ T = TypeVar("T")
 
 EVENTS_PER_PAGE = 200
 MEDIA_PER_PAGE = 100
+# After each page of events and each file, the export pauses this many times as long
+# as the step took, so that it takes at most half of a core from the users' requests
+# (an export is not urgent; the users' sends are).
+PAUSE_RATIO = 1.0
 
 # Report keys left out of an export: they would tell a held user about the hold
 # (R13), directly or by a deletion date left blank.
@@ -76,12 +83,20 @@ class Exporter:
         self._config = config
         self._report = report
         self._ledger_state = ledger_state
+        self._step_began = time.monotonic()
 
     async def _thread(self, func: Callable[..., T], *args: Any) -> T:
         return await self._api.defer_to_thread(func, *args)
 
+    async def _pause(self) -> None:
+        """Give way to the users' requests after a step (``PAUSE_RATIO``)."""
+        took = time.monotonic() - self._step_began
+        await self._api.sleep(took * PAUSE_RATIO)
+        self._step_began = time.monotonic()
+
     async def write(self, record: ExportRecord, path: str, progress: Progress) -> ArchiveWriter:
         """Write the whole archive of ``record.user_id`` to ``path``; the writer, closed."""
+        self._step_began = time.monotonic()
         writer = await self._thread(ArchiveWriter, path)
         try:
             await self._write(writer, record.user_id, progress)
@@ -145,6 +160,7 @@ class Exporter:
                 started = True
             await self._thread(writer.add_lines, events)
             await progress(writer.files, await self._thread(lambda: writer.size))
+            await self._pause()
         if started:
             await self._thread(writer.end_lines)
 
@@ -176,6 +192,7 @@ class Exporter:
             for item, upload_name in page:
                 listed.append(await self._copy_media(writer, item, upload_name))
                 await progress(writer.files, await self._thread(lambda: writer.size))
+                await self._pause()
             if len(page) < MEDIA_PER_PAGE:
                 break
             after = (page[-1][0].created_ts, page[-1][0].media_id)
