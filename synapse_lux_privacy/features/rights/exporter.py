@@ -165,24 +165,28 @@ class Exporter:
             await self._thread(writer.end_lines)
 
     async def _event_pages(self, user_id: str, room_id: str) -> AsyncIterator[list[str]]:
-        """Pages of the IDs of the events the user sent to the room: the quota ledger's
-        (then those sent since its watermark), or the room's by sender before the
+        """Pages of the IDs of the events the user sent to the room: the quota ledger's,
+        then those sent since its watermark (read first, so that an event the accounting
+        adds to the ledger meanwhile comes once), or the room's by sender before the
         ledger is complete."""
         watermark = await exports.ledger_is_complete(self._db, self._ledger_state)
+        since: list[str] = []
+        if watermark is not None:
+            since = await exports.sent_since(self._db, user_id, room_id, watermark)
+        tail = set(since)
         after: tuple[int, str] | None = None
         while True:
             page = await exports.sent_events_page(
                 self._db, user_id, room_id, watermark, after, EVENTS_PER_PAGE
             )
-            if page:
-                yield [event_id for _, event_id in page]
+            ids = [event_id for _, event_id in page if event_id not in tail]
+            if ids:
+                yield ids
             if len(page) < EVENTS_PER_PAGE:
                 break
             after = page[-1]
-        if watermark is not None:
-            since = await exports.sent_since(self._db, user_id, room_id, watermark)
-            for at in range(0, len(since), EVENTS_PER_PAGE):
-                yield since[at : at + EVENTS_PER_PAGE]
+        for at in range(0, len(since), EVENTS_PER_PAGE):
+            yield since[at : at + EVENTS_PER_PAGE]
 
     async def _write_media(self, writer: ArchiveWriter, user_id: str, progress: Progress) -> None:
         listed: list[dict[str, Any]] = []
