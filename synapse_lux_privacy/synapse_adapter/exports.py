@@ -5,8 +5,9 @@ SELECT only, every query bounded by an index on the user: ``room_memberships``
 ``user_id``), the module's quota ledger of the events each local user sent
 (``lux_privacy_quota_events_user``: Synapse has no index on ``events.sender``) and,
 for the events sent since the ledger's watermark, Synapse's ``events`` by
-``stream_ordering``. Before the first reconciliation has made the ledger complete,
-a room's events are read by room (``events_order_room``) and sender.
+``stream_ordering``: one pass over the user's history, whatever the number of rooms.
+Before the first reconciliation has made the ledger complete, a room's events are
+read by room (``events_order_room``) and sender.
 
 Events come out as clients receive them: through Synapse's event store (a redacted
 event is pruned as Synapse prunes it for clients) and its client serializer.
@@ -106,53 +107,56 @@ async def ledger_is_complete(db: DbRunner, state: LedgerState) -> int | None:
     return await db("lux_privacy_export_ledger_state", txn)
 
 
-async def sent_events_page(
-    db: DbRunner,
-    user_id: str,
-    room_id: str,
-    watermark: int | None,
-    after: tuple[int, str] | None,
-    limit: int,
+async def ledger_page(
+    db: DbRunner, user_id: str, after: tuple[int, str] | None, limit: int
 ) -> list[tuple[int, str]]:
-    """A page of (ts, event_id) of the non-state events the user sent to the room, in
-    the order of the quota ledger's index (ts, event_id), after ``after``.
-
-    With ``watermark`` (a complete ledger), the ledger's rows; the events sent since
-    the watermark come from ``sent_since`` once the ledger's are done. Without, the
-    room's events by sender (before the first reconciliation after installation).
-    """
+    """A page of (ts, event_id) of the non-state events the user sent, every room at
+    once, in the order of the quota ledger's index (user_id, ts, event_id), after
+    ``after``. With a complete ledger only (``ledger_is_complete``); the events sent
+    since its watermark are ``sent_since``'s."""
     ts, event_id = after if after is not None else (-1, "")
 
     def txn(cur: Cursor) -> list[tuple[int, str]]:
-        if watermark is not None:
-            cur.execute(
-                "SELECT ts, event_id FROM lux_privacy_quota_events WHERE user_id = ?"
-                " AND room_id = ? AND (ts > ? OR (ts = ? AND event_id > ?))"
-                " ORDER BY ts, event_id LIMIT ?",
-                (user_id, room_id, ts, ts, event_id, limit),
-            )
-        else:
-            cur.execute(
-                "SELECT e.origin_server_ts, e.event_id FROM events AS e WHERE e.room_id = ?"
-                f" AND e.sender = ? AND {_NOT_STATE} AND {_NOT_REJECTED}"
-                " AND (e.origin_server_ts > ? OR (e.origin_server_ts = ? AND e.event_id > ?))"
-                " ORDER BY e.origin_server_ts, e.event_id LIMIT ?",
-                (room_id, user_id, ts, ts, event_id, limit),
-            )
+        cur.execute(
+            "SELECT ts, event_id FROM lux_privacy_quota_events WHERE user_id = ?"
+            " AND (ts > ? OR (ts = ? AND event_id > ?)) ORDER BY ts, event_id LIMIT ?",
+            (user_id, ts, ts, event_id, limit),
+        )
         return [(int(r[0]), str(r[1])) for r in cur.fetchall()]
 
-    return await db("lux_privacy_export_events_page", txn)
+    return await db("lux_privacy_export_ledger_page", txn)
 
 
-async def sent_since(db: DbRunner, user_id: str, room_id: str, watermark: int) -> list[str]:
-    """The non-state events the user sent to the room after the ledger's watermark
+async def room_events_by_sender(
+    db: DbRunner, user_id: str, room_id: str, after: tuple[int, str] | None, limit: int
+) -> list[tuple[int, str]]:
+    """A page of (ts, event_id) of the non-state events the user sent to one room, read
+    by room (``events_order_room``) and sender: before the first reconciliation has
+    made the quota ledger complete."""
+    ts, event_id = after if after is not None else (-1, "")
+
+    def txn(cur: Cursor) -> list[tuple[int, str]]:
+        cur.execute(
+            "SELECT e.origin_server_ts, e.event_id FROM events AS e WHERE e.room_id = ?"
+            f" AND e.sender = ? AND {_NOT_STATE} AND {_NOT_REJECTED}"
+            " AND (e.origin_server_ts > ? OR (e.origin_server_ts = ? AND e.event_id > ?))"
+            " ORDER BY e.origin_server_ts, e.event_id LIMIT ?",
+            (room_id, user_id, ts, ts, event_id, limit),
+        )
+        return [(int(r[0]), str(r[1])) for r in cur.fetchall()]
+
+    return await db("lux_privacy_export_room_events", txn)
+
+
+async def sent_since(db: DbRunner, user_id: str, watermark: int) -> list[str]:
+    """The non-state events the user sent after the ledger's watermark, every room
     (Synapse's index on ``stream_ordering``; the accounting adds them at its next pass)."""
 
     def txn(cur: Cursor) -> list[str]:
         cur.execute(
             "SELECT e.event_id FROM events AS e WHERE e.stream_ordering > ? AND e.sender = ?"
-            f" AND e.room_id = ? AND {_NOT_STATE} AND {_NOT_REJECTED} ORDER BY e.stream_ordering",
-            (watermark, user_id, room_id),
+            f" AND {_NOT_STATE} AND {_NOT_REJECTED} ORDER BY e.stream_ordering",
+            (watermark, user_id),
         )
         return [str(r[0]) for r in cur.fetchall()]
 

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 from synapse_lux_privacy.config import parse_config
-from synapse_lux_privacy.features.rights.archive import CHUNK, ArchiveWriter
+from synapse_lux_privacy.features.rights.archive import CHUNK, ArchiveWriter, RoomSpool
 from synapse_lux_privacy.features.rights.exporter import hold_free, media_file, room_file
 from synapse_lux_privacy.features.rights.readme import readme_text
 
@@ -51,13 +51,19 @@ def test_r14_archive_names_are_safe_and_distinct() -> None:
     assert media_file("AbC", None) == "media/AbC"
 
 
-def test_r14_files_are_copied_in_bounded_chunks_with_their_digest(tmp_path: Path) -> None:
+def test_r14_rooms_are_spooled_and_files_copied_in_bounded_chunks_with_their_digest(
+    tmp_path: Path,
+) -> None:
     data = bytes(range(256)) * (3 * CHUNK // 256 + 7)
     source = _Chunks(data)
     writer = ArchiveWriter(str(tmp_path / "a.zip"))
-    writer.begin_lines("messages/r.jsonl")
-    writer.add_lines([{"n": 1}, {"n": 2}])
-    writer.end_lines()
+    spool = RoomSpool(str(tmp_path / "a.zip.rooms"))
+    spool.append({"!b:x": [{"n": 1}], "!a:x": [{"n": 2}]})
+    spool.append({"!b:x": [{"n": 3}]})
+    for room_id, path in spool.rooms():
+        with open(path, "rb") as lines:
+            writer.copy_file(room_file(room_id), lines, compress=True)
+    spool.remove()
     size, digest = writer.copy_file("media/m", source)  # type: ignore[arg-type]
     writer.write_json("media.json", [{"sha256": digest}])
     writer.close()
@@ -65,11 +71,12 @@ def test_r14_files_are_copied_in_bounded_chunks_with_their_digest(tmp_path: Path
     assert source.largest == CHUNK
     archive = zipfile.ZipFile(tmp_path / "a.zip")
     assert archive.read("media/m") == data
-    assert [json.loads(x) for x in archive.read("messages/r.jsonl").splitlines()] == [
-        {"n": 1},
-        {"n": 2},
-    ]
-    assert writer.files == 3
+    lines = {room: archive.read(room_file(room)).splitlines() for room in ("!a:x", "!b:x")}
+    assert {room: [json.loads(x) for x in v] for room, v in lines.items()} == {
+        "!a:x": [{"n": 2}],
+        "!b:x": [{"n": 1}, {"n": 3}],
+    }
+    assert writer.files == 4 and not (tmp_path / "a.zip.rooms").exists()
 
 
 def test_r13_r14_the_readme_is_bilingual_gives_the_periods_and_never_names_holds() -> None:

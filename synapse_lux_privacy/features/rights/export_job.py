@@ -7,6 +7,7 @@ number of entries and the archive's size; never content).
 
 import logging
 import os
+import shutil
 
 from synapse.module_api import ModuleApi
 
@@ -48,11 +49,13 @@ class ExportJob:
         return archive_path(self.directory, export_id)
 
     def discard_files(self, export_id: str) -> None:
+        """The archive, a partial one and the per-room spool a killed export left."""
         for path in (self.path(export_id), self.path(export_id) + ".part"):
             try:
                 os.remove(path)
             except FileNotFoundError:
                 pass
+        shutil.rmtree(self.path(export_id) + ".part.rooms", ignore_errors=True)
 
     async def run(self, export_id: str) -> None:
         if not await self._store.claim_export(export_id):

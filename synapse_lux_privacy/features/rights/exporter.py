@@ -1,8 +1,10 @@
 """Builds one data-subject archive (R14, GDPR art. 15) on disk, with bounded memory.
 
 The archive is written to ``<export_id>.zip.part`` in ``exports.directory`` and
-renamed once complete, so a half-written archive is never served. Memory holds one
-page of events (``EVENTS_PER_PAGE``) or one chunk of a file at a time; every write to
+renamed once complete, so a half-written archive is never served. The user's events
+are read in one pass over their history (the quota ledger's index), spooled per room
+to files beside the archive, then added room by room. Memory holds one page of events
+(``EVENTS_PER_PAGE``) or one chunk of a file at a time; every write to
 the zip runs in a thread, and the export pauses after each step as long as the step
 took (``PAUSE_RATIO``), so that it never takes more than half a core from the
 users' requests. Progress (entries, bytes on disk) is written to the
@@ -25,7 +27,7 @@ from synapse.module_api import ModuleApi, UserID
 
 from synapse_lux_privacy.config import LuxPrivacyConfig
 from synapse_lux_privacy.db import DbRunner
-from synapse_lux_privacy.features.rights.archive import ArchiveWriter
+from synapse_lux_privacy.features.rights.archive import ArchiveWriter, RoomSpool
 from synapse_lux_privacy.features.rights.readme import readme_text
 from synapse_lux_privacy.features.rights.request_store import ExportRecord
 from synapse_lux_privacy.synapse_adapter import exports, media
@@ -122,8 +124,8 @@ class Exporter:
         rooms = await exports.memberships(self._db, user_id)
         await self._thread(writer.write_json, "rooms.json", _rooms_json(rooms))
         await progress(writer.files, await self._thread(lambda: writer.size))
-        for room_id in dict.fromkeys(r["room_id"] for r in rooms):
-            await self._write_room(writer, user_id, room_id, progress)
+        room_ids = list(dict.fromkeys(r["room_id"] for r in rooms))
+        await self._write_messages(writer, user_id, room_ids, progress)
         await self._write_media(writer, user_id, progress)
 
     async def _account(self, user_id: str, report: Mapping[str, Any]) -> dict[str, Any]:
@@ -146,39 +148,51 @@ class Exporter:
             )
         return account
 
-    async def _write_room(
-        self, writer: ArchiveWriter, user_id: str, room_id: str, progress: Progress
+    async def _write_messages(
+        self, writer: ArchiveWriter, user_id: str, rooms: list[str], progress: Progress
     ) -> None:
-        """The user's events in one room, a page at a time; no entry if there are none."""
-        started = False
-        async for ids in self._event_pages(user_id, room_id):
-            events = await exports.client_events(self._api, user_id, ids)
-            if not events:
-                continue
-            if not started:
-                await self._thread(writer.begin_lines, room_file(room_id))
-                started = True
-            await self._thread(writer.add_lines, events)
-            await progress(writer.files, await self._thread(lambda: writer.size))
-            await self._pause()
-        if started:
-            await self._thread(writer.end_lines)
+        """``messages/<room>.jsonl``: the user's events, spooled per room to disk as they
+        are read (one pass over the user's history), then each room's file added."""
+        spool = await self._thread(RoomSpool, writer.path + ".rooms")
+        try:
+            async for ids in self._event_pages(user_id, rooms):
+                by_room: dict[str, list[Any]] = {}
+                for event in await exports.client_events(self._api, user_id, ids):
+                    by_room.setdefault(event["room_id"], []).append(event)
+                await self._thread(spool.append, by_room)
+                await progress(writer.files, await self._thread(lambda: writer.size))
+                await self._pause()
+            for room_id, path in spool.rooms():
+                with open(path, "rb") as source:
+                    await self._thread(writer.copy_file, room_file(room_id), source, True)
+                await self._pause()
+        finally:
+            await self._thread(spool.remove)
 
-    async def _event_pages(self, user_id: str, room_id: str) -> AsyncIterator[list[str]]:
-        """Pages of the IDs of the events the user sent to the room: the quota ledger's,
-        then those sent since its watermark (read first, so that an event the accounting
-        adds to the ledger meanwhile comes once), or the room's by sender before the
-        ledger is complete."""
+    async def _event_pages(self, user_id: str, rooms: list[str]) -> AsyncIterator[list[str]]:
+        """Pages of the IDs of the events the user sent: the quota ledger's, then those
+        sent since its watermark (read first, so that an event the accounting adds to
+        the ledger meanwhile comes once); before the ledger is complete, each room's
+        events by sender."""
         watermark = await exports.ledger_is_complete(self._db, self._ledger_state)
-        since: list[str] = []
-        if watermark is not None:
-            since = await exports.sent_since(self._db, user_id, room_id, watermark)
+        if watermark is None:
+            for room_id in rooms:
+                after: tuple[int, str] | None = None
+                while True:
+                    page = await exports.room_events_by_sender(
+                        self._db, user_id, room_id, after, EVENTS_PER_PAGE
+                    )
+                    if page:
+                        yield [event_id for _, event_id in page]
+                    if len(page) < EVENTS_PER_PAGE:
+                        break
+                    after = page[-1]
+            return
+        since = await exports.sent_since(self._db, user_id, watermark)
         tail = set(since)
-        after: tuple[int, str] | None = None
+        after = None
         while True:
-            page = await exports.sent_events_page(
-                self._db, user_id, room_id, watermark, after, EVENTS_PER_PAGE
-            )
+            page = await exports.ledger_page(self._db, user_id, after, EVENTS_PER_PAGE)
             ids = [event_id for _, event_id in page if event_id not in tail]
             if ids:
                 yield ids

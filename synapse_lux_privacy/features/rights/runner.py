@@ -10,7 +10,6 @@ by a restart is closed (``RequestStore.interrupt_running``).
 """
 
 import logging
-import os
 from collections.abc import Awaitable, Callable
 
 from synapse.module_api import ModuleApi
@@ -98,10 +97,3 @@ class RequestRunner:
             self._exports.discard_files(export_id)
         await self._store.set_export_status(expired, EXPIRED)
         await self._store.prune(now - self._config.audit.retention_ms)
-
-
-def remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
