@@ -1,4 +1,4 @@
-"""Command line: ``synapse-lux-privacy check-config|sweep|report``.
+"""Command line: ``synapse-lux-privacy check-config|sweep|estimate|report|export|erase``.
 
 ``check-config PATH [PATH ...]`` reads ``homeserver.yaml`` the way Synapse does
 (several files or directories of ``*.yaml``, merged top-level, later wins),
@@ -25,7 +25,7 @@ from rich.console import Console
 from synapse.module_api.errors import ConfigError
 
 from synapse_lux_privacy import synapse_adapter
-from synapse_lux_privacy.admin_cli import report_command
+from synapse_lux_privacy.admin_cli import erase_command, export_command, report_command
 from synapse_lux_privacy.admin_cli.client import AdminClient, read_token
 from synapse_lux_privacy.admin_cli.errors import guarded
 from synapse_lux_privacy.admin_cli.estimate_command import (
@@ -119,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("user_id", metavar="USER_ID", help="a local user, @name:server")
     _add_server_arguments(report)
     report.add_argument("--json", action="store_true", help="print the report as JSON")
+    export_command.add_parser(commands, _add_server_arguments)
+    erase_command.add_parser(commands, _add_server_arguments)
     args = parser.parse_args(argv)
     return guarded(lambda: _run(args))
 
@@ -134,6 +136,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "estimate":
         estimator = EstimateCommand(client, Console(), interval_s=args.interval)
         return estimator.run(args.as_of, args.rules, args.sample_seconds, args.project, args.json)
+    if args.command == "export":
+        return export_command.run(args, client)
+    if args.command == "erase":
+        return erase_command.run(args, client)
     return report_command.run(client, args.user_id, args.json)
 
 

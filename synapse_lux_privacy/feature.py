@@ -16,6 +16,7 @@ from synapse_lux_privacy import metrics
 from synapse_lux_privacy.admin_api.resource import Route
 from synapse_lux_privacy.config import LuxPrivacyConfig
 from synapse_lux_privacy.db import DbRunner
+from synapse_lux_privacy.store.audit import AuditStore
 from synapse_lux_privacy.store.holds import HoldStore
 from synapse_lux_privacy.sweep.orchestrator import SweepOrchestrator
 from synapse_lux_privacy.sweep.rule import Rule
@@ -38,6 +39,7 @@ class ModuleContext:
     config: LuxPrivacyConfig
     db: DbRunner
     holds: HoldStore
+    audit: AuditStore
     orchestrator: SweepOrchestrator
     expunger: "Expunger"
     clock_ms: Callable[[], int]

@@ -81,6 +81,7 @@ class LuxPrivacyModule:
             config=config,
             db=self._db,
             holds=self._holds,
+            audit=self._audit,
             orchestrator=self._orchestrator,
             expunger=Expunger(api, self._db),
             clock_ms=api.get_current_time_msec,

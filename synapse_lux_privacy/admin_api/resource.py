@@ -19,8 +19,9 @@ from synapse.module_api.errors import Codes, SynapseError
 from synapse_lux_privacy.admin_api import ADMIN_API_PREFIX
 from synapse_lux_privacy.admin_api.params import invalid, shown
 
-# A handler gets the request, the admin's user ID and the decoded path parameters.
-Handler = Callable[[SynapseRequest, str, Sequence[str]], Awaitable[tuple[int, Any]]]
+# A handler gets the request, the admin's user ID and the decoded path parameters; it
+# returns the status and JSON body, or None when it wrote the response itself (a file).
+Handler = Callable[[SynapseRequest, str, Sequence[str]], Awaitable[tuple[int, Any] | None]]
 
 # Query parameters Synapse's authentication reads: an access token on every route, and
 # for an application service's token the user or device it acts as.
@@ -58,7 +59,7 @@ class AdminApiResource(DirectServeJsonResource):
         self._api = api
         self._routes = routes
 
-    async def _async_render(self, request: SynapseRequest) -> tuple[int, Any]:
+    async def _async_render(self, request: SynapseRequest) -> tuple[int, Any] | None:
         method = request.method.decode("ascii", errors="replace")
         path = request.path.decode("utf-8", errors="replace")
         if not path.startswith(ADMIN_API_PREFIX):

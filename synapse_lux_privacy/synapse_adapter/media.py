@@ -30,7 +30,7 @@ import os
 import shutil
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 from synapse.media.media_repository import MediaRepository
@@ -113,6 +113,26 @@ async def user_local_media(db: DbRunner, user_id: str) -> list[LocalMedia]:
         return [_local(row) for row in cur.fetchall()]
 
     return await db("lux_privacy_user_local_media", txn)
+
+
+async def user_uploads_page(
+    db: DbRunner, user_id: str, after: tuple[int, str] | None, limit: int
+) -> list[tuple[LocalMedia, str | None]]:
+    """A page of one local user's uploads with their file names, in the order of
+    Synapse's ``users_have_local_media`` index, after ``after`` (created_ts, media_id)
+    (the data-subject export, R14)."""
+    ts, media_id = after if after is not None else (-1, "")
+
+    def txn(cur: Cursor) -> list[tuple[LocalMedia, str | None]]:
+        cur.execute(
+            f"SELECT {_LOCAL_COLUMNS}, upload_name FROM local_media_repository"
+            " WHERE user_id = ? AND (created_ts > ? OR (created_ts = ? AND media_id > ?))"
+            " AND url_cache IS NULL ORDER BY created_ts, media_id LIMIT ?",
+            (user_id, ts, ts, media_id, limit),
+        )
+        return [(_local(row), None if row[5] is None else str(row[5])) for row in cur.fetchall()]
+
+    return await db("lux_privacy_user_uploads_page", txn)
 
 
 async def old_remote_media(
@@ -333,6 +353,29 @@ async def provider_copies(api: ModuleApi, media_ids: Sequence[str]) -> dict[str,
                 logger.warning("lux_privacy: %s cannot say which files it holds", bucket.location)
                 found[bucket.location] = None
     return found
+
+
+def open_local_media(api: ModuleApi, media_id: str) -> tuple[str, BinaryIO] | None:
+    """A local upload's file, opened for reading (the data-subject export, R14), and
+    where it was found: ``local`` (the media store), or the storage provider as the
+    report names it (``file:<directory>``, ``s3:<bucket>/<prefix>``); None if no
+    store has it. Blocking (call it in a thread); the caller closes the stream."""
+    repo = _repository(api)
+    path = repo.filepaths.local_media_filepath(media_id)
+    if os.path.isfile(path):
+        return "local", open(path, "rb")
+    relative = repo.filepaths.local_media_filepath_rel(media_id)
+    for backend in _backends(repo):
+        if isinstance(backend, FileStorageProviderBackend):
+            copy = os.path.join(backend.base_directory, relative)
+            if os.path.isfile(copy):
+                return f"file:{backend.base_directory}", open(copy, "rb")
+        elif s3_provider.is_s3_backend(backend):
+            bucket = s3_provider.bucket_of(backend)
+            body = bucket.open_object(relative)
+            if body is not None:
+                return bucket.location, body
+    return None
 
 
 class MediaNotDeleted(Exception):

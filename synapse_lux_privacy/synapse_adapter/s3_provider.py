@@ -30,7 +30,8 @@ permission: old versions then stay until the bucket's own lifecycle rules expire
 
 Every call runs in a thread (boto3 blocks). ``count_objects`` tells how many files
 have an object in the bucket (``HeadObject``, ``_LISTINGS`` side by side), for the
-per-user report (R14).
+per-user report (R14); ``open_object`` streams one file's object for a data-subject
+export (R14).
 """
 
 import functools
@@ -39,7 +40,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 import boto3
@@ -322,6 +323,19 @@ class S3Bucket:
         except BotoCoreError as e:
             raise ObjectsUnknown(f"bucket {self.bucket}: {e}") from e
         return True
+
+    def open_object(self, file: str) -> BinaryIO | None:
+        """A stream of one file's object (path relative to the media store), read in
+        chunks by the caller (data-subject export, R14); None if there is no such
+        object. Blocking."""
+        try:
+            answer = self._s3().get_object(Bucket=self.bucket, Key=self.prefix + file)
+        except ClientError as e:
+            if str(e.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        body: BinaryIO = answer["Body"]
+        return body
 
 
 class ObjectsUnknown(Exception):

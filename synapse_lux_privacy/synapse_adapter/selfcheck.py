@@ -149,6 +149,20 @@ PRIVATE_API: tuple[PrivateCall | PrivateAttribute, ...] = (
     PrivateCall(f"{_MAIN_STORE}.delete_remote_media", ("media_origin", "media_id")),
     PrivateCall(f"{_MAIN_STORE}.get_local_media", ("media_id",)),
     PrivateCall("synapse.module_api.ModuleApi.defer_to_thread", ("f",)),
+    PrivateCall("synapse.media.filepath.MediaFilePaths.local_media_filepath", ("media_id",)),
+    # exports.py (R14)
+    PrivateCall(f"{_MAIN_STORE}.get_events_as_list", ("event_ids",)),
+    PrivateCall(f"{_HS}.get_event_client_serializer"),
+    PrivateCall(
+        "synapse.events.utils.EventClientSerializer.create_config",
+        keywords=("requester", "include_admin_metadata"),
+    ),
+    PrivateCall(
+        "synapse.events.utils.EventClientSerializer.serialize_events",
+        ("events", "time_now"),
+        ("config",),
+    ),
+    PrivateCall("synapse.events.utils.FilteredEvent", keywords=("event", "membership")),
     # quota.py
     PrivateAttribute("synapse.api.room_versions", "KNOWN_ROOM_VERSIONS"),
     PrivateCall(
@@ -179,7 +193,9 @@ PRIVATE_API: tuple[PrivateCall | PrivateAttribute, ...] = (
 # documented statements on Synapse's tables).
 SYNAPSE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "current_state_events": ("event_id",),
-    "devices": ("user_id", "device_id", "last_seen", "hidden", "ip", "user_agent"),
+    "devices": (
+        "user_id", "device_id", "last_seen", "hidden", "ip", "user_agent", "display_name",
+    ),
     "event_forward_extremities": ("event_id", "room_id"),
     "event_json": ("event_id", "room_id", "json", "internal_metadata"),
     "event_search": ("event_id",),
@@ -189,6 +205,7 @@ SYNAPSE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     ),
     "local_media_repository": (
         "media_id", "media_type", "media_length", "user_id", "created_ts", "url_cache",
+        "upload_name",
     ),
     "local_media_repository_thumbnails": ("media_id", "thumbnail_length"),
     "profiles": ("avatar_url",),
@@ -198,8 +215,10 @@ SYNAPSE_COLUMNS: Mapping[str, tuple[str, ...]] = {
         "media_origin", "media_id", "filesystem_id", "media_type", "media_length", "created_ts",
     ),
     "room_account_data": ("room_id", "content"),
-    "room_memberships": ("event_id", "user_id", "room_id", "avatar_url", "display_name"),
-    "room_stats_state": ("avatar",),
+    "room_memberships": (
+        "event_id", "user_id", "room_id", "avatar_url", "display_name", "membership", "sender",
+    ),
+    "room_stats_state": ("avatar", "room_id", "name", "encryption"),
     "rooms": ("room_id", "room_version"),
     "state_events": ("event_id",),
     "ui_auth_sessions": ("session_id", "creation_time"),
@@ -207,7 +226,7 @@ SYNAPSE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "user_daily_visits": ("user_id", "user_agent", "timestamp"),
     "user_directory": ("user_id", "display_name", "avatar_url"),
     "user_directory_search": ("user_id",),
-    "user_ips": ("user_id", "last_seen"),
+    "user_ips": ("user_id", "last_seen", "device_id", "ip", "user_agent"),
     "users": ("name", "creation_ts", "deactivated", "appservice_id", "admin"),
     "users_pending_deactivation": ("user_id",),
 }  # fmt: skip

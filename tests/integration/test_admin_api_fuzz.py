@@ -385,8 +385,10 @@ class Tally:
 
 
 def tame(method: str, path: str, body: bytes | None, tally: Tally) -> bytes | None:
-    """Keep valid sweeps dry and bounded, and reconciliations bounded (module docstring)."""
-    if method != "POST" or not (path.startswith("/sweep") or path.startswith("/quota")):
+    """Keep valid sweeps dry and bounded, reconciliations and exports bounded (module
+    docstring), and never erase an account (R14: the fuzzing admin would be the first)."""
+    heavy = path.startswith(("/sweep", "/quota")) or path.endswith(("/exports", "/erase"))
+    if method != "POST" or not heavy:
         return body
     try:
         parsed = json.loads(body or b"{}")
@@ -395,7 +397,7 @@ def tame(method: str, path: str, body: bytes | None, tally: Tally) -> bytes | No
     if not isinstance(parsed, dict):
         return body
     tally.heavy += 1
-    if tally.heavy > HEAVY_BUDGET:
+    if tally.heavy > HEAVY_BUDGET or path.endswith("/erase"):
         return _encode({**parsed, "fuzz": 1})  # an unknown key: refused before any work
     return _encode({**parsed, "dry_run": True}) if path.startswith("/sweep") else body
 

@@ -156,3 +156,51 @@ def test_r1_r2_r4_r12_nio_sync_pagination_and_event_fetches_never_fail_after_del
         # Synapse prunes an erased user's events for those who were not in the room.
         expected = {} if viewer is erin else {"msgtype": "m.text", "body": "bonjour"}
         assert message["content"] == expected
+
+
+def _contents(view: dict[str, Any]) -> dict[str, Any]:
+    return {event_id: event.source["content"] for event_id, event in view["fetched"].items()}
+
+
+@pytest.mark.parametrize("database", DATABASES)
+def test_r14_nio_clients_are_unaffected_by_an_export_and_see_an_erased_user_as_synapse_shows_one(
+    start_synapse: StartSynapse, unique: Callable[..., str], database: str
+) -> None:
+    """Bob's client sees the same room before and after Frank's export (R14, art. 15).
+    After Frank's erasure on request (art. 17), Bob, who saw Frank's message, still
+    sees it; Erin, who joins after, gets it pruned: what Synapse shows of any erased
+    user. Time: nothing depends on the clock."""
+    server = start_synapse(database)
+    admin = server.register_user(unique("admin"), admin=True)
+    alice, bob = (server.register_user(unique(n)) for n in ("alice", "bob"))
+    frank = server.register_user(unique("frank"), displayname="Frank Weber")
+    assert frank.user_id is not None
+    room = alice.create_room(invite=[str(bob.user_id), frank.user_id])
+    bob.join(room)
+    frank.join(room)
+    said = frank.send_message(room, "moien")
+    alice.send_message(room, "salut")
+    before = asyncio.run(client_view(server, bob, room, []))
+
+    status, body = admin.lux("POST", f"/users/{q(frank.user_id)}/exports")
+    assert status == 202, body
+    export = f"/users/{q(frank.user_id)}/exports/{body['export_id']}"
+    wait_for(lambda: admin.lux("GET", export)[1]["status"] == "completed", 60, "the export")
+    after_export = asyncio.run(client_view(server, bob, room, []))
+    assert _contents(after_export) == _contents(before)
+
+    status, body = admin.lux("POST", f"/users/{q(frank.user_id)}/erase", {"reason": "art. 17"})
+    assert status == 202, body
+    erasure = f"/users/{q(frank.user_id)}/erasures/{body['erasure_id']}"
+    wait_for(lambda: admin.lux("GET", erasure)[1]["status"] == "completed", 60, "the erasure")
+    erin = server.register_user(unique("erin"))
+    alice.invite(room, str(erin.user_id))
+    erin.join(room)
+    for viewer in (bob, erin):
+        view = asyncio.run(client_view(server, viewer, room, []))
+        message = view["fetched"][said].source
+        assert message["sender"] == frank.user_id
+        expected = {} if viewer is erin else {"msgtype": "m.text", "body": "moien"}
+        assert message["content"] == expected
+    members = bob.call("GET", f"/_matrix/client/v3/rooms/{q(room)}/joined_members")["joined"]
+    assert frank.user_id not in members

@@ -7,7 +7,8 @@ registered again (R8). Synapse does not delete media: the rule deletes every fil
 the user uploaded (avatars included) through the media repository. The
 deactivation callback (``DeactivationHandler``) then runs as for any deactivation.
 
-Crash resume: the user is marked in ``lux_privacy_account_deletions`` before the
+The deletion itself is ``AccountEraser`` (erasure.py), shared with erasure on request
+(R14). Crash resume: the user is marked in ``lux_privacy_account_deletions`` before the
 deactivation and the mark is cleared once the media is deleted. A sweep killed in
 between leaves the mark; the next sweep selects the marked user whatever their
 activity and runs the deletion again: Synapse's deactivation (every step of it is a
@@ -26,13 +27,12 @@ from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import DbRunner, Dialect
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
-from synapse_lux_privacy.features.accounts.deletion_marks import DeletionMarks
+from synapse_lux_privacy.features.accounts.erasure import AccountEraser
 from synapse_lux_privacy.features.accounts.policy import Exemptions, due_cutoff
 from synapse_lux_privacy.features.accounts.tracker import ActivityTracker
-from synapse_lux_privacy.features.content.held_media import held_local_media
 from synapse_lux_privacy.store.holds import HoldSet, HoldStore
 from synapse_lux_privacy.sweep.rule import Candidate, CandidatePage, DeleteOutcome, SweepContext
-from synapse_lux_privacy.synapse_adapter import accounts, media
+from synapse_lux_privacy.synapse_adapter import accounts
 
 # Why a listed account was not deleted: used, or held, since it was listed.
 HELD_OR_ACTIVE_AGAIN = "held_or_active_again"
@@ -49,7 +49,7 @@ class AccountsRule:
         run: DbRunner,
         dialect: Dialect,
         store: ActivityStore,
-        marks: DeletionMarks,
+        eraser: AccountEraser,
         tracker: ActivityTracker,
         holds: HoldStore,
         exemptions: Exemptions,
@@ -60,7 +60,7 @@ class AccountsRule:
         self._run = run
         self._dialect = dialect
         self._store = store
-        self._marks = marks
+        self._eraser = eraser
         self._tracker = tracker
         self._holds = holds
         self._exemptions = exemptions
@@ -118,17 +118,6 @@ class AccountsRule:
             if user_id not in due or holds.covers(user_id, None):
                 skipped[item.item_id] = HELD_OR_ACTIVE_AGAIN
                 continue
-            await self._marks.start(user_id, self._api.get_current_time_msec())
-            await accounts.deactivate_and_erase(self._api, self._run, user_id)
-            # Read after: the deactivation callback has deleted the avatar files (R7).
-            owned = await accounts.media_of_users(self._run, [user_id])
-            uploads = [media_id for media_id, _ in owned.get(user_id, ())]
-            kept = await held_local_media(self._run, holds, self._api.server_name, uploads)
-            removed = await media.delete_local_media(
-                self._api, [m for m in uploads if m not in kept]
-            )
-            await self._store.forget_user(user_id)
-            await self._marks.finish(user_id)
-            objects = sum(removed.provider_objects.values())
-            deleted.append(attrs.evolve(item, provider_objects=objects))
+            erased = await self._eraser.erase(user_id, holds)
+            deleted.append(attrs.evolve(item, provider_objects=erased.provider_objects))
         return DeleteOutcome(deleted=deleted, skipped=skipped)

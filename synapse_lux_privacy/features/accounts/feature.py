@@ -11,6 +11,7 @@ from synapse_lux_privacy.features.accounts.accounts_rule import AccountsRule
 from synapse_lux_privacy.features.accounts.activity_store import ActivityStore
 from synapse_lux_privacy.features.accounts.deactivation import DeactivationHandler
 from synapse_lux_privacy.features.accounts.deletion_marks import DeletionMarks
+from synapse_lux_privacy.features.accounts.erasure import AccountEraser
 from synapse_lux_privacy.features.accounts.ip_logs_rule import IpLogsRule
 from synapse_lux_privacy.features.accounts.policy import Exemptions
 from synapse_lux_privacy.features.accounts.report import AccountsReport
@@ -49,6 +50,8 @@ class AccountsFeature(Feature):
             accounts.appservice_checker(api),
         )
         marks = DeletionMarks(ctx.db)
+        # The R12 deletion chain, for the accounts rule and erasure on request (R14).
+        self.eraser = AccountEraser(api, ctx.db, self._store, marks)
         self._deactivation = DeactivationHandler(api, ctx.db, self._store, marks, ctx.holds)
         self._report = AccountsReport(
             api, ctx.db, config, self._store, self.tracker, ctx.holds, exemptions, self._clock_ms
@@ -82,7 +85,7 @@ class AccountsFeature(Feature):
                 ctx.db,
                 self._dialect,
                 self._store,
-                marks,
+                self.eraser,
                 self.tracker,
                 ctx.holds,
                 exemptions,
