@@ -24,7 +24,7 @@ from rich.console import Console
 from synapse.module_api.errors import ConfigError
 
 from synapse_lux_privacy import synapse_adapter
-from synapse_lux_privacy.admin_cli import report_command
+from synapse_lux_privacy.admin_cli import report_command, verify_command
 from synapse_lux_privacy.admin_cli.client import AdminClient, parse_url, read_token
 from synapse_lux_privacy.admin_cli.estimate_command import (
     EstimateCommand,
@@ -115,9 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("user_id", metavar="USER_ID", help="a local user, @name:server")
     _add_server_arguments(report)
     report.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify_command.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.paths)
+    if args.command == "verify":
+        return verify_command.run(args)
     try:
         client = AdminClient(args.url, read_token(args.token_file))
     except OSError as e:

@@ -7,6 +7,10 @@ leaves an honest ``started`` row rather than no trace at all (the next sweep mar
 it ``interrupted``). A group of which nothing was deleted loses its row: no audit
 row says "nothing done". Rows older than ``audit.retention`` are deleted
 (``prune``): they name users, so they are personal data too.
+
+A row is chained (``audit_chain``) in the transaction that gives it its final state:
+``finish_batch`` and ``record`` here, ``SweepRunStore.start`` for ``interrupted`` rows.
+Each of them locks the chain's head before it touches an audit row.
 """
 
 from collections.abc import Sequence
@@ -15,6 +19,7 @@ from typing import Any
 import attrs
 
 from synapse_lux_privacy.db import Cursor, DbRunner
+from synapse_lux_privacy.store import audit_chain
 
 
 @attrs.frozen
@@ -30,6 +35,11 @@ class AuditGroup:
 
 @attrs.frozen
 class AuditEntry:
+    """A row as ``GET /audit`` lists it: every hashed field and its link in the chain
+    (``seq``, ``prev_hash``, ``hash``; None while ``started``), so that an export of the
+    audit can be checked against a certificate's chain head offline."""
+
+    id: int
     ts: int
     rule: str
     status: str
@@ -39,6 +49,9 @@ class AuditEntry:
     room_id: str | None
     sweep_id: str | None
     provider_objects: int
+    seq: int | None
+    prev_hash: str | None
+    hash: str | None
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -80,6 +93,8 @@ class AuditStore:
         """
 
         def txn(cur: Cursor) -> None:
+            head = audit_chain.lock(cur)
+            done = []
             for row_id, group in zip(row_ids, outcome, strict=True):
                 if group is None or group.count == 0:
                     cur.execute("DELETE FROM lux_privacy_audit WHERE id = ?", (row_id,))
@@ -89,6 +104,8 @@ class AuditStore:
                     " provider_objects = ? WHERE id = ?",
                     (ts, group.count, group.bytes, group.provider_objects, row_id),
                 )
+                done.append(row_id)
+            audit_chain.append(cur, head, done)
 
         await self._run("lux_privacy_audit_finish", txn)
 
@@ -96,11 +113,15 @@ class AuditStore:
         """One ``done`` row for work that is not a batch of candidates (housekeeping)."""
 
         def txn(cur: Cursor) -> None:
+            head = audit_chain.lock(cur)
             cur.execute(
                 "INSERT INTO lux_privacy_audit (ts, sweep_id, rule, status, count, bytes)"
-                " VALUES (?, ?, ?, 'done', ?, 0)",
+                " VALUES (?, ?, ?, 'done', ?, 0) RETURNING id",
                 (ts, sweep_id, rule, count),
             )
+            row = cur.fetchone()
+            assert row is not None
+            audit_chain.append(cur, head, [int(row[0])])
 
         if count:
             await self._run("lux_privacy_audit_record", txn)
@@ -110,8 +131,9 @@ class AuditStore:
 
         def txn(cur: Cursor) -> list[AuditEntry]:
             cur.execute(
-                "SELECT ts, rule, status, count, bytes, user_id, room_id, sweep_id,"
-                " provider_objects FROM lux_privacy_audit WHERE ts >= ?"
+                "SELECT id, ts, rule, status, count, bytes, user_id, room_id, sweep_id,"
+                " provider_objects, chain_seq, prev_hash, row_hash FROM lux_privacy_audit"
+                " WHERE ts >= ?"
                 " ORDER BY ts DESC, id DESC LIMIT ?",
                 (since_ts, limit),
             )

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import Dialect
-from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
+from synapse_lux_privacy.store.schema import MIGRATIONS, MigrationStep, apply_migrations
 
 T = TypeVar("T")
 
@@ -27,10 +27,10 @@ class ModuleDatabase:
     def __init__(self, api: ModuleApi, dialect: Dialect) -> None:
         self._api = api
         self.dialect = dialect
-        self._migrations: dict[str, Sequence[str]] = dict(MIGRATIONS)
+        self._migrations: dict[str, Sequence[MigrationStep]] = dict(MIGRATIONS)
         self._migrated = False
 
-    def add_migrations(self, migrations: Mapping[str, Sequence[str]]) -> None:
+    def add_migrations(self, migrations: Mapping[str, Sequence[MigrationStep]]) -> None:
         clash = set(migrations) & set(self._migrations)
         if clash:
             raise ValueError(f"schema components defined twice: {sorted(clash)}")

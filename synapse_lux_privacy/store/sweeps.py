@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from synapse_lux_privacy.db import Cursor, DbRunner
+from synapse_lux_privacy.store import audit_chain
 from synapse_lux_privacy.sweep.report import INTERRUPTED, RUNNING
 
 _COLUMNS = (
@@ -89,8 +90,8 @@ class SweepRunStore:
 
         Sweeps left ``running`` and audit rows left ``started`` belong to a dead
         process: only the lock holder calls this. An interrupted audit row keeps the
-        counts of the batch it announced: at most that much was deleted. Returns how
-        many interrupted sweeps were found.
+        counts of the batch it announced: at most that much was deleted; it is chained
+        then (``audit_chain``). Returns how many interrupted sweeps were found.
         """
 
         def txn(cur: Cursor) -> int:
@@ -100,10 +101,14 @@ class SweepRunStore:
                 (INTERRUPTED, now_ms, RUNNING),
             )
             interrupted = cur.rowcount
+            head = audit_chain.lock(cur)
+            cur.execute("SELECT id FROM lux_privacy_audit WHERE status = 'started' ORDER BY id")
+            started = [int(r[0]) for r in cur.fetchall()]
             cur.execute(
                 "UPDATE lux_privacy_audit SET status = ? WHERE status = 'started'",
                 (INTERRUPTED,),
             )
+            audit_chain.append(cur, head, started)
             cur.execute(
                 "INSERT INTO lux_privacy_sweeps (sweep_id, instance, started_ts, as_of_ts,"
                 " dry_run, status, updated_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",

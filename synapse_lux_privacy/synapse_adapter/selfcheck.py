@@ -81,6 +81,8 @@ PRIVATE_API: tuple[PrivateCall | PrivateAttribute, ...] = (
     ),
     PrivateCall("synapse.types.create_requester", ("user_id",), ("authenticated_entity",)),
     PrivateAttribute("synapse.config.emailconfig.EmailConfig", "email_notif_from"),
+    # signing.py
+    PrivateAttribute(_HS, "signing_key"),
     # devices.py
     PrivateCall("synapse.handlers.device.DeviceHandler.delete_devices", ("user_id", "device_ids")),
     # directory.py
