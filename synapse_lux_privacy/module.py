@@ -53,8 +53,8 @@ class LuxPrivacyModule:
         self._api = api
         self._db = ModuleDatabase(api, synapse_adapter.database_dialect(api))
         self._holds = HoldStore(self._db)
-        self._audit = AuditStore(self._db)
-        self._runs = SweepRunStore(self._db)
+        self._audit = AuditStore(self._db, self._db.read_committed)
+        self._runs = SweepRunStore(self._db, self._db.read_committed)
         self._failures = FailureStore(self._db)
         self._orchestrator = SweepOrchestrator(
             holds=self._holds,
@@ -62,7 +62,7 @@ class LuxPrivacyModule:
             lock=SweepLockStore(self._db),
             runs=self._runs,
             failures=self._failures,
-            records=RecordRetention(self._db),
+            records=RecordRetention(self._db, self._db.read_committed),
             clock_ms=api.get_current_time_msec,
             instance_name=api.worker_name or "master",
             server_name=api.server_name,

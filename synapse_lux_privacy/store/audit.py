@@ -58,10 +58,15 @@ class AuditEntry:
 
 
 class AuditStore:
-    """Reads and writes ``lux_privacy_audit``."""
+    """Reads and writes ``lux_privacy_audit``.
 
-    def __init__(self, run: DbRunner) -> None:
+    ``chain_run`` runs the transactions that append to the chain (READ COMMITTED on
+    PostgreSQL: ``ModuleDatabase.read_committed``); ``run`` by default.
+    """
+
+    def __init__(self, run: DbRunner, chain_run: DbRunner | None = None) -> None:
         self._run = run
+        self._chain_run = chain_run or run
 
     async def start_batch(
         self, sweep_id: str, rule: str, ts: int, groups: Sequence[AuditGroup]
@@ -107,7 +112,7 @@ class AuditStore:
                 done.append(row_id)
             audit_chain.append(cur, head, done)
 
-        await self._run("lux_privacy_audit_finish", txn)
+        await self._chain_run("lux_privacy_audit_finish", txn)
 
     async def record(self, sweep_id: str, rule: str, ts: int, count: int) -> None:
         """One ``done`` row for work that is not a batch of candidates (housekeeping)."""
@@ -124,7 +129,7 @@ class AuditStore:
             audit_chain.append(cur, head, [int(row[0])])
 
         if count:
-            await self._run("lux_privacy_audit_record", txn)
+            await self._chain_run("lux_privacy_audit_record", txn)
 
     async def list_entries(self, since_ts: int, limit: int) -> list[AuditEntry]:
         """Entries at or after ``since_ts``, newest first."""

@@ -11,11 +11,12 @@ not in the chain yet (it may still change or go).
 One chain for every worker: each append runs in the transaction that finalises its rows,
 and first locks the single head row of ``lux_privacy_audit_chain`` (an UPDATE of it, a
 row lock on PostgreSQL; SQLite serialises writers anyway), so appends from several
-processes take turns. On PostgreSQL Synapse's transactions run at REPEATABLE READ: an
-append that waited for another gets a serialisation failure and Synapse runs the whole
-transaction again, rows and link together. Whoever finalises audit rows calls ``lock``
-first in its transaction (before touching any audit row: one lock order, no deadlock),
-then ``append``.
+processes take turns. Those transactions run at READ COMMITTED on PostgreSQL
+(``ModuleDatabase.read_committed``): one that waited for the lock then reads the head
+its predecessor committed. (At Synapse's default REPEATABLE READ it would fail with a
+serialisation error and be run again, at most five times.) Whoever finalises audit rows
+calls ``lock`` first in its transaction (before touching any audit row: one lock order,
+no deadlock), then ``append``.
 
 Pruning (``prune``, by ``audit.retention``) deletes a prefix of the chain and keeps the
 last pruned link as the anchor, from which ``verify`` starts. Existing rows of a

@@ -8,6 +8,7 @@ from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import Dialect
 from synapse_lux_privacy.store.schema import MIGRATIONS, MigrationStep, apply_migrations
+from synapse_lux_privacy.synapse_adapter.transactions import run_read_committed
 
 T = TypeVar("T")
 
@@ -61,3 +62,10 @@ class ModuleDatabase:
     async def __call__(self, desc: str, func: Callable[..., T], *args: Any) -> T:
         await self.ensure_schema()
         return await self._api.run_db_interaction(desc, func, *args)
+
+    async def read_committed(self, desc: str, func: Callable[..., T], *args: Any) -> T:
+        """A DbRunner at READ COMMITTED on PostgreSQL: for transactions that append to
+        the audit's hash chain (``store/audit_chain.py``), which take turns on its head
+        row instead of failing on it."""
+        await self.ensure_schema()
+        return await run_read_committed(self._api, desc, func, *args)

@@ -25,8 +25,9 @@ BATCH = 1000
 
 
 class RecordRetention:
-    def __init__(self, run: DbRunner) -> None:
+    def __init__(self, run: DbRunner, chain_run: DbRunner | None = None) -> None:
         self._run = run
+        self._chain_run = chain_run or run  # pruning moves the chain's anchor
 
     async def prune(self, before_ts: int) -> int:
         """Delete every record older than ``before_ts``; return how many went."""

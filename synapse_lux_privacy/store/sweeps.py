@@ -80,8 +80,9 @@ class SweepRecord:
 class SweepRunStore:
     """Reads and writes ``lux_privacy_sweeps``."""
 
-    def __init__(self, run: DbRunner) -> None:
+    def __init__(self, run: DbRunner, chain_run: DbRunner | None = None) -> None:
         self._run = run
+        self._chain_run = chain_run or run  # ``start`` chains interrupted audit rows
 
     async def start(
         self, sweep_id: str, instance: str, now_ms: int, as_of_ms: int, dry_run: bool
@@ -95,13 +96,13 @@ class SweepRunStore:
         """
 
         def txn(cur: Cursor) -> int:
+            head = audit_chain.lock(cur)
             cur.execute(
                 "UPDATE lux_privacy_sweeps SET status = ?, finished_ts = COALESCE(updated_ts, ?)"
                 " WHERE status = ?",
                 (INTERRUPTED, now_ms, RUNNING),
             )
             interrupted = cur.rowcount
-            head = audit_chain.lock(cur)
             cur.execute("SELECT id FROM lux_privacy_audit WHERE status = 'started' ORDER BY id")
             started = [int(r[0]) for r in cur.fetchall()]
             cur.execute(
@@ -116,7 +117,7 @@ class SweepRunStore:
             )
             return interrupted
 
-        return await self._run("lux_privacy_sweep_start", txn)
+        return await self._chain_run("lux_privacy_sweep_start", txn)
 
     async def progress(
         self, sweep_id: str, now_ms: int, current_rule: str | None, report: dict[str, Any]

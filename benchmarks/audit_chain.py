@@ -1,0 +1,294 @@
+"""Benchmark (issue #24): the cost of the audit's hash chain, with and without, side by side.
+
+1. Audit writes per second: the module's own ``AuditStore`` writes batches (``start_batch``
+   then ``finish_batch``, ``--groups`` rows each, as a sweep does) on SQLite and on
+   PostgreSQL, in this process, through a runner that behaves as Synapse's pool does
+   (one transaction per call; on PostgreSQL REPEATABLE READ, and a transaction that
+   meets a serialisation failure runs again). Rounds alternate with and without the
+   chain; with ``--writers N`` (PostgreSQL) N threads write at once and the chain is
+   verified afterwards (``GET /audit/verify``'s code), so the figure also shows the
+   appends staying one chain.
+2. The messages sweep's duration: the shared dataset (``benchmarks/dataset``) restored
+   and aged as of the same instant on two servers, one with the module and one with
+   ``benchmarks.unchained_audit`` (the chain's lock and append are no-ops there: a
+   benchmark-only class, not a configuration key), then a real sweep of the
+   ``messages`` rule timed on each, alternately, for ``--rounds`` rounds.
+
+"Without the chain" is a benchmark-only code path (``unchained_audit.unchain``). The
+figures vary with the machine and its load: the script prints the load average.
+
+    .venv/bin/python benchmarks/audit_chain.py                      # both parts
+    .venv/bin/python benchmarks/audit_chain.py --skip-sweep --batches 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg2
+import psycopg2.errors
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import unchained_audit  # noqa: E402
+from benchmarks.dataset import (  # noqa: E402
+    DatasetSpec,
+    add_spec_arguments,
+    ensure_snapshot,
+    lux_module,
+    restore,
+    spec_from_args,
+)
+from synapse_lux_privacy.store import audit_chain  # noqa: E402
+from synapse_lux_privacy.store.audit import AuditGroup, AuditStore  # noqa: E402
+from synapse_lux_privacy.store.audit_verification import AuditVerifier  # noqa: E402
+from synapse_lux_privacy.store.schema import apply_migrations  # noqa: E402
+from tests.harness import MatrixClient, PostgresCluster, uid  # noqa: E402
+
+T = TypeVar("T")
+DATASET = DatasetSpec(users=100, rooms=40, messages=2_000, media=0, clone_rooms=8)
+_CHAINED = (audit_chain.lock, audit_chain.append)
+
+
+def drive(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine whose runner never waits."""
+    return asyncio.run(coro)
+
+
+class _PgCursor:
+    """``?`` placeholders on psycopg2, as Synapse converts them."""
+
+    def __init__(self, cur: Any) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        return self._cur.execute(sql.replace("?", "%s"), tuple(parameters))
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(self._cur.fetchall())
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self._cur.fetchone()
+        return None if row is None else tuple(row)
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cur.rowcount)
+
+
+class PgRunner:
+    """One connection, at REPEATABLE READ as Synapse's pool (or ``isolation``); a
+    serialisation failure runs the call again, as Synapse does."""
+
+    def __init__(self, params: dict[str, Any], isolation: str = "REPEATABLE READ") -> None:
+        args = dict(params)
+        args["dbname"] = args.pop("database")
+        self.conn = psycopg2.connect(**args)
+        self.conn.set_session(isolation_level=isolation)
+        self.retries = 0
+        self.chain_run: Any = self
+
+    async def __call__(self, desc: str, func: Callable[..., T], *args: Any) -> T:
+        while True:
+            try:
+                with self.conn.cursor() as cur:
+                    result = func(_PgCursor(cur), *args)
+                self.conn.commit()
+                return result
+            except psycopg2.errors.SerializationFailure:
+                self.conn.rollback()
+                self.retries += 1
+            except BaseException:
+                self.conn.rollback()
+                raise
+
+
+class SqliteRunner:
+    def __init__(self, path: str) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
+        self.retries = 0
+        self.chain_run: Any = self
+
+    async def __call__(self, desc: str, func: Callable[..., T], *args: Any) -> T:
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            result = func(cur, *args)
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+        return result
+
+
+def with_read_committed(runner: PgRunner, params: dict[str, Any]) -> PgRunner:
+    """The module's set-up: chain appends at READ COMMITTED (``ModuleDatabase``)."""
+    runner.chain_run = PgRunner(params, "READ COMMITTED")
+    return runner
+
+
+def set_chain(on: bool) -> None:
+    if on:
+        audit_chain.lock, audit_chain.append = _CHAINED
+    else:
+        unchained_audit.unchain()
+
+
+def write_batches(run: Any, batches: int, groups: int, writer: int) -> None:
+    audit = AuditStore(run, run.chain_run)
+    for i in range(batches):
+        planned = [AuditGroup(f"@u{g}:bench", f"!r{writer}:bench", 3, 300) for g in range(groups)]
+        ids = drive(audit.start_batch(f"w{writer}", "messages", i, planned))
+        drive(audit.finish_batch(ids, planned, i + 1))
+
+
+def audit_writes(
+    make_runner: Callable[[], Any], batches: int, groups: int, writers: int
+) -> tuple[float, int]:
+    """Rows completed per second by ``writers`` threads; serialisation retries."""
+    runners = [make_runner() for _ in range(writers)]
+    threads = [
+        threading.Thread(target=write_batches, args=(r, batches, groups, n))
+        for n, r in enumerate(runners)
+    ]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - began
+    retries = sum(r.retries + (r.chain_run.retries if r.chain_run is not r else 0) for r in runners)
+    return writers * batches * groups / elapsed, retries
+
+
+def writes_part(args: argparse.Namespace, cluster: PostgresCluster, workdir: Path) -> None:
+    print(f"audit writes: {args.batches} batches of {args.groups} rows per writer")
+    engines: list[tuple[str, int, Callable[[], Callable[[], Any]]]] = []
+
+    def sqlite_db() -> Callable[[], Any]:
+        path = str(workdir / f"{uid('audit')}.db")
+        conn = sqlite3.connect(path)
+        apply_migrations(conn.cursor(), "sqlite")
+        conn.commit()
+        conn.close()
+        return lambda: SqliteRunner(path)
+
+    def pg_db() -> Callable[[], Any]:
+        params = cluster.create_database(uid("audit_"))
+        first = PgRunner(params)
+        with first.conn.cursor() as cur:
+            apply_migrations(_PgCursor(cur), "postgres")
+        first.conn.commit()
+        return lambda: with_read_committed(PgRunner(params), params)
+
+    engines.append(("sqlite", 1, sqlite_db))
+    engines.append(("postgres", 1, pg_db))
+    if args.writers > 1:
+        engines.append(("postgres", args.writers, pg_db))
+    for engine, writers, make_db in engines:
+        rates: dict[bool, list[float]] = {True: [], False: []}
+        retries = 0
+        for _ in range(args.rounds):
+            for chained in (False, True):
+                set_chain(chained)
+                runner = make_db()
+                rate, retried = audit_writes(runner, args.batches, args.groups, writers)
+                rates[chained].append(rate)
+                retries += retried if chained else 0
+                if chained:
+                    verified = drive(AuditVerifier(runner()).verify())
+                    assert verified.ok, verified.to_json()
+        set_chain(True)
+        without, with_chain = statistics.median(rates[False]), statistics.median(rates[True])
+        print(
+            f"  {engine:8} {writers} writer(s): without {without:8.0f} rows/s,"
+            f" with chain {with_chain:8.0f} rows/s ({with_chain / without:.2f}x);"
+            f" runs without {[round(r) for r in rates[False]]},"
+            f" with {[round(r) for r in rates[True]]};"
+            f" serialisation retries {retries}; chain verified ok"
+        )
+
+
+def sweep_part(args: argparse.Namespace, cluster: PostgresCluster, workdir: Path) -> None:
+    snapshot = ensure_snapshot(spec_from_args(args), "postgres", cluster)
+    now = int(time.time() * 1000)
+    variants = {
+        "with chain": [lux_module({})],
+        "without": [{"module": unchained_audit.MODULE_NAME, "config": {}}],
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    deleted: dict[str, list[int]] = {name: [] for name in variants}
+    chain_rows = 0
+    for round_no in range(args.rounds):
+        order = list(variants) if round_no % 2 == 0 else list(reversed(variants))
+        for name in order:
+            server, manifest = restore(
+                snapshot, workdir / f"{name.replace(' ', '-')}-{round_no}", cluster,
+                variants[name], now,
+            )  # fmt: skip
+            server.start()
+            try:
+                admin = MatrixClient(
+                    server.base_url, manifest.admin_token, manifest.admin_user_id, timeout=3600
+                )
+                began = time.perf_counter()
+                status, report = admin.lux("POST", "/sweep", {"rules": ["messages"]})
+                times[name].append(time.perf_counter() - began)
+                assert status == 200, report
+                deleted[name].append(report["results"]["messages"]["deleted"])
+                if name == "with chain":
+                    status, verified = admin.lux("GET", "/audit/verify")
+                    assert status == 200 and verified["ok"], verified
+                    chain_rows = verified["rows"]
+            finally:
+                server.stop()
+    print(f"messages sweep, {args.rounds} rounds alternating (dataset {snapshot.name}):")
+    for name in variants:
+        print(
+            f"  {name:10}: median {statistics.median(times[name]):7.2f} s,"
+            f" runs {[round(t, 2) for t in times[name]]}, events deleted {deleted[name]}"
+        )
+    ratio = statistics.median(times["with chain"]) / statistics.median(times["without"])
+    print(f"  ratio with / without: {ratio:.3f} (target <= 1.02); chain rows {chain_rows}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_spec_arguments(parser, DATASET)
+    parser.add_argument("--batches", type=int, default=1000, help="batches per writer")
+    parser.add_argument("--groups", type=int, default=5, help="audit rows per batch")
+    parser.add_argument("--writers", type=int, default=4, help="concurrent PostgreSQL writers")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per part")
+    parser.add_argument("--skip-writes", action="store_true")
+    parser.add_argument("--skip-sweep", action="store_true")
+    args = parser.parse_args(argv)
+    print(f"load average at start: {os.getloadavg()}, {os.cpu_count()} CPUs")
+    workdir = Path(tempfile.mkdtemp(prefix="lux-bench-chain-"))
+    cluster = PostgresCluster()
+    cluster.start()
+    try:
+        if not args.skip_writes:
+            writes_part(args, cluster, workdir)
+        if not args.skip_sweep:
+            sweep_part(args, cluster, workdir)
+    finally:
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"load average at end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
