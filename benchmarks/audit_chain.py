@@ -24,7 +24,6 @@ figures vary with the machine and its load: the script prints the load average.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import sqlite3
@@ -33,12 +32,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
-
-import psycopg2
-import psycopg2.errors
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -57,87 +53,29 @@ from synapse_lux_privacy.store.audit import AuditGroup, AuditStore  # noqa: E402
 from synapse_lux_privacy.store.audit_verification import AuditVerifier  # noqa: E402
 from synapse_lux_privacy.store.schema import apply_migrations  # noqa: E402
 from tests.harness import MatrixClient, PostgresCluster, uid  # noqa: E402
+from tests.harness.module_db import PgCursor, PgRunner, SqliteRunner, drive  # noqa: E402
 
-T = TypeVar("T")
 DATASET = DatasetSpec(users=100, rooms=40, messages=2_000, media=0, clone_rooms=8)
 _CHAINED = (audit_chain.lock, audit_chain.append)
 
 
-def drive(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine whose runner never waits."""
-    return asyncio.run(coro)
+class _Writer:
+    """A writer's runners: ``run``, and ``chain_run`` for the chain's appends (READ
+    COMMITTED on PostgreSQL, as ``ModuleDatabase.read_committed``)."""
 
-
-class _PgCursor:
-    """``?`` placeholders on psycopg2, as Synapse converts them."""
-
-    def __init__(self, cur: Any) -> None:
-        self._cur = cur
-
-    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
-        return self._cur.execute(sql.replace("?", "%s"), tuple(parameters))
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return list(self._cur.fetchall())
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        row = self._cur.fetchone()
-        return None if row is None else tuple(row)
+    def __init__(self, run: Any, chain_run: Any) -> None:
+        self.run, self.chain_run = run, chain_run
 
     @property
-    def rowcount(self) -> int:
-        return int(self._cur.rowcount)
+    def retries(self) -> int:
+        return int(self.run.retries) + (
+            int(self.chain_run.retries) if self.chain_run is not self.run else 0
+        )
 
 
-class PgRunner:
-    """One connection, at REPEATABLE READ as Synapse's pool (or ``isolation``); a
-    serialisation failure runs the call again, as Synapse does."""
-
-    def __init__(self, params: dict[str, Any], isolation: str = "REPEATABLE READ") -> None:
-        args = dict(params)
-        args["dbname"] = args.pop("database")
-        self.conn = psycopg2.connect(**args)
-        self.conn.set_session(isolation_level=isolation)
-        self.retries = 0
-        self.chain_run: Any = self
-
-    async def __call__(self, desc: str, func: Callable[..., T], *args: Any) -> T:
-        while True:
-            try:
-                with self.conn.cursor() as cur:
-                    result = func(_PgCursor(cur), *args)
-                self.conn.commit()
-                return result
-            except psycopg2.errors.SerializationFailure:
-                self.conn.rollback()
-                self.retries += 1
-            except BaseException:
-                self.conn.rollback()
-                raise
-
-
-class SqliteRunner:
-    def __init__(self, path: str) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
-        self.retries = 0
-        self.chain_run: Any = self
-
-    async def __call__(self, desc: str, func: Callable[..., T], *args: Any) -> T:
-        cur = self.conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            result = func(cur, *args)
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
-        return result
-
-
-def with_read_committed(runner: PgRunner, params: dict[str, Any]) -> PgRunner:
-    """The module's set-up: chain appends at READ COMMITTED (``ModuleDatabase``)."""
-    runner.chain_run = PgRunner(params, "READ COMMITTED")
-    return runner
+def _sqlite_writer(path: str) -> _Writer:
+    run = SqliteRunner(path)
+    return _Writer(run, run)
 
 
 def set_chain(on: bool) -> None:
@@ -148,7 +86,7 @@ def set_chain(on: bool) -> None:
 
 
 def write_batches(run: Any, batches: int, groups: int, writer: int) -> None:
-    audit = AuditStore(run, run.chain_run)
+    audit = AuditStore(run.run, run.chain_run)
     for i in range(batches):
         planned = [AuditGroup(f"@u{g}:bench", f"!r{writer}:bench", 3, 300) for g in range(groups)]
         ids = drive(audit.start_batch(f"w{writer}", "messages", i, planned))
@@ -170,8 +108,7 @@ def audit_writes(
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - began
-    retries = sum(r.retries + (r.chain_run.retries if r.chain_run is not r else 0) for r in runners)
-    return writers * batches * groups / elapsed, retries
+    return writers * batches * groups / elapsed, sum(r.retries for r in runners)
 
 
 def writes_part(args: argparse.Namespace, cluster: PostgresCluster, workdir: Path) -> None:
@@ -184,15 +121,15 @@ def writes_part(args: argparse.Namespace, cluster: PostgresCluster, workdir: Pat
         apply_migrations(conn.cursor(), "sqlite")
         conn.commit()
         conn.close()
-        return lambda: SqliteRunner(path)
+        return lambda: _sqlite_writer(path)
 
     def pg_db() -> Callable[[], Any]:
         params = cluster.create_database(uid("audit_"))
         first = PgRunner(params)
         with first.conn.cursor() as cur:
-            apply_migrations(_PgCursor(cur), "postgres")
+            apply_migrations(PgCursor(cur), "postgres")
         first.conn.commit()
-        return lambda: with_read_committed(PgRunner(params), params)
+        return lambda: _Writer(PgRunner(params), PgRunner(params, "READ COMMITTED"))
 
     engines.append(("sqlite", 1, sqlite_db))
     engines.append(("postgres", 1, pg_db))
@@ -209,7 +146,7 @@ def writes_part(args: argparse.Namespace, cluster: PostgresCluster, workdir: Pat
                 rates[chained].append(rate)
                 retries += retried if chained else 0
                 if chained:
-                    verified = drive(AuditVerifier(runner()).verify())
+                    verified = drive(AuditVerifier(runner().run).verify())
                     assert verified.ok, verified.to_json()
         set_chain(True)
         without, with_chain = statistics.median(rates[False]), statistics.median(rates[True])

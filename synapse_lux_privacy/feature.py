@@ -16,6 +16,7 @@ from synapse_lux_privacy import metrics
 from synapse_lux_privacy.admin_api.resource import Route
 from synapse_lux_privacy.config import LuxPrivacyConfig
 from synapse_lux_privacy.db import DbRunner
+from synapse_lux_privacy.store.audit import AuditStore
 from synapse_lux_privacy.store.holds import HoldStore
 from synapse_lux_privacy.sweep.orchestrator import SweepOrchestrator
 from synapse_lux_privacy.sweep.rule import Rule
@@ -32,8 +33,9 @@ class ModuleContext:
     """What every feature is built with: the process's shared services.
 
     A feature uses these rather than building its own: one orchestrator (one
-    lease, one audit trail, one failure table), one expunger, one clock, one
-    certificate service (signed certificates of sweeps and erasures, issue #24).
+    lease, one audit trail, one failure table), one expunger, one clock, the audit
+    store (its writes are chained: ``store/audit_chain.py``) and one certificate
+    service (signed certificates of sweeps and erasures, issue #24).
     """
 
     api: ModuleApi
@@ -43,6 +45,7 @@ class ModuleContext:
     orchestrator: SweepOrchestrator
     expunger: "Expunger"
     clock_ms: Callable[[], int]
+    audit: AuditStore
     certificates: "CertificateService"
 
 

@@ -96,6 +96,7 @@ class LuxPrivacyModule:
             orchestrator=self._orchestrator,
             expunger=Expunger(api, self._db),
             clock_ms=api.get_current_time_msec,
+            audit=self._audit,
             certificates=self._certificates,
         )
         self._features = build_features(context)

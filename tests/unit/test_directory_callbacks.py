@@ -22,6 +22,7 @@ from synapse_lux_privacy.features.directory.consent_store import ConsentStore
 from synapse_lux_privacy.features.directory.search_visibility import SearchVisibility
 from synapse_lux_privacy.features.directory.service import DirectoryService
 from synapse_lux_privacy.proof.service import CertificateService
+from synapse_lux_privacy.store.audit import AuditStore
 from synapse_lux_privacy.store.holds import HoldStore
 from synapse_lux_privacy.sweep.orchestrator import SweepOrchestrator
 from tests.unit.test_directory_outbox import NOW, Env
@@ -216,6 +217,7 @@ def test_r10_the_feature_registers_no_search_callback(
         orchestrator=cast(SweepOrchestrator, None),
         expunger=cast(Expunger, None),
         clock_ms=lambda: 0,
+        audit=AuditStore(db),
         certificates=cast(CertificateService, None),
     )
     feature = DirectoryFeature(context)
