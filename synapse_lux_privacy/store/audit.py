@@ -99,18 +99,20 @@ class AuditStore:
 
         def txn(cur: Cursor) -> None:
             head = audit_chain.lock(cur)
-            done = []
+            done: dict[int, dict[str, Any]] = {}
             for row_id, group in zip(row_ids, outcome, strict=True):
                 if group is None or group.count == 0:
                     cur.execute("DELETE FROM lux_privacy_audit WHERE id = ?", (row_id,))
                     continue
-                cur.execute(
-                    "UPDATE lux_privacy_audit SET status = 'done', ts = ?, count = ?, bytes = ?,"
-                    " provider_objects = ? WHERE id = ?",
-                    (ts, group.count, group.bytes, group.provider_objects, row_id),
-                )
-                done.append(row_id)
-            audit_chain.append(cur, head, done)
+                done[row_id] = {
+                    "status": "done",
+                    "ts": ts,
+                    "count": group.count,
+                    "bytes": group.bytes,
+                    "provider_objects": group.provider_objects,
+                }
+            # The completion and the link in one UPDATE per row.
+            audit_chain.append(cur, head, list(done), done)
 
         await self._chain_run("lux_privacy_audit_finish", txn)
 

@@ -30,7 +30,7 @@ added later to the audit and to this list leaves the hashes of older rows unchan
 
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -53,6 +53,8 @@ HASHED_COLUMNS = (
     "room_id",
     "provider_objects",
 )
+# What a row's completion sets (``append``'s ``final``).
+FINAL_COLUMNS = ("status", "ts", "count", "bytes", "provider_objects")
 _CHAIN_COLUMNS = "chain_seq, prev_hash, row_hash"
 ROW_COLUMNS = ", ".join(HASHED_COLUMNS) + ", " + _CHAIN_COLUMNS
 # Rows per page: for the migration, verification and pruning (bounded memory).
@@ -126,14 +128,22 @@ def read_head(cur: Cursor) -> ChainHead | None:
     )
 
 
-def append(cur: Cursor, head: ChainHead, row_ids: Sequence[int]) -> None:
-    """Chain these rows (in their final state), in this order, after ``head``.
+def append(
+    cur: Cursor,
+    head: ChainHead,
+    row_ids: Sequence[int],
+    final: Mapping[int, Mapping[str, Any]] | None = None,
+) -> None:
+    """Chain these rows, in this order, after ``head``, in their final state.
 
-    ``head`` comes from ``lock`` in the same transaction; rows already chained or
-    missing are left out.
+    ``head`` comes from ``lock`` in the same transaction. ``final`` gives, per row, the
+    values of ``FINAL_COLUMNS`` it takes now (written with its link, in one UPDATE);
+    a row without them is chained as it stands. Rows already chained or missing are
+    left out.
     """
     if not row_ids:
         return
+    final = final or {}
     by_id: dict[int, dict[str, Any]] = {}
     for some in chunks(row_ids):
         cur.execute(
@@ -146,11 +156,13 @@ def append(cur: Cursor, head: ChainHead, row_ids: Sequence[int]) -> None:
         fields = by_id.get(row_id)
         if fields is None:
             continue
+        fields.update(final.get(row_id, {}))
         seq = head.head_seq + 1
         link = row_hash(fields, seq, head.head_hash)
         cur.execute(
-            "UPDATE lux_privacy_audit SET chain_seq = ?, prev_hash = ?, row_hash = ? WHERE id = ?",
-            (seq, head.head_hash, link, row_id),
+            "UPDATE lux_privacy_audit SET status = ?, ts = ?, count = ?, bytes = ?,"
+            " provider_objects = ?, chain_seq = ?, prev_hash = ?, row_hash = ? WHERE id = ?",
+            (*(fields[c] for c in FINAL_COLUMNS), seq, head.head_hash, link, row_id),
         )
         head.head_seq, head.head_hash = seq, link
     _save(cur, head)
