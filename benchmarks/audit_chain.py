@@ -211,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per part")
     parser.add_argument("--skip-writes", action="store_true")
     parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args(argv)
     print(f"load average at start: {os.getloadavg()}, {os.cpu_count()} CPUs")
     workdir = Path(tempfile.mkdtemp(prefix="lux-bench-chain-"))
@@ -223,7 +224,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             sweep_part(args, cluster, workdir)
     finally:
         cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"work folder kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     print(f"load average at end: {os.getloadavg()}")
 
 
