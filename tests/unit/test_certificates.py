@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 from signedjson.key import encode_verify_key_base64, generate_signing_key, get_verify_key
 
 from synapse_lux_privacy import cli
@@ -17,8 +18,10 @@ from synapse_lux_privacy.proof.service import CertificateService
 from synapse_lux_privacy.proof.verify import VerificationFailed, check_export, check_signature
 from synapse_lux_privacy.store.audit import AuditStore
 from synapse_lux_privacy.sweep.report import COMPLETED, RuleResult, SweepReport
-from tests.unit.orchestrators import drive
+from tests.unit.orchestrators import build, drive
 from tests.unit.sqlite_runner import migrated_runner
+from tests.unit.test_sweep_orchestrator import NOW as ORCHESTRATOR_NOW
+from tests.unit.test_sweep_orchestrator import AgedItemsRule, add_items
 
 SERVER = "lux.test"
 NOW = 1_767_225_600_000
@@ -190,3 +193,31 @@ def test_r14_verify_command_says_in_one_line_what_it_proved(
     assert capsys.readouterr().out.startswith("REFUSED: the signature ed25519:a_test")
     assert cli.main(["verify", str(tmp_path / "missing.json"), "--key", str(key_file)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+@pytest_twisted.ensureDeferred
+async def test_r14_the_sweeps_completion_hook_certifies_it_and_a_failing_hook_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """A real sweep of a rule on SQLite (items aged against the injected clock,
+    ``test_sweep_orchestrator``): its certificate covers its audit rows."""
+    mails: list[tuple[str, str, str, str]] = []
+    db, certs = service(tmp_path, generate_signing_key("a_test"), mails)
+    db.conn.execute(
+        "CREATE TABLE items (id TEXT PRIMARY KEY, user_id TEXT, room_id TEXT, ts BIGINT,"
+        " size INTEGER)"
+    )
+    add_items(db, 12, 31, "@a:lux.test", "!r:lux.test", "old")
+    orchestrator = build(db, {"messages": AgedItemsRule(db)}, lambda: ORCHESTRATOR_NOW, 5)
+
+    async def broken(report: SweepReport) -> None:
+        raise RuntimeError("mailer down")
+
+    orchestrator.add_finished_hook(broken)
+    orchestrator.add_finished_hook(certs.sweep_finished)
+    report = await orchestrator.run(as_of_ms=None, dry_run=False)
+    assert report.status == COMPLETED
+    signed = await certs.get(certificate.SWEEP, report.sweep_id)
+    assert signed is not None and signed["results"]["messages"]["deleted"] == 12
+    head = db.query("SELECT MAX(chain_seq) FROM lux_privacy_audit")[0][0]
+    assert signed["audit_chain"]["seq"] == head >= 1
