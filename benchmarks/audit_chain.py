@@ -12,7 +12,11 @@
    and aged as of the same instant on two servers, one with the module and one with
    ``benchmarks.unchained_audit`` (the chain's lock and append are no-ops there: a
    benchmark-only class, not a configuration key), then a real sweep of the
-   ``messages`` rule timed on each, alternately, for ``--rounds`` rounds.
+   ``messages`` rule timed on each, alternately (the order flips every round), for
+   ``--rounds`` rounds. Both servers log their transactions (``transactions.py``), so
+   the time spent in the audit's own transactions is also printed: with and without
+   the chain, the difference is the chain's cost, whatever the machine's load does to
+   the sweep's wall time.
 
 "Without the chain" is a benchmark-only code path (``unchained_audit.unchain``). The
 figures vary with the machine and its load: the script prints the load average.
@@ -48,6 +52,7 @@ from benchmarks.dataset import (  # noqa: E402
     restore,
     spec_from_args,
 )
+from benchmarks.transactions import log_transactions, transactions_in  # noqa: E402
 from synapse_lux_privacy.store import audit_chain  # noqa: E402
 from synapse_lux_privacy.store.audit import AuditGroup, AuditStore  # noqa: E402
 from synapse_lux_privacy.store.audit_verification import AuditVerifier  # noqa: E402
@@ -167,25 +172,29 @@ def sweep_part(args: argparse.Namespace, cluster: PostgresCluster, workdir: Path
         "without": [{"module": unchained_audit.MODULE_NAME, "config": {}}],
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
+    audit_s: dict[str, list[float]] = {name: [] for name in variants}
     deleted: dict[str, list[int]] = {name: [] for name in variants}
     chain_rows = 0
     for round_no in range(args.rounds):
         order = list(variants) if round_no % 2 == 0 else list(reversed(variants))
         for name in order:
-            server, manifest = restore(
-                snapshot, workdir / f"{name.replace(' ', '-')}-{round_no}", cluster,
-                variants[name], now,
-            )  # fmt: skip
+            folder = workdir / f"{name.replace(' ', '-')}-{round_no}"
+            server, manifest = restore(snapshot, folder, cluster, variants[name], now)
+            log_transactions(server)
             server.start()
             try:
                 admin = MatrixClient(
                     server.base_url, manifest.admin_token, manifest.admin_user_id, timeout=3600
                 )
-                began = time.perf_counter()
+                began, wall = time.perf_counter(), time.time()
                 status, report = admin.lux("POST", "/sweep", {"rules": ["messages"]})
                 times[name].append(time.perf_counter() - began)
                 assert status == 200, report
                 deleted[name].append(report["results"]["messages"]["deleted"])
+                txns = transactions_in(server.log_path, wall, time.time())
+                audit_s[name].append(
+                    sum(s for n, s in txns.seconds.items() if n.startswith("lux_privacy_audit"))
+                )
                 if name == "with chain":
                     status, verified = admin.lux("GET", "/audit/verify")
                     assert status == 200 and verified["ok"], verified
@@ -196,10 +205,21 @@ def sweep_part(args: argparse.Namespace, cluster: PostgresCluster, workdir: Path
     for name in variants:
         print(
             f"  {name:10}: median {statistics.median(times[name]):7.2f} s,"
-            f" runs {[round(t, 2) for t in times[name]]}, events deleted {deleted[name]}"
+            f" runs {[round(t, 2) for t in times[name]]}, events deleted {deleted[name]};"
+            f" audit transactions {[round(t, 3) for t in audit_s[name]]} s"
         )
     ratio = statistics.median(times["with chain"]) / statistics.median(times["without"])
-    print(f"  ratio with / without: {ratio:.3f} (target <= 1.02); chain rows {chain_rows}")
+    paired = [w / o for w, o in zip(times["with chain"], times["without"], strict=True)]
+    print(
+        f"  ratio with / without: {ratio:.3f} (target <= 1.02); per round"
+        f" {[round(r, 3) for r in paired]}; chain rows {chain_rows}"
+    )
+    extra = statistics.median(audit_s["with chain"]) - statistics.median(audit_s["without"])
+    share = extra / statistics.median(times["without"])
+    print(
+        f"  the chain's own cost: {extra:+.3f} s of audit transaction time per sweep"
+        f" ({share:+.2%} of the sweep without it)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
