@@ -99,22 +99,28 @@ def row_fields(row: Sequence[Any]) -> dict[str, Any]:
     return fields
 
 
+_HEAD_COLUMNS = "head_seq, head_hash, anchor_seq, anchor_hash, anchor_ts, since_ts, migrated_seq"
+
+
 def lock(cur: Cursor) -> ChainHead:
-    """Lock the head row for the rest of the transaction and read it."""
-    cur.execute("UPDATE lux_privacy_audit_chain SET head_seq = head_seq WHERE name = ?", (CHAIN,))
-    head = read_head(cur)
+    """Lock the head row for the rest of the transaction and read it (one statement)."""
+    cur.execute(
+        "UPDATE lux_privacy_audit_chain SET head_seq = head_seq WHERE name = ?"
+        f" RETURNING {_HEAD_COLUMNS}",
+        (CHAIN,),
+    )
+    head = _head(cur.fetchone())
     if head is None:
         raise RuntimeError("lux_privacy_audit_chain has no head row: the migration did not run")
     return head
 
 
 def read_head(cur: Cursor) -> ChainHead | None:
-    cur.execute(
-        "SELECT head_seq, head_hash, anchor_seq, anchor_hash, anchor_ts, since_ts, migrated_seq"
-        " FROM lux_privacy_audit_chain WHERE name = ?",
-        (CHAIN,),
-    )
-    row = cur.fetchone()
+    cur.execute(f"SELECT {_HEAD_COLUMNS} FROM lux_privacy_audit_chain WHERE name = ?", (CHAIN,))
+    return _head(cur.fetchone())
+
+
+def _head(row: Sequence[Any] | None) -> ChainHead | None:
     if row is None:
         return None
     return ChainHead(
