@@ -25,7 +25,12 @@ from rich.console import Console
 from synapse.module_api.errors import ConfigError
 
 from synapse_lux_privacy import synapse_adapter
-from synapse_lux_privacy.admin_cli import erase_command, export_command, report_command
+from synapse_lux_privacy.admin_cli import (
+    erase_command,
+    export_command,
+    report_command,
+    verify_command,
+)
 from synapse_lux_privacy.admin_cli.client import AdminClient, read_token
 from synapse_lux_privacy.admin_cli.errors import guarded
 from synapse_lux_privacy.admin_cli.estimate_command import (
@@ -121,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     export_command.add_parser(commands, _add_server_arguments)
     erase_command.add_parser(commands, _add_server_arguments)
+    verify_command.add_parser(commands)
     args = parser.parse_args(argv)
     return guarded(lambda: _run(args))
 
@@ -129,6 +135,8 @@ def _run(args: argparse.Namespace) -> int:
     """The chosen command (failures: ``CliError``, printed by ``errors.guarded``)."""
     if args.command == "check-config":
         return _check_config(args.paths)
+    if args.command == "verify":
+        return verify_command.run(args)
     client = AdminClient(args.url, read_token(args.token_file))
     if args.command == "sweep":
         command = SweepCommand(client, Console(), interval_s=args.interval)

@@ -36,7 +36,7 @@ class DbRunner(Protocol):
 CHUNK = 500
 
 
-def chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+def chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
     """``values`` in slices of at most CHUNK, for ``IN (...)`` lists."""
     for start in range(0, len(values), CHUNK):
         yield values[start : start + CHUNK]

@@ -23,6 +23,7 @@ from synapse_lux_privacy.sweep.rule import Rule
 
 if TYPE_CHECKING:
     from synapse_lux_privacy.features.content.expunged import Expunger
+    from synapse_lux_privacy.proof.service import CertificateService
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,9 @@ class ModuleContext:
     """What every feature is built with: the process's shared services.
 
     A feature uses these rather than building its own: one orchestrator (one
-    lease, one audit trail, one failure table), one expunger, one clock.
+    lease, one audit trail, one failure table), one expunger, one clock, the audit
+    store (its writes are chained: ``store/audit_chain.py``) and one certificate
+    service (signed certificates of sweeps and erasures, issue #24).
     """
 
     api: ModuleApi
@@ -43,6 +46,7 @@ class ModuleContext:
     orchestrator: SweepOrchestrator
     expunger: "Expunger"
     clock_ms: Callable[[], int]
+    certificates: "CertificateService"
 
 
 class Feature:

@@ -17,6 +17,7 @@ from synapse_lux_privacy.admin_api import ADMIN_API_PREFIX
 from synapse_lux_privacy.admin_api.audit_endpoint import AuditEndpoint
 from synapse_lux_privacy.admin_api.failures_endpoint import FailuresEndpoint
 from synapse_lux_privacy.admin_api.holds_endpoint import HoldsEndpoint
+from synapse_lux_privacy.admin_api.proof_endpoint import ProofEndpoint
 from synapse_lux_privacy.admin_api.resource import AdminApiResource, route
 from synapse_lux_privacy.admin_api.sweep_endpoint import SweepEndpoint
 from synapse_lux_privacy.admin_api.sweep_instance import on_sweep_instance
@@ -27,7 +28,9 @@ from synapse_lux_privacy.feature import ModuleContext, start_features
 from synapse_lux_privacy.features import build_features
 from synapse_lux_privacy.features.content.expunged import Expunger
 from synapse_lux_privacy.native_settings import find_contradictions
+from synapse_lux_privacy.proof.service import CertificateService
 from synapse_lux_privacy.store.audit import AuditStore
+from synapse_lux_privacy.store.audit_verification import AuditVerifier
 from synapse_lux_privacy.store.database import ModuleDatabase
 from synapse_lux_privacy.store.failures import FailureStore
 from synapse_lux_privacy.store.holds import HoldStore
@@ -36,7 +39,7 @@ from synapse_lux_privacy.store.sweep_lock import SweepLockStore
 from synapse_lux_privacy.store.sweeps import SweepRunStore
 from synapse_lux_privacy.sweep.orchestrator import SweepAlreadyRunning, SweepOrchestrator
 from synapse_lux_privacy.sweep.probe import LoadProbe
-from synapse_lux_privacy.synapse_adapter import media
+from synapse_lux_privacy.synapse_adapter import accounts, media, signing
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +54,8 @@ class LuxPrivacyModule:
         self._api = api
         self._db = ModuleDatabase(api, synapse_adapter.database_dialect(api))
         self._holds = HoldStore(self._db)
-        self._audit = AuditStore(self._db)
-        self._runs = SweepRunStore(self._db)
+        self._audit = AuditStore(self._db, self._db.read_committed)
+        self._runs = SweepRunStore(self._db, self._db.read_committed)
         self._failures = FailureStore(self._db)
         self._orchestrator = SweepOrchestrator(
             holds=self._holds,
@@ -60,7 +63,7 @@ class LuxPrivacyModule:
             lock=SweepLockStore(self._db),
             runs=self._runs,
             failures=self._failures,
-            records=RecordRetention(self._db),
+            records=RecordRetention(self._db, self._db.read_committed),
             clock_ms=api.get_current_time_msec,
             instance_name=api.worker_name or "master",
             server_name=api.server_name,
@@ -76,6 +79,16 @@ class LuxPrivacyModule:
                 api.sleep,
             ),
         )
+        self._certificates = CertificateService(
+            self._db,
+            api.server_name,
+            signing.signing_key(api),
+            synapse_adapter.synapse_version(),
+            api.get_current_time_msec,
+            config.audit.certificates_to,
+            api.send_mail if self._mail_certificates() else None,
+        )
+        self._orchestrator.add_finished_hook(self._certificates.sweep_finished)
         context = ModuleContext(
             api=api,
             config=config,
@@ -85,6 +98,7 @@ class LuxPrivacyModule:
             orchestrator=self._orchestrator,
             expunger=Expunger(api, self._db),
             clock_ms=api.get_current_time_msec,
+            certificates=self._certificates,
         )
         self._features = build_features(context)
         for feature in self._features:
@@ -104,6 +118,18 @@ class LuxPrivacyModule:
         synapse_adapter.check_synapse_version(parsed.allow_untested_synapse)
         return parsed
 
+    def _mail_certificates(self) -> bool:
+        """``audit.certificates_to`` set, and Synapse's mailer configured to send them."""
+        if not self._config.audit.certificates_to:
+            return False
+        if accounts.email_configured(self._api):
+            return True
+        logger.warning(
+            "lux_privacy: audit.certificates_to is set but Synapse's email section has no"
+            " notif_from: certificates are issued but not mailed"
+        )
+        return False
+
     def _mount_admin_api(self) -> None:
         clock = self._api.get_current_time_msec
         sweep = SweepEndpoint(self._config, self._orchestrator, clock)
@@ -111,6 +137,7 @@ class LuxPrivacyModule:
         failures = FailuresEndpoint(self._failures)
         holds = HoldsEndpoint(self._api, self._holds, clock)
         audit = AuditEndpoint(self._audit)
+        proof = ProofEndpoint(AuditVerifier(self._db), self._certificates, self._runs, clock)
         users = UsersEndpoint(self._api, self._holds, [f.report for f in self._features])
         # Sweeps start only where background tasks run (the periodic sweep, the media store).
         sweep_instance = synapse_adapter.background_tasks_instance(self._api)
@@ -119,9 +146,11 @@ class LuxPrivacyModule:
             route("POST", "/sweeps", on_sweep_instance(sweeps.start, sweep_instance)),
             route("GET", "/sweeps", sweeps.list, query=("limit",)),
             route("GET", "/sweeps/{sweep_id}", sweeps.get),
+            route("GET", "/sweeps/{sweep_id}/certificate", proof.sweep_certificate),
             route("DELETE", "/sweeps/{sweep_id}", sweeps.cancel),
             route("GET", "/failures", failures.list, query=("limit", "rule")),
             route("GET", "/audit", audit.get, query=("since", "limit")),
+            route("GET", "/audit/verify", proof.verify),
             route("GET", "/holds", holds.list, query=("include_released",)),
             route("GET", "/holds/{hold_id}", holds.get),
             route("PUT", "/holds/{hold_id}", holds.put),

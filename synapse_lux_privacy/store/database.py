@@ -7,7 +7,8 @@ from typing import Any, TypeVar
 from synapse.module_api import ModuleApi
 
 from synapse_lux_privacy.db import Dialect
-from synapse_lux_privacy.store.schema import MIGRATIONS, apply_migrations
+from synapse_lux_privacy.store.schema import MIGRATIONS, MigrationStep, apply_migrations
+from synapse_lux_privacy.synapse_adapter.transactions import run_read_committed
 
 T = TypeVar("T")
 
@@ -27,10 +28,10 @@ class ModuleDatabase:
     def __init__(self, api: ModuleApi, dialect: Dialect) -> None:
         self._api = api
         self.dialect = dialect
-        self._migrations: dict[str, Sequence[str]] = dict(MIGRATIONS)
+        self._migrations: dict[str, Sequence[MigrationStep]] = dict(MIGRATIONS)
         self._migrated = False
 
-    def add_migrations(self, migrations: Mapping[str, Sequence[str]]) -> None:
+    def add_migrations(self, migrations: Mapping[str, Sequence[MigrationStep]]) -> None:
         clash = set(migrations) & set(self._migrations)
         if clash:
             raise ValueError(f"schema components defined twice: {sorted(clash)}")
@@ -61,3 +62,10 @@ class ModuleDatabase:
     async def __call__(self, desc: str, func: Callable[..., T], *args: Any) -> T:
         await self.ensure_schema()
         return await self._api.run_db_interaction(desc, func, *args)
+
+    async def read_committed(self, desc: str, func: Callable[..., T], *args: Any) -> T:
+        """A DbRunner at READ COMMITTED on PostgreSQL: for transactions that append to
+        the audit's hash chain (``store/audit_chain.py``), which take turns on its head
+        row instead of failing on it."""
+        await self.ensure_schema()
+        return await run_read_committed(self._api, desc, func, *args)

@@ -8,10 +8,15 @@ so a restart, a second worker starting at the same moment, or a crash half-way
 never leaves the schema broken: the next start simply finishes the work.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from synapse_lux_privacy.db import Cursor, Dialect
+from synapse_lux_privacy.store import audit_chain
 from synapse_lux_privacy.store.hold_fence import FENCE_MIGRATIONS
+
+# A migration step: SQL (``{id_column}`` is filled in per dialect), or a function run
+# on the migration's cursor, for a step SQL alone cannot do (hashing existing rows).
+MigrationStep = str | Callable[[Cursor, Dialect], None]
 
 # Held for the duration of a migration on PostgreSQL, so that workers starting
 # together take turns. Any constant works; this one spells "luxp".
@@ -23,7 +28,7 @@ _ID_COLUMN = {
 }
 
 # The core tables (issue #2). Steps are append-only: never edit a released step.
-CORE_MIGRATIONS: Sequence[str] = (
+CORE_MIGRATIONS: Sequence[MigrationStep] = (
     # R13, R14 accountability: one row per deletion batch, identifiers and counts only.
     """
     CREATE TABLE IF NOT EXISTS lux_privacy_audit (
@@ -113,16 +118,54 @@ CORE_MIGRATIONS: Sequence[str] = (
     "CREATE INDEX IF NOT EXISTS lux_privacy_audit_status ON lux_privacy_audit (status)",
     # Storage-provider objects (S3 objects, provider files) deleted with a batch (R2).
     "ALTER TABLE lux_privacy_audit ADD COLUMN provider_objects BIGINT NOT NULL DEFAULT 0",
+    # The audit hash chain (issue #24, store/audit_chain.py): a row's place in the chain,
+    # the previous row's hash and its own, set when the row reaches its final state.
+    "ALTER TABLE lux_privacy_audit ADD COLUMN chain_seq BIGINT",
+    "ALTER TABLE lux_privacy_audit ADD COLUMN prev_hash TEXT",
+    "ALTER TABLE lux_privacy_audit ADD COLUMN row_hash TEXT",
+    "CREATE UNIQUE INDEX IF NOT EXISTS lux_privacy_audit_chain_seq"
+    " ON lux_privacy_audit (chain_seq)",
+    # The chain's single head row: its last link, locked by every append, and its anchor
+    # (the last pruned row, or the start when nothing was pruned yet).
+    """
+    CREATE TABLE IF NOT EXISTS lux_privacy_audit_chain (
+        name TEXT PRIMARY KEY,
+        head_seq BIGINT NOT NULL,
+        head_hash TEXT NOT NULL,
+        anchor_seq BIGINT NOT NULL,
+        anchor_hash TEXT NOT NULL,
+        anchor_ts BIGINT,
+        since_ts BIGINT NOT NULL,
+        migrated_seq BIGINT NOT NULL
+    )
+    """,
+    # Existing rows of a provider that upgrades are chained once, here.
+    audit_chain.chain_existing_rows,
+    # Signed certificates of sweeps and erasures, as issued (proof/service.py).
+    """
+    CREATE TABLE IF NOT EXISTS lux_privacy_certificates (
+        kind TEXT NOT NULL,
+        subject_id TEXT NOT NULL,
+        issued_ts BIGINT NOT NULL,
+        certificate TEXT NOT NULL,
+        PRIMARY KEY (kind, subject_id)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS lux_privacy_certificates_issued"
+    " ON lux_privacy_certificates (issued_ts)",
 )
 
 # R13: the interlock between placing a hold and a batch in flight (``hold_fence.py``).
-MIGRATIONS: Mapping[str, Sequence[str]] = {"core": CORE_MIGRATIONS, "hold_fence": FENCE_MIGRATIONS}
+MIGRATIONS: Mapping[str, Sequence[MigrationStep]] = {
+    "core": CORE_MIGRATIONS,
+    "hold_fence": FENCE_MIGRATIONS,
+}
 
 
 def apply_migrations(
     cursor: Cursor,
     dialect: Dialect,
-    migrations: Mapping[str, Sequence[str]] = MIGRATIONS,
+    migrations: Mapping[str, Sequence[MigrationStep]] = MIGRATIONS,
 ) -> dict[str, int]:
     """Bring every component's tables up to date; return the steps run per component."""
     if dialect == "postgres":
@@ -145,7 +188,10 @@ def apply_migrations(
                 f" than this module knows ({len(steps)}): was the module downgraded?"
             )
         for step in steps[current:]:
-            cursor.execute(step.format(id_column=_ID_COLUMN[dialect]))
+            if isinstance(step, str):
+                cursor.execute(step.format(id_column=_ID_COLUMN[dialect]))
+            else:
+                step(cursor, dialect)
         if row is None:
             cursor.execute(
                 "INSERT INTO lux_privacy_schema_version (component, version) VALUES (?, ?)",

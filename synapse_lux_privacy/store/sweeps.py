@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from synapse_lux_privacy.db import Cursor, DbRunner
+from synapse_lux_privacy.store import audit_chain
 from synapse_lux_privacy.store.sweep_lock import SWEEP_LOCK
 from synapse_lux_privacy.sweep.report import INTERRUPTED, RUNNING
 
@@ -97,8 +98,9 @@ class SweepRecord:
 class SweepRunStore:
     """Reads and writes ``lux_privacy_sweeps``."""
 
-    def __init__(self, run: DbRunner) -> None:
+    def __init__(self, run: DbRunner, chain_run: DbRunner | None = None) -> None:
         self._run = run
+        self._chain_run = chain_run or run  # ``start`` chains interrupted audit rows
 
     async def start(
         self, sweep_id: str, instance: str, now_ms: int, as_of_ms: int, dry_run: bool
@@ -107,21 +109,25 @@ class SweepRunStore:
 
         Sweeps left ``running`` and audit rows left ``started`` belong to a dead
         process: only the lock holder calls this. An interrupted audit row keeps the
-        counts of the batch it announced: at most that much was deleted. Returns how
-        many interrupted sweeps were found.
+        counts of the batch it announced: at most that much was deleted; it is chained
+        then (``audit_chain``). Returns how many interrupted sweeps were found.
         """
 
         def txn(cur: Cursor) -> int:
+            head = audit_chain.lock(cur)
             cur.execute(
                 "UPDATE lux_privacy_sweeps SET status = ?, finished_ts = COALESCE(updated_ts, ?)"
                 " WHERE status = ?",
                 (INTERRUPTED, now_ms, RUNNING),
             )
             interrupted = cur.rowcount
+            cur.execute("SELECT id FROM lux_privacy_audit WHERE status = 'started' ORDER BY id")
+            started = [int(r[0]) for r in cur.fetchall()]
             cur.execute(
                 "UPDATE lux_privacy_audit SET status = ? WHERE status = 'started'",
                 (INTERRUPTED,),
             )
+            audit_chain.append(cur, head, started)
             cur.execute(
                 "INSERT INTO lux_privacy_sweeps (sweep_id, instance, started_ts, as_of_ts,"
                 " dry_run, status, updated_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -129,7 +135,7 @@ class SweepRunStore:
             )
             return interrupted
 
-        return await self._run("lux_privacy_sweep_start", txn)
+        return await self._chain_run("lux_privacy_sweep_start", txn)
 
     async def progress(
         self, sweep_id: str, now_ms: int, current_rule: str | None, report: dict[str, Any]

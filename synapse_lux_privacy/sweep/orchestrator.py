@@ -30,7 +30,10 @@ Guarantees, whatever the rules do:
   the deletions slow the server down (``pacer.py``);
 - a rule with a ``pass_completed(ctx)`` method is told when a real (not dry-run)
   pass of it ran to its end (after its last batch), never after a cancelled,
-  interrupted or failed one.
+  interrupted or failed one;
+- hooks added with ``add_finished_hook`` are awaited once a sweep has ended and
+  released the lease (the certificate of a completed sweep, issue #24); a hook that
+  fails is logged and changes nothing of the sweep.
 """
 
 import functools
@@ -95,6 +98,7 @@ FAILED_EARLIER = "failed_earlier_in_sweep"
 STOP_CHECK_S = 1.0
 
 Spawn = Callable[[Callable[[], Awaitable[None]]], object]
+FinishedHook = Callable[[SweepReport], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -167,6 +171,11 @@ class SweepOrchestrator:
         self._pace = pace
         self._adaptive_pace = adaptive_pace or AdaptivePaceConfig()
         self._probe = probe
+        self._finished_hooks: list[FinishedHook] = []
+
+    def add_finished_hook(self, hook: FinishedHook) -> None:
+        """Await ``hook(report)`` after each sweep has ended, whatever its status."""
+        self._finished_hooks.append(hook)
 
     async def release_predecessors(self) -> None:
         """At start-up: the lease of a killed predecessor of this process goes, so its
@@ -286,6 +295,15 @@ class SweepOrchestrator:
                 self._server_name, str(report.dry_run).lower()
             ).observe(time.monotonic() - wall_start)
         await self._update_failure_gauge()
+        for hook in self._finished_hooks:
+            try:
+                await hook(report)
+            except Exception:
+                logger.warning(
+                    "lux_privacy: a hook at the end of sweep %s failed",
+                    report.sweep_id,
+                    exc_info=True,
+                )
         # Only a full sweep (every rule) counts as "the last successful sweep": a
         # filtered one, such as the quota eviction loop, leaves the other rules unrun.
         if status == COMPLETED and not report.dry_run and sweep.full:

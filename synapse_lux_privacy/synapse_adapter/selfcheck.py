@@ -81,6 +81,15 @@ PRIVATE_API: tuple[PrivateCall | PrivateAttribute, ...] = (
     ),
     PrivateCall("synapse.types.create_requester", ("user_id",), ("authenticated_entity",)),
     PrivateAttribute("synapse.config.emailconfig.EmailConfig", "email_notif_from"),
+    # signing.py
+    PrivateAttribute(_HS, "signing_key"),
+    # transactions.py
+    PrivateCall(
+        "synapse.storage.database.DatabasePool.runInteraction",
+        ("desc", "func"),
+        ("isolation_level",),
+    ),
+    PrivateAttribute("synapse.storage.engines._base.IsolationLevel", "READ_COMMITTED"),
     # devices.py
     PrivateCall("synapse.handlers.device.DeviceHandler.delete_devices", ("user_id", "device_ids")),
     # directory.py

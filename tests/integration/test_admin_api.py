@@ -219,7 +219,13 @@ def test_audit_lists_newest_first_with_since_and_limit(
         "room_id",
         "sweep_id",
         "provider_objects",
+        "id",
+        "seq",
+        "prev_hash",
+        "hash",
     }
+    # Inserted around the module: outside the audit's hash chain (docs/proof.md).
+    assert (entries[0]["seq"], entries[0]["hash"]) == (None, None)
     status, entries = admin.lux("GET", f"/audit?since={base}&limit=1")
     assert [e["ts"] for e in entries] == [base + 2]
     db.execute("DELETE FROM lux_privacy_audit WHERE ts >= ?", (base,))

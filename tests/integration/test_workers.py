@@ -14,9 +14,11 @@ once-a-minute activity flush.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +41,16 @@ from tests.harness.workers import (
     MAIN_INSTANCE,
     WorkerDeployment,
 )
-from tests.integration.test_content_support import MONTH, local_media_files, png
+from tests.integration.test_content_support import MONTH, backdate_events, local_media_files, png
 
 pytestmark = pytest.mark.integration
 
-MODULE_CONFIG = {"allow_short_periods": True, "sweep_interval": "2s", "allow_future_sweeps": True}
+MODULE_CONFIG = {
+    "allow_short_periods": True,
+    "sweep_interval": "2s",
+    "allow_future_sweeps": True,
+    "quota": {"eviction_interval": "1s"},
+}
 SEVERAL_SWEEPS = 3
 SAMPLE = REPO_ROOT / "config" / "workers"
 # The docker-compose service of each process of the sample (nginx.conf's upstreams).
@@ -390,3 +397,49 @@ def test_r12_activity_seen_by_the_client_worker_reaches_the_account_rule(
     status, after = on_main.lux("GET", f"/users/{user.user_id}")
     assert status == 200 and after["last_active_ts"] >= first_worker_request_ms, after
     assert after["account_deletion_due_ts"] > before["account_deletion_due_ts"]
+
+
+def test_r14_sweeps_and_quota_evictions_on_every_process_make_one_audit_chain(
+    deployment: WorkerDeployment, admin: MatrixClient
+) -> None:
+    """Sweeps asked for at once on the main process and the client worker, the periodic
+    sweeps and the quota eviction loop on the background worker: their audit rows form
+    one hash chain, which every process verifies alike (issue #24). Time: the messages
+    are backdated to 2000 and swept "as of" 25 months later; the uploads go because the
+    user's quota is set below them (no time involved)."""
+    db = deployment.main.db()
+    alice = deployment.register_user(uid("alice"))
+    room = alice.create_room()
+    sent = [alice.send_message(room, f"m{i}") for i in range(7)]
+    backdate_events(db, sent[:-1], 946_684_800_000)
+    uploader = deployment.on(alice, deployment.main)  # media is served by the main process
+    uploads = [uploader.upload_media(os.urandom(10 * 1024)) for _ in range(3)]
+    assert admin.lux("PUT", f"/users/{alice.user_id}/quota", {"quota_bytes": 10 * 1024})[0] == 200
+    on_main = deployment.on(admin, deployment.main)
+    sweep = {"as_of": 946_684_800_000 + 25 * 30 * 86_400_000, "rules": ["messages"]}
+
+    def ask(client: MatrixClient) -> tuple[int, Any]:
+        return client.lux("POST", "/sweep", sweep)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(ask, [on_main, admin] * 2))
+    assert {status for status, _ in answers} <= {200, 409}, answers
+    assert any(status == 200 for status, _ in answers)
+
+    def audited(rule: str) -> int:
+        row = db.query_one(
+            "SELECT COUNT(*) FROM lux_privacy_audit WHERE rule = ? AND user_id = ?",
+            (rule, alice.user_id),
+        )
+        return int(row[0]) if row else 0
+
+    assert _wait_for(lambda: audited("quota") and audited("messages")), uploads
+    verdicts = []
+    for process in deployment.processes:
+        status, verdict = deployment.on(admin, process).lux("GET", "/audit/verify")
+        assert status == 200 and verdict["ok"] is True, (process, verdict)
+        verdicts.append(verdict)
+    # One chain: every link from 1 to the head once, whichever process wrote it.
+    head = verdicts[-1]["head"]["seq"]
+    seqs = db.query("SELECT chain_seq FROM lux_privacy_audit WHERE chain_seq <= ?", (head,))
+    assert sorted(s for (s,) in seqs) == list(range(1, head + 1))

@@ -21,6 +21,7 @@ from synapse_lux_privacy.features.directory.consent_cache import ConsentCache
 from synapse_lux_privacy.features.directory.consent_store import ConsentStore
 from synapse_lux_privacy.features.directory.search_visibility import SearchVisibility
 from synapse_lux_privacy.features.directory.service import DirectoryService
+from synapse_lux_privacy.proof.service import CertificateService
 from synapse_lux_privacy.store.audit import AuditStore
 from synapse_lux_privacy.store.holds import HoldStore
 from synapse_lux_privacy.sweep.orchestrator import SweepOrchestrator
@@ -217,6 +218,7 @@ def test_r10_the_feature_registers_no_search_callback(
         orchestrator=cast(SweepOrchestrator, None),
         expunger=cast(Expunger, None),
         clock_ms=lambda: 0,
+        certificates=cast(CertificateService, None),
     )
     feature = DirectoryFeature(context)
     feature.register_callbacks()

@@ -50,10 +50,13 @@ def test_r2_audit_rows_written_before_provider_objects_existed_count_none() -> N
     """The append-only step adding ``provider_objects`` to an audit table with rows."""
     conn = sqlite3.connect(":memory:")
     core = MIGRATIONS["core"]
-    apply_migrations(conn.cursor(), "sqlite", {"core": core[:-1]})
+    step = core.index(
+        "ALTER TABLE lux_privacy_audit ADD COLUMN provider_objects BIGINT NOT NULL DEFAULT 0"
+    )
+    apply_migrations(conn.cursor(), "sqlite", {"core": core[:step]})
     conn.execute(
         "INSERT INTO lux_privacy_audit (ts, rule, status, count, bytes)"
         " VALUES (1, 'attachments', 'done', 2, 10)"
     )
-    assert apply_migrations(conn.cursor(), "sqlite", {"core": core}) == {"core": 1}
+    assert apply_migrations(conn.cursor(), "sqlite", {"core": core[: step + 1]}) == {"core": 1}
     assert conn.execute("SELECT provider_objects FROM lux_privacy_audit").fetchall() == [(0,)]
