@@ -75,6 +75,25 @@ def sweep_payload(report: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def erasure_payload(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An erasure's certificate fields from its record (``ErasureRecord.to_json``): the
+    account erased and what was deleted, never the reason (free text an admin wrote)."""
+    return {
+        "user_id": record["user_id"],
+        "as_of": record["finished_ts"],
+        "status": record["status"],
+        "requested_ts": record["requested_ts"],
+        "finished_ts": record["finished_ts"],
+        "account": "deactivated_and_erased",
+        "media": {
+            "deleted": int(record["media_deleted"]),
+            "bytes": int(record["media_bytes"]),
+            "provider_objects": int(record["provider_objects"]),
+            "kept": int(record["media_kept"]),
+        },
+    }
+
+
 def sign(certificate: dict[str, Any], server_name: str, key: SigningKey) -> dict[str, Any]:
     """Sign in place (``signatures.<server_name>.<key ID>``) and return it."""
     signed: dict[str, Any] = sign_json(certificate, server_name, key)

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
+from synapse_lux_privacy.proof import verify
 from tests.conftest import StartSynapse
 from tests.harness import MatrixClient
 from tests.harness.client import parse_mxc, q
@@ -81,8 +82,9 @@ def test_r14_export_holds_every_category_and_erasure_runs_the_r12_chain(
     """The archive holds every category, the media bytes as uploaded (local store and
     bucket), no message of another user; a held user's archive says nothing of the
     hold and their erasure is 409 M_LUX_HELD; alice's erasure leaves her deactivated
-    and erased, parted, her files gone from every store, her directory entry gone, and
-    an audited record with the reason."""
+    and erased, parted, her files gone from every store, her directory entry gone, an
+    audited record with the reason, and a certificate signed with the server's published
+    key whose chain head covers the erasure's audit row (issue #24)."""
     server = start_synapse(database, {}, s3.provider_config(BUCKET, PREFIX))
     db = server.db()
     admin = server.register_user("boss", admin=True)
@@ -228,6 +230,22 @@ def test_r14_export_holds_every_category_and_erasure_runs_the_r12_chain(
     assert len(rows) == 1 and rows[0]["status"] == "done"
     assert rows[0]["sweep_id"] == body["erasure_id"]
     assert rows[0]["bytes"] == len(local_bytes) + len(in_bucket_bytes)
+
+    # -- the erasure's signed certificate (issue #24) ------------------------------------
+    status, signed = admin.lux("GET", f"{path}/certificate")
+    assert status == 200, signed
+    assert signed["kind"] == "erasure" and signed["subject_id"] == body["erasure_id"]
+    assert signed["user_id"] == alice.user_id and signed["media"]["deleted"] == 2
+    assert "reason" not in signed
+    keys = MatrixClient(server.base_url).request("GET", "/_matrix/key/v2/server").json()
+    assert verify.check_signature(signed, keys).server_name == server.server_name
+    assert signed["audit_chain"]["seq"] >= rows[0]["seq"]
+    status, export = admin.lux("GET", "/audit", params={"since": 0, "limit": 100})
+    assert verify.check_export(signed, export).rows >= 1
+    tampered = json.loads(json.dumps(signed))
+    tampered["media"]["deleted"] = 3
+    with pytest.raises(verify.VerificationFailed):
+        verify.check_signature(tampered, keys)
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])

@@ -6,7 +6,8 @@
 - ``GET /users/{user_id}/exports/{export_id}/archive``: the zip, streamed from disk.
 - ``POST /users/{user_id}/erase`` with ``{"reason"}``: 202 ``{"erasure_id"}``; 409
   ``M_LUX_HELD`` when a legal hold covers the account (R13).
-- ``GET /users/{user_id}/erasures/{erasure_id}``: its status and counts.
+- ``GET /users/{user_id}/erasures/{erasure_id}``: its status and counts;
+  ``.../certificate``: the signed certificate of a completed erasure (issue #24).
 
 A request ID names one user's request: under another user's path it is 404.
 """
@@ -26,8 +27,14 @@ from synapse_lux_privacy.admin_api.resource import Route, route
 from synapse_lux_privacy.db import DbRunner
 from synapse_lux_privacy.features.rights.erasure_job import HELD, is_held
 from synapse_lux_privacy.features.rights.export_job import ExportJob
-from synapse_lux_privacy.features.rights.request_store import COMPLETED, RequestStore
+from synapse_lux_privacy.features.rights.request_store import (
+    COMPLETED,
+    ErasureRecord,
+    RequestStore,
+)
 from synapse_lux_privacy.features.rights.runner import RequestRunner
+from synapse_lux_privacy.proof import certificate
+from synapse_lux_privacy.proof.service import CertificateService
 from synapse_lux_privacy.store.holds import HoldStore
 
 MAX_REASON = 1000
@@ -49,8 +56,10 @@ class RightsEndpoints:
         holds: HoldStore,
         runner: RequestRunner,
         exports: ExportJob,
+        certificates: CertificateService,
         clock_ms: Callable[[], int],
     ) -> None:
+        self._certificates = certificates
         self._api = api
         self._db = db
         self._store = store
@@ -66,6 +75,11 @@ class RightsEndpoints:
             route("GET", "/users/{user_id}/exports/{export_id}/archive", self.archive),
             route("POST", "/users/{user_id}/erase", self.start_erasure),
             route("GET", "/users/{user_id}/erasures/{erasure_id}", self.get_erasure),
+            route(
+                "GET",
+                "/users/{user_id}/erasures/{erasure_id}/certificate",
+                self.erasure_certificate,
+            ),
         )
 
     async def start_export(
@@ -130,9 +144,27 @@ class RightsEndpoints:
     async def get_erasure(
         self, request: SynapseRequest, admin: str, path: Sequence[str]
     ) -> tuple[int, Any]:
+        return 200, (await self._erasure(path)).to_json()
+
+    async def erasure_certificate(
+        self, request: SynapseRequest, admin: str, path: Sequence[str]
+    ) -> tuple[int, Any]:
+        """The signed certificate of a completed erasure (issue #24, docs/proof.md)."""
+        record = await self._erasure(path)
+        signed = await self._certificates.get(certificate.ERASURE, record.erasure_id)
+        if signed is None:
+            raise SynapseError(
+                404,
+                f"Erasure {record.erasure_id} has no certificate: only a completed erasure"
+                f" is certified (this one is {record.status})",
+                Codes.NOT_FOUND,
+            )
+        return 200, signed
+
+    async def _erasure(self, path: Sequence[str]) -> ErasureRecord:
         user_id = await params.local_user(self._api, path[0])
         erasure_id = _request_id(path[1], "erasure")
         record = await self._store.get_erasure(erasure_id)
         if record is None or record.user_id != user_id:
             raise SynapseError(404, f"No erasure {erasure_id} of {user_id}", Codes.NOT_FOUND)
-        return 200, record.to_json()
+        return record

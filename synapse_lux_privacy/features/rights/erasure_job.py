@@ -10,7 +10,9 @@ next sweep's accounts rule finishes it.
 Audited twice: the erasure's record (who asked, when, the reason, what was deleted:
 the figures a signed deletion certificate is built from, ``ErasureRecord``) and an
 ``erasure`` row in the audit trail (``sweep_id`` = the erasure ID, the user, the
-media bytes and storage-provider objects deleted).
+media bytes and storage-provider objects deleted). A completed erasure then gets its
+signed certificate (``ModuleContext.certificates``, issue #24), written after the audit
+row so that the certificate's chain head covers it.
 """
 
 import logging
@@ -25,6 +27,8 @@ from synapse_lux_privacy.features.rights.request_store import (
     ErasureRecord,
     RequestStore,
 )
+from synapse_lux_privacy.proof import certificate
+from synapse_lux_privacy.proof.service import CertificateService
 from synapse_lux_privacy.store.audit import AuditGroup, AuditStore
 from synapse_lux_privacy.store.holds import HoldStore
 from synapse_lux_privacy.synapse_adapter import accounts
@@ -53,8 +57,10 @@ class ErasureJob:
         audit: AuditStore,
         holds: HoldStore,
         eraser: AccountEraser,
+        certificates: CertificateService,
     ) -> None:
         self._api = api
+        self._certificates = certificates
         self._db = db
         self._store = store
         self._audit = audit
@@ -109,6 +115,10 @@ class ErasureJob:
             erased.media_kept,
         )
         await self._store.finish_erasure(record.erasure_id, COMPLETED, counts, now, None)
+        finished = await self._store.get_erasure(record.erasure_id)
+        assert finished is not None
+        payload = certificate.erasure_payload(finished.to_json())
+        await self._certificates.issue(certificate.ERASURE, record.erasure_id, payload)
         logger.info(
             "lux_privacy: erasure %s of %s done (reason recorded): %d files deleted",
             record.erasure_id,

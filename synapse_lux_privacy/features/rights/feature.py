@@ -38,10 +38,10 @@ class RightsFeature(Feature):
             api, ctx.db, ctx.config, self._report, (LEDGER_COMPLETE, EVENTS_WATERMARK)
         )
         exports = ExportJob(api, ctx.config, store, ctx.audit, exporter)
-        erasures = ErasureJob(api, ctx.db, store, ctx.audit, ctx.holds, eraser)
+        erasures = ErasureJob(api, ctx.db, store, ctx.audit, ctx.holds, eraser, ctx.certificates)
         self._runner = RequestRunner(api, ctx.config, store, exports, erasures)
         self._endpoints = RightsEndpoints(
-            api, ctx.db, store, ctx.holds, self._runner, exports, ctx.clock_ms
+            api, ctx.db, store, ctx.holds, self._runner, exports, ctx.certificates, ctx.clock_ms
         )
 
     async def _report(self, user_id: str) -> Mapping[str, Any]:
