@@ -402,11 +402,12 @@ def test_r12_activity_seen_by_the_client_worker_reaches_the_account_rule(
 def test_r14_sweeps_and_quota_evictions_on_every_process_make_one_audit_chain(
     deployment: WorkerDeployment, admin: MatrixClient
 ) -> None:
-    """Sweeps asked for at once on the main process and the client worker, the periodic
-    sweeps and the quota eviction loop on the background worker: their audit rows form
-    one hash chain, which every process verifies alike (issue #24). Time: the messages
-    are backdated to 2000 and swept "as of" 25 months later; the uploads go because the
-    user's quota is set below them (no time involved)."""
+    """Sweeps asked for at once of every process (the background worker runs them, the
+    others answer 421), the periodic sweeps and the quota eviction loop on the background
+    worker: their audit rows form one hash chain, which every process verifies alike
+    (issue #24; appends from concurrent writers: test_audit_chain_concurrency.py).
+    Time: the messages are backdated to 2000 and swept "as of" 25 months later; the
+    uploads go because the user's quota is set below them (no time involved)."""
     db = deployment.main.db()
     alice = deployment.register_user(uid("alice"))
     room = alice.create_room()
@@ -416,15 +417,17 @@ def test_r14_sweeps_and_quota_evictions_on_every_process_make_one_audit_chain(
     uploads = [uploader.upload_media(os.urandom(10 * 1024)) for _ in range(3)]
     assert admin.lux("PUT", f"/users/{alice.user_id}/quota", {"quota_bytes": 10 * 1024})[0] == 200
     on_main = deployment.on(admin, deployment.main)
+    on_background = deployment.on(admin, deployment.background_worker)
     sweep = {"as_of": 946_684_800_000 + 25 * 30 * 86_400_000, "rules": ["messages"]}
 
     def ask(client: MatrixClient) -> tuple[int, Any]:
         return client.lux("POST", "/sweep", sweep)
 
-    with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(ask, [on_main, admin] * 2))
-    assert {status for status, _ in answers} <= {200, 409}, answers
-    assert any(status == 200 for status, _ in answers)
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(ask, [on_main, admin, on_background] * 2))
+    assert {status for status, _ in answers[2::3]} <= {200, 409}, answers
+    assert any(status == 200 for status, _ in answers[2::3]), answers
+    assert all(status == 421 for i, (status, _) in enumerate(answers) if i % 3 != 2), answers
 
     def audited(rule: str) -> int:
         row = db.query_one(
