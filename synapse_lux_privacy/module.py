@@ -112,6 +112,7 @@ class LuxPrivacyModule:
         users = UsersEndpoint(self._api, self._holds, [f.report for f in self._features])
         routes = [
             route("POST", "/sweep", sweep.post),
+            route("GET", "/sweep/settings", sweep.settings),
             route("POST", "/sweeps", sweeps.start),
             route("GET", "/sweeps", sweeps.list),
             route("GET", "/sweeps/{sweep_id}", sweeps.get),

@@ -34,6 +34,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -203,6 +204,7 @@ class SweepOrchestrator:
             as_of=started if as_of_ms is None else as_of_ms,
             dry_run=dry_run,
             started_ts=started,
+            pace=pace_settings(self._batch_size, self._pace, self._adaptive_pace),
         )
         try:
             interrupted = await self._runs.start(
@@ -298,6 +300,7 @@ class SweepOrchestrator:
         pacer: Pacer,
     ) -> None:
         cursor: str | None = None
+        began = time.monotonic()
         while True:
             # The adaptive pace sizes each batch; a rule's cursor does not depend on it.
             ctx = attrs.evolve(sweep_ctx, batch_size=pacer.batch_size())
@@ -316,6 +319,7 @@ class SweepOrchestrator:
             eligible = [c for c in page.items if not holds.covers(c.user_id, c.room_id)]
             result.held += len(page.items) - len(eligible)
             eligible = await self._without_failing(rule.name, eligible, sweep, result)
+            result.rooms += len({c.room_id for c in eligible if c.room_id is not None})
             if ctx.dry_run:
                 result.skip(DRY_RUN, len(eligible))
                 result.bytes += sum(c.size_bytes for c in eligible)
@@ -324,6 +328,7 @@ class SweepOrchestrator:
                     len(eligible),
                     functools.partial(self._delete_batch, rule, ctx, sweep, eligible, result),
                 )
+            result.seconds = round(time.monotonic() - began, 3)
             if await self._runs.progress(
                 sweep.sweep_id, self._clock_ms(), rule.name, sweep.report.to_json()
             ):
@@ -423,6 +428,22 @@ class SweepOrchestrator:
             logger.warning("lux_privacy: could not count failing items", exc_info=True)
             return
         metrics.items_failing_over_a_day.labels(self._server_name).set(stuck)
+
+
+def pace_settings(
+    batch_size: int, pace: float | None, adaptive: AdaptivePaceConfig
+) -> dict[str, Any]:
+    """The settings that pace a sweep, as ``GET /sweep/settings`` and the sweep's record
+    give them (``sweep/cost_model.py`` reads them back)."""
+    return {
+        "sweep_batch_size": batch_size,
+        "sweep_pace": pace,
+        "sweep_adaptive_pace": {
+            "enabled": adaptive.enabled,
+            "max_slowdown": adaptive.max_slowdown,
+            "min_pace": adaptive.min_pace,
+        },
+    }
 
 
 async def _delete(rule: Rule, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
