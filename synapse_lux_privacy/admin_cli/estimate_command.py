@@ -206,33 +206,45 @@ def _seconds(record: dict[str, Any]) -> float:
     return max(0.0, (finished - started) / 1000)
 
 
+def _duration(seconds: float) -> str:
+    """Tenths under ten seconds (a small backlog), else as the other commands write it."""
+    return f"{seconds:.1f} s" if seconds < 10 else formatting.duration(seconds)
+
+
 def _span(low: float | None, high: float | None) -> str:
     if low is None or high is None:
         return "-"
-    return f"{formatting.duration(low)} - {formatting.duration(high)}"
+    return f"{_duration(low)} - {_duration(high)}"
+
+
+def sources(result: SweepEstimate) -> list[str]:
+    """What the figures were measured on, each once, in the rules' order."""
+    return list(dict.fromkeys(r.source for r in result.rules))
 
 
 def estimate_table(result: SweepEstimate) -> Table:
+    """One row per rule; its last column refers to the ``measured on`` lines below."""
+    numbers = {source: i for i, source in enumerate(sources(result), 1)}
     table = Table()
     table.add_column("rule")
-    for name in ("to delete", "purges", "estimate", "range"):
+    for name in ("to delete", "purges", "estimate", "range", "measured on"):
         table.add_column(name, justify="right")
-    table.add_column("measured on")
     for r in result.rules:
         table.add_row(
             r.rule,
             str(r.items),
             str(r.purges) if r.purges else "-",
-            "unknown" if r.seconds is None else formatting.duration(r.seconds),
+            "unknown" if r.seconds is None else _duration(r.seconds),
             _span(r.low_s, r.high_s),
-            r.source,
+            f"[{numbers[r.source]}]",
         )
     return table
 
 
 def summary_lines(outcome: Outcome, projections: Sequence[float]) -> list[str]:
     result = outcome.estimate
-    lines = [f"dry run: {formatting.duration(outcome.dry_run_s)} (nothing deleted)"]
+    lines = [f"[{i}] {source}" for i, source in enumerate(sources(result), 1)]
+    lines.append(f"dry run: {_duration(outcome.dry_run_s)} (nothing deleted)")
     if outcome.module_dry_run:
         lines.append(
             "the module runs with dry_run: true: its sweeps delete nothing; the figures"
@@ -248,13 +260,13 @@ def summary_lines(outcome: Outcome, projections: Sequence[float]) -> list[str]:
         lines.append("sweep time: unknown (a rule with items to delete has no measurement)")
         return lines
     lines.append(
-        f"sweep time: about {formatting.duration(result.seconds)}"
+        f"sweep time: about {_duration(result.seconds)}"
         f" (range {_span(result.low_s, result.high_s)}; rules one after the other)"
     )
     for factor in projections:
         lines.append(
             f"a backlog {factor:g} times larger, at the same cost per item and purge:"
-            f" about {formatting.duration(result.seconds * factor)}"
+            f" about {_duration(result.seconds * factor)}"
         )
     return lines
 

@@ -186,7 +186,9 @@ def estimate_rule(work: RuleWork, pace: Pace, cost: UnitCost | None) -> RuleEsti
         )
     fast = paced_s(work, pace, unpaced_s(work, pace, cost.per_item_s[0], cost.per_purge_s[0]))
     slow = paced_s(work, pace, unpaced_s(work, pace, cost.per_item_s[1], cost.per_purge_s[1]))
-    mid = (fast + slow) / 2
+    # The middle of a range that spans up to two orders of magnitude (accounts: a few
+    # rooms or 162 per user) is its geometric mean.
+    mid = math.sqrt(fast * slow)
     if cost.paced or not pace.adaptive:
         return RuleEstimate(work.rule, work.items, count, mid, fast, slow, cost.source)
     worst = adaptive_worst_s(work, pace, cost.per_item_s[1], cost.per_purge_s[1])

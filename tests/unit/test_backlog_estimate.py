@@ -195,8 +195,9 @@ def test_r1_estimate_by_default_runs_only_a_dry_run_and_says_what_it_measured_on
     text = " ".join(out.getvalue().split())
     assert "no sweep recorded on this server" in text and "benchmarks" in text
     assert "nothing deleted" in text and "sweep_adaptive_pace off" in text
-    # 100 purges at 30-70 ms: 3-7 s, about 5 s.
-    assert "about 5 s (range 3 s - 7 s" in text
+    # 100 purges at 30-70 ms: 3-7 s, about 4.6 s (the range's geometric middle).
+    assert "about 4.6 s (range 3.0 s - 7.0 s" in text
+    assert "[1] no sweep recorded on this server" in text
 
 
 def test_r1_the_sample_is_refused_under_the_modules_dry_run(
