@@ -2,10 +2,12 @@
 estimate`` (R1-R12 sweeps; pure logic, every figure injected).
 
 The work comes from a dry run, which deletes nothing and counts exactly what a real
-sweep would take (``RuleWork``): per rule the items it would delete, and for
-``messages`` the purges (Synapse purges one room's history below a point at a time, about
-60-90 ms each whatever the number of events: the messages rule's cost follows the rooms
-with due events, not the events).
+sweep would take (``RuleWork``): per rule the items it would delete, and the rooms they
+touch. For ``messages`` those are the purges (Synapse purges one room's history below a
+point at a time, about 60-90 ms each whatever the number of events: the messages rule's
+cost follows the rooms with due events, not the events); for ``accounts`` the rooms the
+accounts are parted from (R12: Synapse's deactivation sends one leave event per room, so
+an account in 162 rooms takes about 30 s, one in 2 rooms under a second).
 
 The unit costs (``UnitCost``) come, in this order of preference, from this server's own
 recorded sweeps (``calibrate``: the per-rule ``seconds`` that ``GET /sweeps`` stores), or
@@ -40,6 +42,8 @@ from synapse_lux_privacy.sweep.pace import MAX_GAP
 
 # The rule whose cost follows the purges (one per room and batch), not the items.
 PURGING_RULE = "messages"
+# The rules whose cost has a part per room (``RuleWork.rooms``): purges, rooms parted.
+ROOM_RULES = frozenset({PURGING_RULE, "accounts"})
 # The adaptive pace's time as a multiple of the unpaced sweep's, measured on the
 # benchmarks (benchmarks/README.md, "Pacing": 4.5-5.6 on a monolith and on workers).
 ADAPTIVE_FACTOR = 5.0
@@ -103,7 +107,8 @@ class RuleWork:
 
 @attrs.frozen
 class UnitCost:
-    """Seconds per item and per purge, unpaced, as a range, and what they were measured on."""
+    """Seconds per item and per room (a purge, a room parted), unpaced, as a range, and
+    what they were measured on."""
 
     per_item_s: tuple[float, float]
     per_purge_s: tuple[float, float] = (0.0, 0.0)
@@ -127,8 +132,9 @@ BENCHMARK_COSTS: Mapping[str, UnitCost] = {
     "redacted_content": UnitCost(_per_second(55.5, 149.0)),
     "quota": UnitCost(_per_second(55.5, 149.0)),
     "sessions": UnitCost(_per_second(16.4, 17.9)),
-    # One deactivation parts the user from every room: 0.7 s (a few rooms) to 30 s (162).
-    "accounts": UnitCost(_per_second(0.03, 1.4)),
+    # A deactivation parts the user from every room: 0.7 s an account in 2 rooms (12.5k),
+    # about 30 s in 162 rooms (1M): about 0.34 s an account and 0.18 s a room.
+    "accounts": UnitCost((0.2, 0.5), (0.12, 0.25)),
     "ip_logs": UnitCost(_per_second(155.0, 294.0)),
 }
 
@@ -147,10 +153,13 @@ class RuleEstimate:
 
 
 def purges(work: RuleWork, pace: Pace) -> int:
-    """The purges a real sweep makes: the dry run's rooms per batch, plus one more room
-    boundary per extra batch when the pace makes batches smaller than the dry run's."""
-    if work.rule != PURGING_RULE or work.items == 0:
+    """The rooms a real sweep's cost follows: for ``messages`` the purges (the dry run's
+    rooms per batch, plus one more room boundary per extra batch when the pace makes
+    batches smaller than the dry run's); for ``accounts`` the rooms parted."""
+    if work.rule not in ROOM_RULES or work.items == 0:
         return 0
+    if work.rule != PURGING_RULE:
+        return work.rooms
     extra = math.ceil(work.items / pace.batch) - math.ceil(work.items / max(1, work.batch_size))
     return work.rooms + max(0, extra)
 
@@ -170,7 +179,8 @@ def paced_s(work: RuleWork, pace: Pace, unpaced: float) -> float:
 def adaptive_worst_s(work: RuleWork, pace: Pace, per_item_s: float, per_purge_s: float) -> float:
     """Every batch hurts: batches of one item (one purge each for ``messages``), each
     followed by a pause of up to ``MAX_GAP`` times its time, never below ``min_pace``."""
-    one_by_one = work.items * (per_item_s + (per_purge_s if work.rule == PURGING_RULE else 0.0))
+    rooms = work.items if work.rule == PURGING_RULE else purges(work, pace)
+    one_by_one = work.items * per_item_s + rooms * per_purge_s
     slowest = max(one_by_one, min(one_by_one * (1 + MAX_GAP), work.items / pace.min_pace))
     return paced_s(work, pace, max(work.dry_run_s, slowest))
 

@@ -320,6 +320,7 @@ class SweepOrchestrator:
             result.held += len(page.items) - len(eligible)
             eligible = await self._without_failing(rule.name, eligible, sweep, result)
             result.rooms += len({c.room_id for c in eligible if c.room_id is not None})
+            result.rooms += sum(c.rooms for c in eligible)
             if ctx.dry_run:
                 result.skip(DRY_RUN, len(eligible))
                 result.bytes += sum(c.size_bytes for c in eligible)

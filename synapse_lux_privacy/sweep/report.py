@@ -33,7 +33,7 @@ class RuleResult:
     # What ``synapse-lux-privacy estimate`` calibrates on (``sweep/cost_model.py``): the
     # rule's wall time in this sweep (pauses of the pace included), and per batch the
     # rooms its eligible items lie in, summed (for ``messages``: the purges, one per room
-    # and batch).
+    # and batch), plus the rooms their deletion touches (``accounts``: the rooms parted).
     seconds: float = 0.0
     rooms: int = 0
 

@@ -44,7 +44,7 @@ DURATION = re.compile(r"\d+ h \d\d min|\d+ min \d\d s|\d+(\.\d)? s\b")
 MASKS = (
     (TABLE, " "),
     (re.compile(r"[0-9a-f]{32}"), "<id>"),
-    (re.compile(r"![A-Za-z0-9_-]+:"), "!<room>:"),
+    (re.compile(r"![A-Za-z0-9_-]+(:[A-Za-z0-9.-]+)?"), "<room>"),
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"), "<time>"),
     (DURATION, "<duration>"),
     (re.compile(r"\d+(\.\d+)?(e[+-]?\d+)?"), "<n>"),

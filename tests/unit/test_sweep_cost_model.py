@@ -128,3 +128,19 @@ def test_pace_reads_the_settings_endpoint() -> None:
     assert pace == Pace(200, 50.0, True, 2.0)
     assert pace.batch == 50
     assert "min_pace 2" in pace.describe() and "sweep_pace 50" in pace.describe()
+
+
+def test_r12_an_accounts_cost_follows_the_rooms_it_is_parted_from() -> None:
+    """Deactivation sends one leave per room: at 1 s an account and 0.5 s a room, 10
+    accounts in 4 rooms each take 30 s; in 160 rooms each, 810 s."""
+    cost = UnitCost((1.0, 1.0), (0.5, 0.5), "test")
+    few = estimate_rule(RuleWork("accounts", 10, rooms=40), UNPACED, cost)
+    many = estimate_rule(RuleWork("accounts", 10, rooms=1_600), UNPACED, cost)
+    assert few.purges == 40 and few.seconds == pytest.approx(30.0)
+    assert many.seconds == pytest.approx(810.0)
+    # The benchmarks' fit: 494 accounts in 2 rooms each took 352 s at 12.5k events.
+    fallback = estimate_rule(
+        RuleWork("accounts", 494, rooms=988), UNPACED, BENCHMARK_COSTS["accounts"]
+    )
+    assert fallback.low_s is not None and fallback.high_s is not None
+    assert fallback.low_s < 352 < fallback.high_s
