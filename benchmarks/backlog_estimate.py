@@ -118,6 +118,8 @@ def measure(
     out.print(estimate_table(result))
     results = record.get("results") or {}
     print(f"real sweep: {record['status']}{' (stopped after the window)' if stopped else ''}")
+    reached = [name for name in rules if (results.get(name) or {}).get("seconds")]
+    stopped_rule = reached[-1] if reached else None
     estimated_total = real_total = 0.0
     for r in result.rules:
         got = results.get(r.rule) or {}
@@ -125,13 +127,14 @@ def measure(
         tried = backlog.tried(got)
         if r.items == 0 or r.seconds is None:
             continue
-        if tried == 0 and stopped:
+        if stopped and seconds == 0:
             print(f"  {r.rule}: not reached in the window")
             continue
-        real = seconds if tried >= r.items else seconds * r.items / max(1, tried)
-        how = (
-            "" if tried >= r.items else f" (projected from {tried} of {r.items} in {seconds:.0f} s)"
-        )
+        # Only the rule the window stopped is projected; a rule that ran to its end took
+        # its time, whatever it found left (ip_logs after sessions deleted the devices).
+        projected = stopped and r.rule == stopped_rule and 0 < tried < r.items
+        real = seconds * r.items / tried if projected else seconds
+        how = f" (projected from {tried} of {r.items} in {seconds:.0f} s)" if projected else ""
         print(
             f"  {r.rule}: estimate {r.seconds:.1f} s (range {r.low_s:.1f}-{r.high_s:.1f}),"
             f" real {real:.1f} s{how}, real/estimate {real / r.seconds:.2f}"

@@ -5,7 +5,8 @@ By default it deletes nothing:
 1. ``GET /sweep/settings``: the pace the server's sweeps run at (``sweep_pace``,
    ``sweep_adaptive_pace``, ``sweep_batch_size``).
 2. A dry run (``POST /sweeps`` with ``dry_run``) counts what each rule would delete, the
-   purges of the messages rule, and its own time per rule.
+   rooms its cost follows (messages: the purges; accounts: the rooms parted), and its own
+   time per rule.
 3. ``GET /sweeps``: this server's recorded real sweeps, whose per-rule times calibrate the
    cost model (``sweep/cost_model.py``); with none, the range measured on the project's
    benchmarks, labelled as such.
@@ -227,13 +228,13 @@ def estimate_table(result: SweepEstimate) -> Table:
     numbers = {source: i for i, source in enumerate(sources(result), 1)}
     table = Table()
     table.add_column("rule")
-    for name in ("to delete", "purges", "estimate", "range", "measured on"):
+    for name in ("to delete", "rooms", "estimate", "range", "measured on"):
         table.add_column(name, justify="right")
     for r in result.rules:
         table.add_row(
             r.rule,
             str(r.items),
-            str(r.purges) if r.purges else "-",
+            str(r.rooms) if r.rooms else "-",
             "unknown" if r.seconds is None else _duration(r.seconds),
             _span(r.low_s, r.high_s),
             f"[{numbers[r.source]}]",
@@ -285,7 +286,7 @@ def as_record(outcome: Outcome, projections: Sequence[float]) -> dict[str, Any]:
         "rules": {
             r.rule: {
                 "items": r.items,
-                "purges": r.purges,
+                "rooms": r.rooms,
                 "estimate_s": _round(r.seconds),
                 "low_s": _round(r.low_s),
                 "high_s": _round(r.high_s),

@@ -145,7 +145,7 @@ class RuleEstimate:
 
     rule: str
     items: int
-    purges: int
+    rooms: int
     seconds: float | None
     low_s: float | None
     high_s: float | None
@@ -215,7 +215,7 @@ class RecordedRule:
 
     rule: str
     items: int
-    purges: int
+    rooms: int
     seconds: float
     pace: Pace | None
 
@@ -234,7 +234,7 @@ def calibrate(history: Iterable[RecordedRule], rule: str, pace: Pace) -> UnitCos
             continue
         items = sum(r.items for r in chosen)
         seconds = sum(r.seconds for r in chosen)
-        count = sum(r.purges for r in chosen)
+        count = sum(r.rooms for r in chosen)
         how = "under the pace now in force" if paced else "without a pace"
         source = (
             f"this server's {len(chosen)} recorded sweep(s) {how}: {items} items in {seconds:.1f} s"

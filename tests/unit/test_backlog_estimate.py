@@ -233,7 +233,7 @@ def test_r1_a_confirmed_sample_deletes_then_calibrates_what_is_left(
     assert posts == [True, False]
     assert record["sampled"] == {"messages": 1_000}
     messages = record["rules"]["messages"]
-    assert messages["items"] == 9_000 and messages["purges"] == 900
+    assert messages["items"] == 9_000 and messages["rooms"] == 900
     assert messages["estimate_s"] == 45.0
     assert "recorded sweep(s) under the pace now in force" in messages["measured_on"]
     assert record["projections"] == {"100": 4500.0}
