@@ -25,8 +25,9 @@ Then the pace (``Pace``, from ``GET /sweep/settings``), as ``sweep/pacer.py`` an
   grows to ``MAX_GAP`` times the batch's time but never takes the sweep below
   ``min_pace`` items per second, and the batches shrink to one item (the high end). The
   point figure: the time of sweeps recorded under the same settings, if any; otherwise
-  ``ADAPTIVE_FACTOR`` times the unpaced time (measured on the benchmarks), within the
-  range.
+  the sweep at ``min_pace`` (``adaptive_floor_s``): on the benchmarks the adaptive pace
+  ran at its ``min_pace`` (22-23 items/s with ``min_pace: 25``; 2.4 with ``min_pace: 2``),
+  because a sweep's own deletions slow the probe down even without users.
 
 A real sweep also finds its candidates as the dry run did: a rule never takes less than
 the dry run's time for it.
@@ -44,9 +45,6 @@ from synapse_lux_privacy.sweep.pace import MAX_GAP
 PURGING_RULE = "messages"
 # The rules whose cost has a part per room (``RuleWork.rooms``): purges, rooms parted.
 ROOM_RULES = frozenset({PURGING_RULE, "accounts"})
-# The adaptive pace's time as a multiple of the unpaced sweep's, measured on the
-# benchmarks (benchmarks/README.md, "Pacing": 4.5-5.6 on a monolith and on workers).
-ADAPTIVE_FACTOR = 5.0
 BENCHMARK_SOURCE = (
     "no sweep recorded on this server: the range measured on the project's benchmarks"
     " (benchmarks/README.md; PostgreSQL, a shared 2-core machine, 12.5k and 1M events)"
@@ -176,6 +174,13 @@ def paced_s(work: RuleWork, pace: Pace, unpaced: float) -> float:
     return max(unpaced, work.items / pace.sweep_pace)
 
 
+def adaptive_floor_s(work: RuleWork, pace: Pace, unpaced: float, worst: float) -> float:
+    """The pauses take the sweep down to ``min_pace`` items per second (never faster than
+    unpaced, never above ``sweep_pace``), as far as the pauses' bound allows: ``MAX_GAP``
+    times each batch's time, batches shrunk to one item at worst."""
+    return min(worst, paced_s(work, pace, max(unpaced, work.items / pace.min_pace)))
+
+
 def adaptive_worst_s(work: RuleWork, pace: Pace, per_item_s: float, per_purge_s: float) -> float:
     """Every batch hurts: batches of one item (one purge each for ``messages``), each
     followed by a pause of up to ``MAX_GAP`` times its time, never below ``min_pace``."""
@@ -202,10 +207,8 @@ def estimate_rule(work: RuleWork, pace: Pace, cost: UnitCost | None) -> RuleEsti
     if cost.paced or not pace.adaptive:
         return RuleEstimate(work.rule, work.items, count, mid, fast, slow, cost.source)
     worst = adaptive_worst_s(work, pace, cost.per_item_s[1], cost.per_purge_s[1])
-    point = min(max(mid, mid * ADAPTIVE_FACTOR), worst)
-    source = (
-        f"{cost.source}; adaptive pace: {ADAPTIVE_FACTOR:g} times the unpaced time (benchmarks)"
-    )
+    point = adaptive_floor_s(work, pace, mid, worst)
+    source = f"{cost.source}; adaptive pace: at min_pace, as it ran on the benchmarks"
     return RuleEstimate(work.rule, work.items, count, point, fast, max(worst, point), source)
 
 

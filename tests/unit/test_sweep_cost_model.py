@@ -4,7 +4,6 @@ over injected counts, unit costs and pace settings (no server, no clock)."""
 import pytest
 
 from synapse_lux_privacy.sweep.cost_model import (
-    ADAPTIVE_FACTOR,
     BENCHMARK_COSTS,
     BENCHMARK_SOURCE,
     Pace,
@@ -16,6 +15,7 @@ from synapse_lux_privacy.sweep.cost_model import (
     estimate_rule,
     purges,
 )
+from synapse_lux_privacy.sweep.pace import MAX_GAP
 
 UNPACED = Pace(batch_size=500)
 PURGE_50MS = UnitCost((0.0, 0.0), (0.05, 0.05), "test")
@@ -62,20 +62,28 @@ def test_r1_sweep_pace_bounds_the_rate_and_makes_more_purges() -> None:
 
 
 def test_r1_adaptive_pace_lies_between_no_back_off_and_min_pace() -> None:
-    """Unpaced 2.5 s; the point figure is ADAPTIVE_FACTOR times it; the high end is what
-    ``min_pace`` allows when every batch hurts (1,000 items at 2/s: 500 s)."""
+    """Unpaced 2.5 s; with no sweep recorded under this pace the point figure is the
+    sweep at ``min_pace`` (as on the benchmarks): 1,000 items at 2/s, 500 s; the high end
+    adds batches of one item. The pauses are bounded by the gap: never more than
+    ``1 + MAX_GAP`` times the time of batches of one item."""
     pace = Pace(batch_size=500, adaptive=True, min_pace=2)
     result = estimate_rule(RuleWork("messages", 1_000, rooms=50), pace, PURGE_50MS)
     assert result.low_s == pytest.approx(2.5)
-    assert result.seconds == pytest.approx(2.5 * ADAPTIVE_FACTOR)
+    assert result.seconds == pytest.approx(500.0)
     assert result.high_s == pytest.approx(500.0)
-    # A high min_pace caps the point figure: 1,000 items at 500/s at least... one purge
-    # per item (batches of one) at 50 ms: 50 s, the slowest the controller can go.
+    assert "adaptive pace: at min_pace" in result.source
     quick = estimate_rule(
-        RuleWork("messages", 1_000, rooms=50), Pace(500, adaptive=True, min_pace=500), PURGE_50MS
+        RuleWork("messages", 1_000, rooms=50), Pace(500, adaptive=True, min_pace=100), PURGE_50MS
     )
+    # 1,000 items at 100/s: 10 s; one purge per item at 50 ms: 50 s at worst.
+    assert quick.seconds == pytest.approx(10.0)
     assert quick.high_s == pytest.approx(50.0)
-    assert quick.seconds == pytest.approx(2.5 * ADAPTIVE_FACTOR)
+    capped = estimate_rule(
+        RuleWork("ip_logs", 1_000),
+        Pace(500, adaptive=True, min_pace=0.001),
+        UnitCost((0.001, 0.001)),
+    )
+    assert capped.seconds == pytest.approx(1.0 * (1 + MAX_GAP))
 
 
 def test_r1_nothing_to_delete_takes_nothing_and_an_unmeasured_rule_is_unknown() -> None:
