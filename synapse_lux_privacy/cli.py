@@ -91,21 +91,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep.add_argument("--json", action="store_true", help="print only the final JSON record")
     estimate = commands.add_parser(
         "estimate",
-        help="estimate how long a sweep of the server's backlog takes, from a dry run and"
-        " a timed sample of each rule",
-        description="A dry run counts each rule's candidates; then each rule with something"
-        " to delete runs for --sample-seconds as a real sweep (the items it deletes were due"
-        " and are audited) and is stopped; the rate it reached gives the time left. Exit"
-        " status: 0 estimated; 2 the server refused or could not be reached; 130 Ctrl-C.",
+        help="estimate how long a sweep of the server's backlog takes (deletes nothing"
+        " unless --sample-seconds is given)",
+        description="A dry run counts what each rule would delete (nothing is deleted);"
+        " the time comes from a cost model calibrated on this server's recorded sweeps"
+        " (GET /sweeps) and its pace settings (GET /sweep/settings), or, with none recorded,"
+        " from the range measured on the project's benchmarks, labelled as such."
+        " --sample-seconds adds a measured sample that DELETES due items (asks for"
+        " confirmation, or --yes; refused under the module's dry_run: true). Exit status:"
+        " 0 estimated; 2 refused or the server could not be reached; 130 Ctrl-C.",
     )
     _add_server_arguments(estimate)
     _add_sweep_arguments(estimate)
     estimate.add_argument(
         "--sample-seconds",
         type=_argument(parse_sample_seconds),
-        default=30.0,
+        default=None,
         metavar="SECONDS",
-        help="how long each rule is sampled (default 30; 0: dry run only, no time given)",
+        help="also run each rule for SECONDS as a real sweep, which DELETES due items, and"
+        " estimate the rest at the pace it measured (default: no sample, nothing deleted)",
+    )
+    estimate.add_argument(
+        "--yes", action="store_true", help="do not ask before a sample deletes due items"
     )
     estimate.add_argument(
         "--project",
@@ -143,7 +150,9 @@ def _run(args: argparse.Namespace) -> int:
         return command.run(args.dry_run, args.as_of, args.rules, args.json)
     if args.command == "estimate":
         estimator = EstimateCommand(client, Console(), interval_s=args.interval)
-        return estimator.run(args.as_of, args.rules, args.sample_seconds, args.project, args.json)
+        return estimator.run(
+            args.as_of, args.rules, args.sample_seconds, args.project, args.json, args.yes
+        )
     if args.command == "export":
         return export_command.run(args, client)
     if args.command == "erase":

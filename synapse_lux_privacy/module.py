@@ -143,6 +143,7 @@ class LuxPrivacyModule:
         sweep_instance = synapse_adapter.background_tasks_instance(self._api)
         routes = [
             route("POST", "/sweep", on_sweep_instance(sweep.post, sweep_instance)),
+            route("GET", "/sweep/settings", sweep.settings),
             route("POST", "/sweeps", on_sweep_instance(sweeps.start, sweep_instance)),
             route("GET", "/sweeps", sweeps.list, query=("limit",)),
             route("GET", "/sweeps/{sweep_id}", sweeps.get),

@@ -17,7 +17,11 @@ from synapse_lux_privacy.admin_api.params import (
     read_json_object,
 )
 from synapse_lux_privacy.config import LuxPrivacyConfig
-from synapse_lux_privacy.sweep.orchestrator import SweepAlreadyRunning, SweepOrchestrator
+from synapse_lux_privacy.sweep.orchestrator import (
+    SweepAlreadyRunning,
+    SweepOrchestrator,
+    pace_settings,
+)
 from synapse_lux_privacy.sweep.rule import RULE_NAMES
 
 # An "as of" this close to now counts as now (clocks of admin tools drift).
@@ -51,6 +55,18 @@ class SweepEndpoint:
         except SweepAlreadyRunning:
             raise already_running() from None
         return 200, report.to_json()
+
+    async def settings(
+        self, request: SynapseRequest, admin: str, params: Sequence[str]
+    ) -> tuple[int, Any]:
+        """``GET /sweep/settings``: what decides a sweep's pace (R1-R12), read-only, for
+        ``synapse-lux-privacy estimate``'s cost model and for an operator's checks."""
+        config = self._config
+        return 200, {
+            "dry_run": config.dry_run,
+            "sweep_interval_ms": config.sweep_interval_ms,
+            **pace_settings(config.sweep_batch_size, config.sweep_pace, config.sweep_adaptive_pace),
+        }
 
     def parse(self, request: SynapseRequest) -> SweepRequest:
         """The sweep a request asks for (``dry_run``, ``as_of``, ``rules``), checked."""

@@ -1,76 +1,71 @@
-"""How long a sweep will take on a server's data, from a dry run and a timed sample
-(pure functions; ``synapse-lux-privacy estimate`` gathers the figures).
+"""The admin API's records as the cost model's inputs (pure functions; R1-R12 sweeps).
 
-A dry run counts every rule's candidates exactly (R1-R12: the same queries as the real
-sweep). A sample is a real sweep of one rule, stopped after a few seconds: the items it
-dealt with were due, and what it took measures the rule's speed on this server, with its
-data, its database and its ``sweep_pace``. What is left of a rule then takes
-``left / rate``. The queries are bounded by indexes (``tests/integration/test_query_plans.py``),
-so the time per item does not grow with the history: a backlog ten times larger takes ten
-times as long (``project``).
+``synapse-lux-privacy estimate`` reads a dry run's record (``work``: what each rule would
+delete, the purges, the dry run's time per rule) and the server's recorded real sweeps
+(``history``: what each rule dealt with, in what time, under which pace), both as
+``GET /sweeps`` gives them; ``sweep/cost_model.py`` turns them into a time.
 """
 
-import attrs
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from synapse_lux_privacy.sweep.cost_model import Pace, RecordedRule, RuleWork
+from synapse_lux_privacy.sweep.orchestrator import DRY_RUN
+from synapse_lux_privacy.sweep.report import CANCELLED, COMPLETED, COMPLETED_WITH_ERRORS
+
+# Sweeps whose times measure the rules: ended by themselves, or stopped when asked.
+_MEASURED = {COMPLETED, COMPLETED_WITH_ERRORS, CANCELLED}
 
 
-@attrs.frozen
-class RuleForecast:
-    """One rule: its candidates (dry run) and what a sample of it dealt with, how fast."""
-
-    rule: str
-    candidates: int
-    held: int
-    sampled: int = 0
-    sample_s: float = 0.0
-
-    @property
-    def rate_per_s(self) -> float | None:
-        """Items dealt with per second in the sample (None: no sample, or it did nothing)."""
-        if self.sampled <= 0 or self.sample_s <= 0:
-            return None
-        return self.sampled / self.sample_s
-
-    @property
-    def left(self) -> int:
-        """Candidates the sample did not reach."""
-        return max(0, self.candidates - self.sampled)
-
-    @property
-    def estimate_s(self) -> float | None:
-        """Seconds the rule needs for what is left (None: unknown, nothing was sampled)."""
-        if self.left == 0:
-            return 0.0
-        rate = self.rate_per_s
-        return None if rate is None else self.left / rate
+def _int(result: Mapping[str, Any], key: str) -> int:
+    value = result.get(key)
+    return int(value) if isinstance(value, int | float) else 0
 
 
-@attrs.frozen
-class BacklogEstimate:
-    """Every rule's forecast, and the dry run's own time."""
-
-    dry_run_s: float
-    rules: tuple[RuleForecast, ...]
-
-    @property
-    def left_s(self) -> float | None:
-        """Seconds for what the samples left of every rule (None if one is unknown)."""
-        times = [r.estimate_s for r in self.rules]
-        if any(t is None for t in times):
-            return None
-        return sum(t for t in times if t is not None)
-
-    @property
-    def whole_s(self) -> float | None:
-        """Seconds the whole backlog takes a sweep, the samples' share included."""
-        left = self.left_s
-        return None if left is None else left + sum(r.sample_s for r in self.rules)
-
-    def project(self, factor: float) -> float | None:
-        """The time for a backlog ``factor`` times larger (every rule's items in proportion)."""
-        whole = self.whole_s
-        return None if whole is None else whole * factor
+def _seconds(result: Mapping[str, Any]) -> float:
+    value = result.get("seconds")
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
-def worth_sampling(candidates: int, held: int) -> bool:
-    """A rule is sampled when its dry run found something it would delete."""
-    return candidates - held > 0
+def work(dry_run: Mapping[str, Any], rules: Sequence[str], batch_size: int) -> list[RuleWork]:
+    """Each rule's work from a dry run's record: the items it would delete (those the dry
+    run skipped as ``dry_run``: neither held, R13, nor waiting for a retry), the rooms."""
+    results = dry_run.get("results") or {}
+    out = []
+    for rule in rules:
+        result = results.get(rule) or {}
+        reasons = result.get("skipped_reasons") or {}
+        out.append(
+            RuleWork(
+                rule,
+                items=int(reasons.get(DRY_RUN, 0)),
+                rooms=_int(result, "rooms"),
+                dry_run_s=_seconds(result),
+                batch_size=batch_size,
+            )
+        )
+    return out
+
+
+def tried(result: Mapping[str, Any]) -> int:
+    """Items a real sweep tried to delete: deleted or failed (those its stop left untried,
+    ``sweep_stopped``, and the held ones are not part of its time's work)."""
+    return _int(result, "deleted") + _int(result, "errors")
+
+
+def history(records: Iterable[Mapping[str, Any]]) -> list[RecordedRule]:
+    """The rules of the recorded real sweeps that measured something: a time and items
+    tried (records written before the module stored per-rule times are left out)."""
+    out = []
+    for record in records:
+        if record.get("dry_run") or record.get("status") not in _MEASURED:
+            continue
+        settings = record.get("pace")
+        pace = Pace.from_json(settings) if isinstance(settings, Mapping) else None
+        for rule, result in (record.get("results") or {}).items():
+            if not isinstance(result, Mapping) or "seconds" not in result:
+                continue
+            items, seconds = tried(result), _seconds(result)
+            if items > 0 and seconds > 0:
+                out.append(RecordedRule(rule, items, _int(result, "rooms"), seconds, pace))
+    return out

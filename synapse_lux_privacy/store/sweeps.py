@@ -87,6 +87,7 @@ class SweepRecord:
             "current_rule": self.current_rule if self.status == RUNNING else None,
             "cancel_requested": self.cancel_requested,
             "results": results,
+            "pace": (self.report or {}).get("pace"),
             "rate_per_s": round(processed / elapsed_s, 1),
             # What is left is unknown until each rule has listed its candidates: a rule
             # pages through them without counting them first (that would cost a second

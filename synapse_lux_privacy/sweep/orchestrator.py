@@ -42,6 +42,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -227,6 +228,7 @@ class SweepOrchestrator:
             as_of=started if as_of_ms is None else as_of_ms,
             dry_run=dry_run,
             started_ts=started,
+            pace=pace_settings(self._batch_size, self._pace, self._adaptive_pace),
         )
         try:
             interrupted = await self._runs.start(
@@ -332,6 +334,7 @@ class SweepOrchestrator:
         pacer: Pacer,
     ) -> None:
         cursor: str | None = None
+        began = time.monotonic()
         while True:
             # The adaptive pace sizes each batch; a rule's cursor does not depend on it.
             ctx = attrs.evolve(sweep_ctx, batch_size=pacer.batch_size())
@@ -351,6 +354,7 @@ class SweepOrchestrator:
                 await self._count_dry(rule.name, page.items, holds, sweep, result)
             elif page.items:
                 await self._delete_marked(rule, ctx, sweep, page.items, result, pacer)
+            result.seconds = round(time.monotonic() - began, 3)
             if await self._runs.progress(
                 sweep.sweep_id, self._clock_ms(), rule.name, sweep.report.to_json()
             ):
@@ -375,6 +379,7 @@ class SweepOrchestrator:
         eligible = [c for c in items if not holds.covers(c.user_id, c.room_id)]
         result.held += len(items) - len(eligible)
         eligible = await self._without_failing(rule, eligible, sweep, result)
+        _count_rooms(result, eligible)
         result.skip(DRY_RUN, len(eligible))
         result.bytes += sum(c.size_bytes for c in eligible)
 
@@ -408,6 +413,7 @@ class SweepOrchestrator:
             eligible = [c for c in items if not holds.covers(c.user_id, c.room_id)]
             result.held += len(items) - len(eligible)
             eligible = await self._without_failing(rule.name, eligible, sweep, result)
+            _count_rooms(result, eligible)
             if eligible:
                 await harness_gate.pause(harness_gate.MARKED, rule.name, self._sleep)
                 await pacer.delete(len(eligible), functools.partial(batch, eligible))
@@ -537,6 +543,22 @@ class SweepOrchestrator:
         metrics.items_failing_over_a_day.labels(self._server_name).set(stuck)
 
 
+def pace_settings(
+    batch_size: int, pace: float | None, adaptive: AdaptivePaceConfig
+) -> dict[str, Any]:
+    """The settings that pace a sweep, as ``GET /sweep/settings`` and the sweep's record
+    give them (``sweep/cost_model.py`` reads them back)."""
+    return {
+        "sweep_batch_size": batch_size,
+        "sweep_pace": pace,
+        "sweep_adaptive_pace": {
+            "enabled": adaptive.enabled,
+            "max_slowdown": adaptive.max_slowdown,
+            "min_pace": adaptive.min_pace,
+        },
+    }
+
+
 async def _delete(rule: Rule, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
     """``rule.delete`` as an outcome; an exception makes every item of the call failed."""
     try:
@@ -584,3 +606,10 @@ def _group(items: Iterable[Candidate]) -> dict[tuple[str | None, str | None], Au
         key: AuditGroup(user_id=key[0], room_id=key[1], count=c, bytes=b, provider_objects=o)
         for key, (c, b, o) in counts.items()
     }
+
+
+def _count_rooms(result: RuleResult, eligible: Sequence[Candidate]) -> None:
+    """The rooms a batch's deletion touches, for the cost model (``cost_model.py``): one
+    purge per room of the messages rule, the rooms an account is parted from (R12)."""
+    result.rooms += len({c.room_id for c in eligible if c.room_id is not None})
+    result.rooms += sum(c.rooms for c in eligible)

@@ -30,6 +30,12 @@ class RuleResult:
     rule_errors: int = 0
     bytes: int = 0
     enforced: bool = True
+    # What ``synapse-lux-privacy estimate`` calibrates on (``sweep/cost_model.py``): the
+    # rule's wall time in this sweep (pauses of the pace included), and per batch the
+    # rooms its eligible items lie in, summed (for ``messages``: the purges, one per room
+    # and batch), plus the rooms their deletion touches (``accounts``: the rooms parted).
+    seconds: float = 0.0
+    rooms: int = 0
 
     def skip(self, reason: str, count: int = 1) -> None:
         if count:
@@ -54,6 +60,9 @@ class SweepReport:
     status: str = RUNNING
     current_rule: str | None = None
     results: dict[str, RuleResult] = attrs.Factory(dict)
+    # The settings that paced this sweep (as ``GET /sweep/settings`` gives them), so that
+    # ``synapse-lux-privacy estimate`` knows what its recorded times were measured under.
+    pace: dict[str, Any] | None = None
 
     @property
     def errors(self) -> int:
@@ -74,4 +83,5 @@ class SweepReport:
             "finished_ts": self.finished_ts,
             "current_rule": self.current_rule,
             "results": {name: r.to_json() for name, r in self.results.items()},
+            "pace": self.pace,
         }

@@ -48,6 +48,8 @@ class Candidate:
 
     ``provider_objects``: the storage-provider objects and files deleted with it, set
     by a rule on the items it reports deleted (R2, R4, R12; counted in the audit).
+    ``rooms``: rooms its deletion touches besides ``room_id`` (an account: the rooms it
+    is parted from, R12), counted for ``synapse-lux-privacy estimate``'s cost model.
     """
 
     item_id: str
@@ -55,6 +57,7 @@ class Candidate:
     room_id: str | None
     size_bytes: int = 0
     provider_objects: int = 0
+    rooms: int = 0
 
 
 @attrs.frozen

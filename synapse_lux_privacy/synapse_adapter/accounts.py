@@ -195,6 +195,24 @@ async def media_of_users(
     return await run("lux_privacy_media_of_users", txn)
 
 
+async def rooms_of_users(run: DbRunner, user_ids: Sequence[str]) -> dict[str, int]:
+    """How many rooms each local user is in (joined, invited, ...: every membership but
+    ``leave``): the rooms a deactivation parts them from, one leave event each."""
+    if not user_ids:
+        return {}
+
+    def txn(cur: Cursor) -> dict[str, int]:
+        cur.execute(
+            "SELECT user_id, COUNT(*) FROM local_current_membership"
+            f" WHERE user_id IN ({placeholders(user_ids)}) AND membership <> 'leave'"
+            " GROUP BY user_id",
+            user_ids,
+        )
+        return {str(user_id): int(count) for user_id, count in cur.fetchall()}
+
+    return await run("lux_privacy_rooms_of_users", txn)
+
+
 async def current_avatar_url(api: ModuleApi, user_id: str) -> str | None:
     """The avatar URL in the user's profile, if any (stable module API)."""
     profile = await api.get_profile_for_user(UserID.from_string(user_id).localpart)

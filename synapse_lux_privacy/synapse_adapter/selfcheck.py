@@ -212,6 +212,7 @@ SYNAPSE_COLUMNS: Mapping[str, tuple[str, ...]] = {
         "event_id", "room_id", "sender", "type", "state_key", "depth", "topological_ordering",
         "stream_ordering", "origin_server_ts", "received_ts", "contains_url", "rejection_reason",
     ),
+    "local_current_membership": ("user_id", "room_id", "membership"),
     "local_media_repository": (
         "media_id", "media_type", "media_length", "user_id", "created_ts", "url_cache",
         "upload_name",

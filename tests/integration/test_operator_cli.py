@@ -261,13 +261,24 @@ def test_r1_r14_operator_cli_follows_a_background_sweep_and_prints_reports(
     print(f"--- report ({database}) ---\n{readable.stdout}")
 
 
+def audit_rows(admin: MatrixClient) -> list[Any]:
+    code, body = admin.lux("GET", "/audit?limit=1000")
+    assert code == 200, body
+    rows: list[Any] = body if isinstance(body, list) else body["audit"]
+    return rows
+
+
 @pytest.mark.parametrize("database", DATABASES)
-def test_r1_estimate_counts_the_backlog_samples_it_and_leaves_the_rest(
+def test_r1_estimate_deletes_nothing_unless_a_sample_is_asked_for_and_confirmed(
     start_synapse: StartSynapse, database: str, tmp_path: Path
 ) -> None:
-    """``synapse-lux-privacy estimate``: the dry run's counts, a sample that deletes some
-    due messages (and nothing else) and is stopped, and a time left consistent with the
-    rate the sample reached. ``sweep_pace`` keeps the sample from finishing the backlog."""
+    """``synapse-lux-privacy estimate`` by default: a dry run and the cost model, no
+    stored message and no audit row changes, and a fresh server says its figures are the
+    benchmarks'. A sample (``--sample-seconds``) piped without ``--yes`` is refused
+    (exit 2, nothing deleted); with ``--yes`` it deletes some due messages (and nothing
+    else), is stopped, and the rest is estimated at the pace it measured on this server
+    (``sweep_pace`` keeps the sample from finishing the backlog). Time: "as of" a date 25
+    months ahead (``--as-of``, ``allow_future_sweeps``)."""
     hs = start_synapse(
         database, {"allow_future_sweeps": True, "sweep_batch_size": 10, "sweep_pace": 40}
     )
@@ -279,37 +290,47 @@ def test_r1_estimate_counts_the_backlog_samples_it_and_leaves_the_rest(
         list(pool.map(lambda j: owner.send_message(j[0], f"m{j[1]}"), jobs))
     before = stored_messages(hs, rooms)
     assert bodies_left(hs, rooms) == before
+    audit_before = audit_rows(admin)
     token_file = tmp_path / "token"
     token_file.write_text(admin.access_token)
     as_of = (datetime.now(UTC) + timedelta(days=760)).date().isoformat()
     args = ["--url", hs.base_url, "--token-file", str(token_file), "--as-of", as_of]
-    args += ["--rules", "messages,attachments", "--sample-seconds", "2", "--interval", "0.2"]
+    args += ["--rules", "messages,attachments", "--interval", "0.2"]
+
     run = run_cli("estimate", *args, "--project", "100", "--json")
     assert run.returncode == 0, run.stdout + run.stderr
     estimate = json.loads(run.stdout)
     messages = estimate["rules"]["messages"]
-    assert messages["candidates"] >= before - len(rooms)
-    assert 0 < messages["sampled"] < messages["candidates"]
-    assert estimate["rules"]["attachments"] == {
-        "candidates": 0,
-        "held": 0,
-        "sampled": 0,
-        "sample_s": 0.0,
-        "rate_per_s": None,
-        "estimate_s": 0.0,
-    }
-    left = messages["candidates"] - messages["sampled"]
-    assert messages["estimate_s"] == pytest.approx(left / messages["rate_per_s"], rel=0.02)
-    assert estimate["projections"]["100"] == pytest.approx(
-        100 * (messages["estimate_s"] + messages["sample_s"]), rel=0.02
-    )
-    # The sample deleted (purged or expunged) what it dealt with, no more.
-    assert bodies_left(hs, rooms) == before - messages["sampled"]
+    assert messages["items"] >= before - len(rooms) and messages["rooms"] > 0
+    assert "no sweep recorded on this server" in messages["measured_on"]
+    assert messages["low_s"] <= messages["estimate_s"] <= messages["high_s"]
+    assert estimate["rules"]["attachments"]["estimate_s"] == 0.0
+    assert estimate["sampled"] == {}
+    assert stored_messages(hs, rooms) == before and bodies_left(hs, rooms) == before
+    assert audit_rows(admin) == audit_before
     code, listed = admin.lux("GET", "/sweeps")
-    assert code == 200
+    assert code == 200 and [s["dry_run"] for s in listed["sweeps"]] == [True], listed
+
+    # A sample off a terminal without --yes: refused before anything runs.
+    refused = run_cli("estimate", *args, "--sample-seconds", "2")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "--yes" in refused.stderr
+    assert bodies_left(hs, rooms) == before and audit_rows(admin) == audit_before
+
+    sampled = run_cli("estimate", *args, "--sample-seconds", "2", "--yes", "--json")
+    assert sampled.returncode == 0, sampled.stdout + sampled.stderr
+    measured = json.loads(sampled.stdout)
+    done = measured["sampled"]["messages"]
+    assert 0 < done < messages["items"]
+    assert measured["rules"]["messages"]["items"] == messages["items"] - done
+    assert "under the pace now in force" in measured["rules"]["messages"]["measured_on"]
+    # The sample deleted (purged or expunged) what it dealt with, no more, audited.
+    assert bodies_left(hs, rooms) == before - done
+    assert len(audit_rows(admin)) > len(audit_before)
+    code, listed = admin.lux("GET", "/sweeps")
     statuses = [(s["dry_run"], s["status"]) for s in listed["sweeps"][:2]]
     assert statuses == [(False, "cancelled"), (True, "completed")], listed
     readable = run_cli("estimate", *args)
     assert readable.returncode == 0, readable.stderr
-    assert re.search(r"^time left: \d+", readable.stdout, re.MULTILINE), readable.stdout
+    assert re.search(r"^sweep time: about \d+", readable.stdout, re.MULTILINE), readable.stdout
     print(f"\n--- estimate ({database}) ---\n{readable.stdout}")

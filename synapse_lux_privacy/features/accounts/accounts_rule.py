@@ -94,12 +94,14 @@ class AccountsRule:
         rows = await self._idle(ctx, cursor, ctx.batch_size, None)
         users = await self._eligible(rows, holds)
         sizes = await accounts.media_of_users(self._run, users)
+        rooms = await accounts.rooms_of_users(self._run, users)
         items = [
             Candidate(
                 item_id=u,
                 user_id=u,
                 room_id=None,
                 size_bytes=sum(size for _, size in sizes.get(u, ())),
+                rooms=rooms.get(u, 0),
             )
             for u in users
         ]
