@@ -199,6 +199,7 @@ def _calls() -> list[Call]:
         (accounts.wait_until_parted,
          lambda r: accounts.wait_until_parted(None, r, USER)),  # type: ignore[arg-type]
         (accounts.members_of_rooms, lambda r: accounts.members_of_rooms(r, [USER], [ROOM])),
+        (accounts.rooms_of_users, lambda r: accounts.rooms_of_users(r, [USER])),
         (accounts.media_of_users, lambda r: accounts.media_of_users(r, [USER])),
         (accounts.avatar_media_ids,
          lambda r: accounts.avatar_media_ids(r, "test", USER, ["mxc://test/a5"])),
