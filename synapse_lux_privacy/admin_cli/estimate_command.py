@@ -120,7 +120,8 @@ class EstimateCommand(PollingCommand):
     ) -> int:
         wanted = list(rules) if rules is not None else list(RULE_NAMES)
         try:
-            settings = self._client.call("GET", "/sweep/settings")
+            answer = self._client.call("GET", "/sweep/settings")
+            settings = records.sweep_settings(answer, "GET /sweep/settings")
             if sample_s is not None:
                 refusal = self._sample_refusal(settings, sample_s, yes)
                 if refusal is not None:
@@ -164,8 +165,9 @@ class EstimateCommand(PollingCommand):
         sampled: dict[str, int] = {}
         if sample_s is not None:
             work = [self._sample(w, as_of, sample_s, sampled) for w in work]
-        records = self._client.call("GET", f"/sweeps?limit={HISTORY}").get("sweeps") or []
-        result = estimate(work, pace, backlog.history(records))
+        path = f"/sweeps?limit={HISTORY}"
+        recorded = records.sweep_records(self._client.call("GET", path), f"GET {path}")
+        result = estimate(work, pace, backlog.history(recorded))
         return Outcome(result, _seconds(dry), bool(settings.get("dry_run")), sampled)
 
     def _sample(

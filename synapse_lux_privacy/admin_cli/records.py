@@ -59,17 +59,51 @@ def sweep_record(value: Any, what: str) -> dict[str, Any]:
     }
     for name, check in checks.items():
         check(record.get(name), name, what)
+    if record.get("pace") is not None:
+        _settings(_mapping(record["pace"], "pace", what), "pace.", what)
     results = record.get("results")
     if results is not None:
         for rule, result in _mapping(results, "results", what).items():
             counts = _mapping(result, f"results.{rule}", what)
             for name in _COUNT_FIELDS:
                 _whole(counts.get(name), f"results.{rule}.{name}", what)
+            _whole(counts.get("rooms"), f"results.{rule}.rooms", what)
+            _number(counts.get("seconds"), f"results.{rule}.seconds", what)
             reasons = counts.get("skipped_reasons")
             if reasons is not None:
                 for reason, n in _mapping(reasons, f"results.{rule}.skipped_reasons", what).items():
                     _whole(n, f"results.{rule}.skipped_reasons.{reason}", what)
     return record
+
+
+def sweep_records(value: Any, what: str) -> list[dict[str, Any]]:
+    """The records of ``GET /sweeps``' answer, each checked as ``sweep_record``."""
+    sweeps = json_object(value, what, "a list of sweeps").get("sweeps")
+    if not isinstance(sweeps, list):
+        _wrong(sweeps, "sweeps", what, "a list")
+    return [sweep_record(item, what) for item in sweeps]
+
+
+def sweep_settings(value: Any, what: str) -> dict[str, Any]:
+    """``GET /sweep/settings``' answer, with the types the cost model reads."""
+    settings = json_object(value, what, "the sweep settings")
+    if not isinstance(settings.get("sweep_batch_size"), int) or settings["sweep_batch_size"] < 1:
+        _wrong(settings.get("sweep_batch_size"), "sweep_batch_size", what, "a whole number")
+    _settings(settings, "", what)
+    return settings
+
+
+def _settings(settings: Mapping[str, Any], prefix: str, what: str) -> None:
+    _flag(settings.get("dry_run"), f"{prefix}dry_run", what)
+    _whole(settings.get("sweep_batch_size"), f"{prefix}sweep_batch_size", what)
+    _number(settings.get("sweep_pace"), f"{prefix}sweep_pace", what)
+    adaptive = settings.get("sweep_adaptive_pace")
+    if adaptive is not None:
+        name = f"{prefix}sweep_adaptive_pace"
+        adaptive = _mapping(adaptive, name, what)
+        _flag(adaptive.get("enabled"), f"{name}.enabled", what)
+        _number(adaptive.get("min_pace"), f"{name}.min_pace", what)
+        _number(adaptive.get("max_slowdown"), f"{name}.max_slowdown", what)
 
 
 def _mapping(value: Any, name: str, what: str) -> Mapping[str, Any]:

@@ -206,6 +206,28 @@ def test_r1_a_wrongly_typed_field_is_named(server: HostileServer, token_file: st
     assert_one_error_line(status, err, "results.messages.deleted = '2', not a whole number")
 
 
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (b"", "GET /sweep/settings is not the sweep settings"),
+        (b"[]", "GET /sweep/settings is not the sweep settings"),
+        (b'{"sweep_batch_size": "500"}', "sweep_batch_size = '500', not a whole number"),
+        (
+            b'{"sweep_batch_size": 500, "sweep_adaptive_pace": {"enabled": "yes"}}',
+            "sweep_adaptive_pace.enabled = 'yes', not true or false",
+        ),
+    ],
+)
+def test_r1_estimate_names_a_settings_answer_it_cannot_read(
+    server: HostileServer, token_file: str, settings: bytes, expected: str
+) -> None:
+    """The estimate (issue 21) reads the server's pace settings first: an empty, wrongly
+    shaped or wrongly typed answer is one line and exit 2, not "unexpected ... a bug"."""
+    server.script(GET=[Answer(200, settings, "application/json")])
+    status, _, err = run(*command("estimate", server.url, token_file))
+    assert_one_error_line(status, err, expected)
+
+
 # -- the first use: addresses, TLS, protocols ------------------------------------------
 
 
