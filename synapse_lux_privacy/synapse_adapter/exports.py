@@ -16,7 +16,8 @@ event is pruned as Synapse prunes it for clients) and its client serializer.
 from collections.abc import Sequence
 from typing import Any
 
-from synapse.events.utils import FilteredEvent
+from synapse.events import utils as event_utils
+from synapse.events.utils import SerializeEventConfig
 from synapse.module_api import ModuleApi
 from synapse.types import create_requester
 
@@ -167,18 +168,28 @@ async def client_events(
     api: ModuleApi, user_id: str, event_ids: Sequence[str]
 ) -> list[dict[str, Any]]:
     """These events as the user's own client receives them: Synapse's event store (a
-    redacted event pruned) and its client serializer; events gone since are left out."""
+    redacted event pruned) and its client serializer; events gone since are left out.
+
+    The serializer changed within the supported range: newer releases build its config
+    with ``create_config`` and take events wrapped in ``FilteredEvent`` (with the
+    reader's membership, MSC4115); older ones take a ``SerializeEventConfig`` and the
+    events themselves. Both are found by what the installed Synapse has."""
     hs = api._hs
     found = await hs.get_datastores().main.get_events_as_list(event_ids)
     serializer = hs.get_event_client_serializer()
-    config = await serializer.create_config(
-        requester=create_requester(user_id), include_admin_metadata=False
+    requester = create_requester(user_id)
+    create_config = getattr(serializer, "create_config", None)
+    old_config: Any = SerializeEventConfig  # its fields on releases without create_config
+    if create_config is not None:
+        config = await create_config(requester=requester, include_admin_metadata=False)
+    else:
+        config = old_config(requester=requester, include_admin_metadata=False)
+    wrap = getattr(event_utils, "FilteredEvent", None)
+    events: list[Any] = [wrap(event=e, membership=None) for e in found] if wrap else list(found)
+    serialized: list[dict[str, Any]] = await serializer.serialize_events(
+        events, api.get_current_time_msec(), config=config
     )
-    return await serializer.serialize_events(
-        [FilteredEvent(event=e, membership=None) for e in found],
-        api.get_current_time_msec(),
-        config=config,
-    )
+    return serialized
 
 
 def media_store_path(api: ModuleApi) -> str:

@@ -162,8 +162,9 @@ PRIVATE_API: tuple[PrivateCall | PrivateAttribute, ...] = (
     # exports.py (R14)
     PrivateCall(f"{_MAIN_STORE}.get_events_as_list", ("event_ids",)),
     PrivateCall(f"{_HS}.get_event_client_serializer"),
+    # create_config and FilteredEvent where the release has them (client_events), else:
     PrivateCall(
-        "synapse.events.utils.EventClientSerializer.create_config",
+        "synapse.events.utils.SerializeEventConfig",
         keywords=("requester", "include_admin_metadata"),
     ),
     PrivateCall(
@@ -171,7 +172,6 @@ PRIVATE_API: tuple[PrivateCall | PrivateAttribute, ...] = (
         ("events", "time_now"),
         ("config",),
     ),
-    PrivateCall("synapse.events.utils.FilteredEvent", keywords=("event", "membership")),
     # quota.py
     PrivateAttribute("synapse.api.room_versions", "KNOWN_ROOM_VERSIONS"),
     PrivateCall(
