@@ -16,6 +16,7 @@ import attrs
 from synapse.module_api import DirectServeJsonResource, ModuleApi, SynapseRequest
 from synapse.module_api.errors import Codes, SynapseError
 
+from synapse_lux_privacy import synapse_adapter
 from synapse_lux_privacy.admin_api import ADMIN_API_PREFIX
 from synapse_lux_privacy.admin_api.params import invalid, shown
 
@@ -86,7 +87,7 @@ class AdminApiResource(DirectServeJsonResource):
         user_id = requester.user.to_string()
         if not await self._api.is_user_admin(user_id):
             raise SynapseError(403, "You are not a server admin", Codes.FORBIDDEN)
-        return user_id, requester.app_service_id is not None
+        return user_id, synapse_adapter.is_appservice_requester(requester)
 
 
 def _check_query(request: SynapseRequest, allowed: frozenset[str]) -> None:

@@ -131,3 +131,12 @@ def background_tasks_instance(api: ModuleApi) -> str | None:
         return None
     homeserver, _ = homeserver_config(api)
     return str(homeserver.get("run_background_tasks_on") or MAIN_PROCESS_INSTANCE)
+
+
+def is_appservice_requester(requester: Any) -> bool:
+    """Whether ``ModuleApi.get_user_by_req``'s requester came with an application
+    service's token. Newer releases (a Rust ``Requester``) name its ``app_service_id``;
+    older ones (1.150.0) hold the ``app_service`` itself."""
+    if hasattr(requester, "app_service_id"):
+        return requester.app_service_id is not None
+    return getattr(requester, "app_service", None) is not None
