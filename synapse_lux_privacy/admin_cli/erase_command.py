@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from synapse_lux_privacy.admin_cli import formatting
 from synapse_lux_privacy.admin_cli.client import AdminApiError, AdminClient
+from synapse_lux_privacy.admin_cli.polling import polling_interval
 
 EXIT_OK, EXIT_FAILED, EXIT_API_ERROR, EXIT_CTRL_C = 0, 1, 2, 130
 FINAL = ("completed", "failed", "interrupted")
@@ -34,7 +35,11 @@ def add_parser(commands: Any, add_server_arguments: Callable[[Any], None]) -> No
     parser.add_argument("--reason", required=True, help="why (recorded in the audit)")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument(
-        "--interval", type=float, default=1.0, metavar="SECONDS", help="polling interval"
+        "--interval",
+        type=polling_interval,
+        default=1.0,
+        metavar="SECONDS",
+        help="polling interval (0.1 to 3600)",
     )
     add_server_arguments(parser)
 

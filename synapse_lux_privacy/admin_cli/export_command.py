@@ -27,6 +27,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
 from synapse_lux_privacy.admin_cli import formatting
 from synapse_lux_privacy.admin_cli.client import AdminApiError, AdminClient
+from synapse_lux_privacy.admin_cli.polling import polling_interval
 
 EXIT_OK, EXIT_FAILED, EXIT_API_ERROR, EXIT_CTRL_C = 0, 1, 2, 130
 FINAL = ("completed", "failed", "expired")
@@ -46,7 +47,11 @@ def add_parser(commands: Any, add_server_arguments: Callable[[Any], None]) -> No
         "--export-id", metavar="ID", help="follow an export already started (resume)"
     )
     parser.add_argument(
-        "--interval", type=float, default=2.0, metavar="SECONDS", help="polling interval"
+        "--interval",
+        type=polling_interval,
+        default=2.0,
+        metavar="SECONDS",
+        help="polling interval (0.1 to 3600)",
     )
     add_server_arguments(parser)
 

@@ -10,6 +10,7 @@ the server once to cancel; a second Ctrl-C during that request leaves at once.
 ``sleep`` and ``clock`` are injectable, so that tests drive the polling without waiting.
 """
 
+import argparse
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -25,7 +26,25 @@ from synapse_lux_privacy.admin_cli.errors import EXIT_CTRL_C, CliError, say
 # without its backend) before the command gives up.
 LOST_CONTACT_S = 30.0
 
-__all__ = ["EXIT_CTRL_C", "LOST_CONTACT_S", "Client", "PollingCommand"]
+# ``--interval``'s bounds, in seconds: at most ten polls a second, at least one an hour.
+MIN_INTERVAL_S, MAX_INTERVAL_S = 0.1, 3600.0
+
+__all__ = ["EXIT_CTRL_C", "LOST_CONTACT_S", "Client", "PollingCommand", "polling_interval"]
+
+
+def polling_interval(value: str) -> float:
+    """``--interval`` of the commands that follow a job (R14 export, erase): the seconds
+    between two polls, a number from 0.1 to 3600 (not negative, zero, NaN or infinite,
+    which would hammer the server or never poll again)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not MIN_INTERVAL_S <= seconds <= MAX_INTERVAL_S:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a number of seconds from {MIN_INTERVAL_S:g} to {MAX_INTERVAL_S:g}"
+        )
+    return seconds
 
 
 class Client(Protocol):

@@ -10,6 +10,8 @@ import pytest
 from synapse_lux_privacy.admin_cli import erase_command
 from synapse_lux_privacy.admin_cli.client import AdminApiError
 from synapse_lux_privacy.admin_cli.export_command import verify
+from synapse_lux_privacy.admin_cli.polling import polling_interval
+from synapse_lux_privacy.cli import main
 
 
 def test_r14_export_verify_refuses_a_short_or_broken_archive(tmp_path: Path) -> None:
@@ -68,3 +70,26 @@ def test_r13_erase_of_a_held_user_exits_2_with_the_servers_reason(
     client = _Client([AdminApiError(409, "M_LUX_HELD", "a legal hold covers @alice:x")])
     assert erase_command.run(_args(True), client) == erase_command.EXIT_API_ERROR  # type: ignore[arg-type]
     assert "M_LUX_HELD" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["export", "erase"])
+@pytest.mark.parametrize("interval", ["-1", "0", "nan", "inf", "1e9", "two"])
+def test_r14_a_polling_interval_that_would_hammer_or_never_poll_is_refused_naming_it(
+    command: str, interval: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--interval`` of ``export`` and ``erase`` (R14): a negative, zero, NaN, infinite,
+    huge or non-numeric value is an argument error (exit 2, the value named), before
+    anything reaches the server."""
+    argv = [command, "@alice:example.org", "--interval", interval, "--url", "http://x"]
+    argv += ["--token-file", "t"]
+    argv += ["--out", "a.zip"] if command == "export" else ["--reason", "art. 17"]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--interval" in err and repr(interval) in err
+
+
+def test_r14_a_sensible_polling_interval_is_taken() -> None:
+    assert polling_interval("0.5") == 0.5
+    assert polling_interval("3600") == 3600.0
