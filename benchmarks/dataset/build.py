@@ -135,6 +135,7 @@ class Builder:
         members = self._rooms(manifest)
         attachments = self._uploads(manifest, members)
         self._messages(manifest, members, attachments, self.spec.messages, str(self.spec.seed))
+        self._heavy_sender(manifest, members, self.spec.heavy_sender_messages)
         self._ip_log(manifest)
         self._consents(manifest, admin)
         self._count(manifest)
@@ -143,12 +144,16 @@ class Builder:
 
     def grow(self, manifest: Manifest) -> Manifest:
         """Add messages to a restored dataset, up to this builder's spec (the same spec
-        with fewer messages), spread over the rooms as a build spreads them."""
+        with fewer messages, or fewer of the heavy sender's), spread over the rooms as a
+        build spreads them."""
         began = time.monotonic()
         extra = self.spec.messages - manifest.spec.messages
         members = room_members(self.server.db())
         seed = f"{self.spec.seed}+{manifest.spec.messages}"
-        self._messages(manifest, members, {}, extra, seed)
+        if extra:
+            self._messages(manifest, members, {}, extra, seed)
+        heavy = self.spec.heavy_sender_messages - manifest.spec.heavy_sender_messages
+        self._heavy_sender(manifest, members, heavy)
         manifest.spec = self.spec
         self._count(manifest)
         manifest.build_seconds = round(manifest.build_seconds + time.monotonic() - began, 1)
@@ -245,6 +250,38 @@ class Builder:
             sent += self._load("messages", {"rooms": list(chunk), "seed": seed})["sent"]
             rate = sent / max(time.monotonic() - began, 1e-9)
             self.log(f"  messages: {sent}/{total} ({rate:.0f}/s)")
+
+    def _heavy_sender(self, manifest: Manifest, members: dict[str, list[str]], total: int) -> None:
+        """``total`` messages from one user, the member of the most rooms (the first such
+        in the manifest's order), spread over their rooms: the long history of a
+        data-subject export (R14)."""
+        if total <= 0:
+            return
+        if not manifest.heavy_sender:
+            rooms_of = {user_id: 0 for user_id in manifest.users}
+            for joined in members.values():
+                for user_id in joined:
+                    if user_id in rooms_of:
+                        rooms_of[user_id] += 1
+            manifest.heavy_sender = max(manifest.users, key=lambda u: rooms_of[u])
+        heavy = manifest.heavy_sender
+        theirs = [room_id for room_id in manifest.rooms if heavy in members.get(room_id, [])]
+        seed = f"{self.spec.seed}/heavy/{manifest.spec.heavy_sender_messages}"
+        per_room = split(total, len(theirs), random.Random(seed))
+        encrypted = set(manifest.encrypted_rooms)
+        plans = [
+            {
+                "room_id": room_id,
+                "senders": [heavy],
+                "count": count,
+                "encrypted": room_id in encrypted,
+            }
+            for room_id, count in zip(theirs, per_room, strict=True)
+        ]
+        began = time.monotonic()
+        sent = self._load("messages", {"rooms": plans, "seed": seed})["sent"]
+        rate = sent / max(time.monotonic() - began, 1e-9)
+        self.log(f"  heavy sender {heavy}: {sent} messages in {len(theirs)} rooms ({rate:.0f}/s)")
 
     def _ip_log(self, manifest: Manifest) -> None:
         """One request per device, each with its own user agent: Synapse's IP log (R9)."""

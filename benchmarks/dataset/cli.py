@@ -22,24 +22,30 @@ HELP = {
     "seed": "random seed",
     "clone_rooms": "copies of every room made in the database after the build, to reach"
     " millions of events in minutes (PostgreSQL; 0: none)",
+    "heavy_sender_messages": "messages sent by one user (the member of the most rooms) on top"
+    " of --messages, before the cloning (R14 exports; 0: none)",
 }
 
 
 def add_spec_arguments(
-    parser: argparse.ArgumentParser, defaults: DatasetSpec | None = None
+    parser: argparse.ArgumentParser, defaults: DatasetSpec | None = None, prefix: str = ""
 ) -> None:
-    """``--users``, ``--rooms``, ... with ``defaults`` (the script's own sizes)."""
+    """``--users``, ``--rooms``, ... with ``defaults`` (the script's own sizes); with
+    ``prefix="dataset-"``, ``--dataset-users``, ... for a script whose own options would
+    clash."""
     defaults = defaults or DatasetSpec()
     group = parser.add_argument_group("dataset (benchmarks/dataset)")
     for field in attrs.fields(DatasetSpec):
         value = getattr(defaults, field.name)
         group.add_argument(
-            "--" + field.name.replace("_", "-"),
+            "--" + prefix + field.name.replace("_", "-"),
+            dest=(prefix + field.name).replace("-", "_"),
             type=type(value),
             default=value,
             help=f"{HELP[field.name]} (default {value})",
         )
 
 
-def spec_from_args(args: argparse.Namespace) -> DatasetSpec:
-    return DatasetSpec(**{f.name: getattr(args, f.name) for f in attrs.fields(DatasetSpec)})
+def spec_from_args(args: argparse.Namespace, prefix: str = "") -> DatasetSpec:
+    dest = prefix.replace("-", "_")
+    return DatasetSpec(**{f.name: getattr(args, dest + f.name) for f in attrs.fields(DatasetSpec)})

@@ -151,13 +151,22 @@ def _complete_ledger(server: SynapseServer, manifest: Manifest, timeout: float =
 
 
 def _smaller_snapshot(spec: DatasetSpec, database: Engine, root: Path) -> Path | None:
-    """The stored snapshot with the most messages below ``spec``'s and otherwise ``spec``."""
-    found: list[tuple[int, Path]] = []
+    """The stored snapshot with the most messages below ``spec``'s (its own, then the heavy
+    sender's) and otherwise ``spec``."""
+    found: list[tuple[int, int, Path]] = []
     for manifest_path in root.glob(f"{database}-*/manifest.json"):
         built = Manifest.load(manifest_path).spec
-        if built.messages < spec.messages and attrs.evolve(built, messages=spec.messages) == spec:
-            found.append((built.messages, manifest_path.parent))
-    return max(found)[1] if found else None
+        grown = attrs.evolve(
+            built, messages=spec.messages, heavy_sender_messages=spec.heavy_sender_messages
+        )
+        if (
+            built != spec
+            and built.messages <= spec.messages
+            and built.heavy_sender_messages <= spec.heavy_sender_messages
+            and grown == spec
+        ):
+            found.append((built.messages, built.heavy_sender_messages, manifest_path.parent))
+    return max(found)[2] if found else None
 
 
 def _store(

@@ -37,13 +37,17 @@ class DatasetSpec:
     consenting_users: float = 0.5  # share of the users listed in the national directory (R10)
     seed: int = 1
     clone_rooms: int = 0  # copies of every room made in the database (clone.py), PostgreSQL
+    # Messages sent by one user (the member of the most rooms) on top of ``messages``, in
+    # their rooms: a long history for a data-subject export (R14), multiplied by clones.
+    heavy_sender_messages: int = 0
 
     def key(self) -> str:
         """A short name for the spec, used as the snapshot's folder name (a spec without
-        clones keeps the name it had before cloning existed)."""
+        clones or a heavy sender keeps the name it had before those existed)."""
         fields = attrs.asdict(self)
-        if not self.clone_rooms:
-            del fields["clone_rooms"]
+        for added_later in ("clone_rooms", "heavy_sender_messages"):
+            if not fields[added_later]:
+                del fields[added_later]
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
         clones = f"-x{self.clone_rooms}" if self.clone_rooms else ""
         return f"u{self.users}-r{self.rooms}-m{self.messages}-f{self.media}{clones}-{digest}"
@@ -68,6 +72,7 @@ class Manifest:
     # time the cloning took; ``rooms`` lists the copies after the originals.
     base_stream: int = 0
     clone_seconds: float = 0.0
+    heavy_sender: str = ""  # the user who sent ``spec.heavy_sender_messages`` (if any)
 
     def save(self, path: Path) -> None:
         data = attrs.asdict(self)

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
+from synapse_lux_privacy.features.rights.exporter import EVENTS_PER_PAGE
 from synapse_lux_privacy.proof import verify
 from tests.conftest import StartSynapse
 from tests.harness import MatrixClient
@@ -79,8 +80,9 @@ def _texts(archive: zipfile.ZipFile) -> dict[str, str]:
 def test_r14_export_holds_every_category_and_erasure_runs_the_r12_chain(
     start_synapse: StartSynapse, s3: S3Server, database: str
 ) -> None:
-    """The archive holds every category, the media bytes as uploaded (local store and
-    bucket), no message of another user; a held user's archive says nothing of the
+    """The archive holds every category, each message of a room that takes more than
+    two pages of the exporter's reads once and oldest first, the media bytes as uploaded
+    (local store and bucket), no message of another user; a held user's archive says nothing of the
     hold and their erasure is 409 M_LUX_HELD; alice's erasure leaves her deactivated
     and erased, parted, her files gone from every store, her directory entry gone, an
     audited record with the reason, and a certificate signed with the server's published
@@ -110,6 +112,14 @@ def test_r14_export_holds_every_category_and_erasure_runs_the_r12_chain(
     redaction = alice.redact(clear, oops)
     bob.send_message(clear, "bob's own words")
     cipher = second.send_encrypted(secret, "QUxJQ0VTLUNJUEhFUlRFWFQ")
+    # More than two pages of the exporter's reads, with bob's words among them.
+    long_room = alice.create_room(name="Long", invite=[bob.user_id])
+    bob.join(long_room)
+    long_sent = []
+    for n in range(2 * EVENTS_PER_PAGE + 7):
+        long_sent.append(alice.send_message(long_room, f"page test {n}"))
+        if n % 20 == 0:
+            bob.send_message(long_room, f"bob interrupts {n}")
 
     local_bytes = os.urandom(300_000)
     in_bucket_bytes = os.urandom(200_000)
@@ -165,6 +175,14 @@ def test_r14_export_holds_every_category_and_erasure_runs_the_r12_chain(
     assert events[edit]["content"]["m.relates_to"]["rel_type"] == "m.replace"
     assert events[oops]["content"] == {}  # redacted: pruned as clients receive it
     assert all(e["sender"] == alice.user_id for e in events.values())
+    long_events = [
+        json.loads(line)
+        for line in texts[f"messages/{quote(long_room, safe='')}.jsonl"].splitlines()
+    ]
+    long_ids = [e["event_id"] for e in long_events]
+    assert len(long_ids) == len(set(long_ids)) and set(long_ids) == set(long_sent)  # each once
+    stamps = [e["origin_server_ts"] for e in long_events]
+    assert stamps == sorted(stamps)  # oldest first, across the pages
     (encrypted,) = map(json.loads, texts[secret_file].splitlines())
     assert encrypted["event_id"] == cipher and encrypted["type"] == "m.room.encrypted"
     assert encrypted["content"]["ciphertext"] == "QUxJQ0VTLUNJUEhFUlRFWFQ"
