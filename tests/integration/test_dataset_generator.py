@@ -101,3 +101,12 @@ def test_issue7_a_snapshot_restores_the_built_data_half_past_each_limit(
     grown_manifest = Manifest.load(grown / "manifest.json")
     assert grown_manifest.spec == bigger and grown_manifest.users == manifest.users
     assert grown_manifest.counts["events"] == manifest.counts["events"] + 20
+
+    # A heavy sender (R14 export benchmarks) grows it again: the member of the most rooms
+    # sends that many messages more, in their rooms only.
+    heavy = attrs.evolve(bigger, heavy_sender_messages=15)
+    heavier = ensure_snapshot(heavy, database, cluster, said.append, root=tmp_path / "sets")  # type: ignore[arg-type]
+    assert f"adding messages to {grown.name}" in said[-3]
+    heavy_manifest = Manifest.load(heavier / "manifest.json")
+    assert heavy_manifest.spec == heavy and heavy_manifest.heavy_sender in manifest.users
+    assert heavy_manifest.counts["events"] == grown_manifest.counts["events"] + 15
