@@ -14,7 +14,8 @@ through the admin API; the messages sent after them are not backdated and stay.
 - PostgreSQL: the sweep's record and the metrics show the residue (dead rows of
   ``event_json``); the operator guide's procedure (docs/operator-guide.md, "Deleted
   text on the disk") then runs with ``pg_repack`` while Synapse keeps answering, after
-  which the marker is in no file of the database's directory ``base/<oid>/``.
+  which the marker is in no file of the database's directory ``base/<oid>/``, nor, with
+  ``wal_recycle = off`` as the guide recommends, in ``pg_wal/``.
 """
 
 import os
@@ -178,10 +179,11 @@ def test_r1_r15_postgres_residue_reported_and_removed_online(
     assert dead_rows_metric(hs, "event_json") == residue["tables"]["event_json"]["dead_rows"]
 
     db.execute("CHECKPOINT")  # the pages as they are, written to the files
-    base, _wal = pg_files(postgres_cluster, db)
+    base, wal = pg_files(postgres_cluster, db)
     before = files_holding(base, [marker.encode()])
     print("marker before the procedure in", sorted(relations_of(db, before)))
     assert before, "the purged marker should still be in the files: the residue"
+    assert files_holding(wal, [marker.encode()]), "and in the WAL"
 
     sent: list[str] = []
     errors: list[BaseException] = []
@@ -198,11 +200,15 @@ def test_r1_r15_postgres_residue_reported_and_removed_online(
 
     sender = threading.Thread(target=keep_sending)
     sender.start()
+    db.execute("ALTER SYSTEM SET wal_recycle = off")  # as the guide recommends
+    db.execute("SELECT pg_reload_conf()")
     try:
         run_guide_procedure(postgres_cluster, hs.pg_params["database"])
     finally:
         stop.set()
         sender.join(timeout=60)
+        db.execute("ALTER SYSTEM RESET wal_recycle")
+        db.execute("SELECT pg_reload_conf()")
     assert errors == [] and sent, errors
     sent.append(alice.send_message(room, "after the procedure"))
     assert stored_events(db, sent) == set(sent)
@@ -213,5 +219,6 @@ def test_r1_r15_postgres_residue_reported_and_removed_online(
     )
     assert nullable == [("YES",)], "event_search.event_id is given back as Synapse made it"
     db.execute("CHECKPOINT")
-    base, _wal = pg_files(postgres_cluster, db)
+    base, wal = pg_files(postgres_cluster, db)
     assert files_holding(base, [marker.encode()]) == []
+    assert files_holding(wal, [marker.encode()]) == []
