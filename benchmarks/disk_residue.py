@@ -256,7 +256,6 @@ def run_postgres(args: Any) -> None:
         wait_for_background_updates(server)
         admin = admin_client(server.base_url, manifest)
         db = server.db()
-        db.execute("VACUUM")  # the restore's own dead rows: not the sweep's
         print(f"before the sweep:     {sizes(db)}")
         if not args.no_sweep:
             began = time.monotonic()
