@@ -10,7 +10,9 @@ latencies for ``--idle`` seconds, then runs a real messages sweep (``POST /sweep
 while the same client keeps sending. Rounds alternate the module as it ships ("with")
 and the baseline ("without": the benchmark-only environment switch
 ``LUX_PRIVACY_BENCHMARK_DISK_RESIDUE_BASELINE``: ``secure_delete`` off, as on a SQLite
-built without it, and no steps after the sweep).
+built without it, and no steps after the sweep). The FTS merge rewrites the whole
+index, so its cost grows with the history: ``--fts-rows`` also times the steps alone on
+synthetic full-text indexes of those sizes.
 
 ``postgres``: the operator guide's residue procedure (``pg_repack``, docs/operator-guide.md)
 on the shared dataset restored from ``LUX_BENCH_DATASETS`` and aged as of now: the
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -57,6 +60,8 @@ from benchmarks.dataset import (  # noqa: E402
 from benchmarks.sweep_latency import Probe, p  # noqa: E402
 from synapse_lux_privacy.synapse_adapter.disk_residue import (  # noqa: E402
     BENCHMARK_BASELINE_ENV,
+    clear_sqlite,
+    secure_delete,
 )
 from tests.harness import Database, MatrixClient, PostgresCluster, SynapseServer  # noqa: E402
 from tests.integration.test_disk_residue import run_guide_procedure  # noqa: E402
@@ -159,6 +164,31 @@ def sqlite_round(
         server.stop()
 
 
+def fts_steps(workdir: Path, rows: int) -> float:
+    """Seconds of the sweep's SQLite steps (``clear_sqlite``) on a full-text index of
+    ``rows`` messages like Synapse's (inserted 100 to a transaction), after deleting 1 %."""
+    conn = sqlite3.connect(workdir / f"fts-{rows}.db")
+    conn.execute("PRAGMA journal_mode = WAL")
+    secure_delete(conn)
+    conn.execute(
+        "CREATE VIRTUAL TABLE event_search USING fts4 (event_id, room_id, sender, key, value)"
+    )
+    for start in range(0, rows, 100):
+        conn.executemany(
+            "INSERT INTO event_search VALUES (?, '!room', '@user', 'content.body', ?)",
+            [(f"$e{i}", f"message {i} about the weather, lunch {i % 97} and plans") for i in
+             range(start, min(rows, start + 100))],
+        )  # fmt: skip
+        conn.commit()
+    conn.execute("DELETE FROM event_search WHERE rowid % 100 = 0")
+    conn.commit()
+    began = time.monotonic()
+    clear_sqlite(conn)
+    took = time.monotonic() - began
+    conn.close()
+    return took
+
+
 def run_sqlite(args: Any) -> None:
     print(f"load before: {load()}")
     workdir = Path(tempfile.mkdtemp(prefix="lux-residue-"))
@@ -169,6 +199,9 @@ def run_sqlite(args: Any) -> None:
             f"history: {args.rooms} rooms, {args.messages} messages, built in"
             f" {time.monotonic() - began:.0f} s; homeserver.db {base.stat().st_size / 1e6:.1f} MB"
         )
+        for rows in args.fts_rows:
+            print(f"FTS merge + WAL truncation, index of {rows} messages:"
+                  f" {fts_steps(workdir, rows):.2f} s")  # fmt: skip
         runs = []
         for n in range(args.rounds):
             for arm in ARMS if n % 2 == 0 else tuple(reversed(ARMS)):
@@ -307,6 +340,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     lite.add_argument("--rounds", type=int, default=3, help="rounds of each arm, alternating")
     lite.add_argument("--idle", type=float, default=10.0, help="seconds of idle sends")
     lite.add_argument("--rate", type=float, default=10.0, help="sends per second")
+    lite.add_argument(
+        "--fts-rows",
+        type=int,
+        nargs="*",
+        default=[10_000, 100_000],
+        help="also time the steps alone on synthetic full-text indexes of these sizes",
+    )
     pg = parts.add_parser("postgres", help="the residue procedure on the shared dataset")
     add_spec_arguments(pg, DatasetSpec(users=1000, rooms=300, messages=10_000, media=1000))
     pg.add_argument("--no-sweep", action="store_true", help="no messages sweep first")
