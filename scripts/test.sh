@@ -6,8 +6,8 @@
 #   bash scripts/test.sh --synapse 1.150.0 tests/integration
 #                                             # the tests on another Synapse release
 #
-# Works on a fresh Debian machine with python3.11, pip and git: installs PostgreSQL
-# and Redis (apt) if missing, creates .venv and installs the package with its test extras.
+# Works on a fresh Debian machine with python3.11, pip and git: installs PostgreSQL,
+# pg_repack and Redis (apt) if missing, creates .venv and installs the package with its test extras.
 # Set LUX_TEST_POSTGRES to a libpq DSN to use an existing PostgreSQL server instead.
 #
 # --synapse VERSION (or LUX_SYNAPSE_VERSION): the Synapse release to test on, in its
@@ -109,6 +109,22 @@ ensure_postgres() {
     fi
 }
 
+# pg_repack for the operator guide's residue procedure (tests/integration/test_disk_residue.py
+# runs it against the local PostgreSQL): Debian's package of the installed major version.
+ensure_pg_repack() {
+    if [[ -n "${LUX_TEST_POSTGRES:-}" ]]; then
+        echo "PostgreSQL from LUX_TEST_POSTGRES: the residue procedure's test is skipped"
+    elif command -v pg_repack >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/pg_repack" >/dev/null; then
+        echo "pg_repack found"
+    else
+        local major
+        major="$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -1)"
+        echo "pg_repack not found: installing Debian's postgresql-$major-repack package"
+        as_root apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "postgresql-$major-repack"
+    fi
+}
+
 # Redis for the worker-deployment tests (tests/harness/workers.py starts its own).
 ensure_redis() {
     if command -v redis-server >/dev/null 2>&1; then
@@ -177,6 +193,7 @@ run_pytest() {
 }
 
 step "postgresql" ensure_postgres
+step "pg_repack" ensure_pg_repack
 step "redis" ensure_redis
 step "virtualenv" ensure_venv
 export PATH="$PWD/$VENV/bin:$PATH"

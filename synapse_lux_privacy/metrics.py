@@ -44,6 +44,19 @@ items_failing_over_a_day = Gauge(
     "Items whose deletion has kept failing for more than a day (GET /failures lists them)",
     labelnames=[SERVER_NAME_LABEL],
 )
+synapse_table_dead_rows = Gauge(
+    "lux_privacy_synapse_table_dead_rows",
+    "PostgreSQL: dead rows of Synapse's tables that hold message text (event_json,"
+    " event_search), read at the end of the last sweep that deleted events: deleted text"
+    " still in the files until the operator guide's residue procedure (R1, R15)",
+    labelnames=[SERVER_NAME_LABEL, "table"],
+)
+synapse_table_bytes = Gauge(
+    "lux_privacy_synapse_table_bytes",
+    "PostgreSQL: size of Synapse's tables that hold message text, with their indexes and"
+    " TOAST, read at the end of the last sweep that deleted events",
+    labelnames=[SERVER_NAME_LABEL, "table"],
+)
 feature_start_failures_total = Counter(
     "lux_privacy_feature_start_failures_total",
     "Features that failed to start on this process (the others still start)",

@@ -39,7 +39,8 @@ from synapse_lux_privacy.store.sweep_lock import SweepLockStore
 from synapse_lux_privacy.store.sweeps import SweepRunStore
 from synapse_lux_privacy.sweep.orchestrator import SweepAlreadyRunning, SweepOrchestrator
 from synapse_lux_privacy.sweep.probe import LoadProbe
-from synapse_lux_privacy.synapse_adapter import accounts, media, signing
+from synapse_lux_privacy.synapse_adapter import accounts, disk_residue, media, signing
+from synapse_lux_privacy.synapse_adapter.disk_residue import DiskResidue
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class LuxPrivacyModule:
                 lambda func: api.run_as_background_process("lux_privacy_sweep_batch", func),
                 api.sleep,
             ),
+            residue=DiskResidue(api, self._db, api.server_name),
         )
         self._certificates = CertificateService(
             self._db,
@@ -163,6 +165,7 @@ class LuxPrivacyModule:
         self._api.register_web_resource(ADMIN_API_PREFIX, AdminApiResource(self._api, routes))
 
     async def _startup(self) -> None:
+        await disk_residue.enable_secure_delete(self._api)  # SQLite (R1)
         await self._db.ensure_schema()
         await self._orchestrator.release_predecessors()
         last = await self._runs.last_finished_ts()

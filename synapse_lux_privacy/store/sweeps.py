@@ -88,6 +88,7 @@ class SweepRecord:
             "cancel_requested": self.cancel_requested,
             "results": results,
             "pace": (self.report or {}).get("pace"),
+            "disk_residue": (self.report or {}).get("disk_residue"),
             "rate_per_s": round(processed / elapsed_s, 1),
             # What is left is unknown until each rule has listed its candidates: a rule
             # pages through them without counting them first (that would cost a second
@@ -169,6 +170,17 @@ class SweepRunStore:
             )
 
         await self._run("lux_privacy_sweep_finish", txn)
+
+    async def set_report(self, sweep_id: str, report: dict[str, Any]) -> None:
+        """Replace a finished sweep's report (figures measured after its end)."""
+
+        def txn(cur: Cursor) -> None:
+            cur.execute(
+                "UPDATE lux_privacy_sweeps SET report = ? WHERE sweep_id = ?",
+                (json.dumps(report), sweep_id),
+            )
+
+        await self._run("lux_privacy_sweep_set_report", txn)
 
     async def request_cancel(self, sweep_id: str, now_ms: int) -> SweepRecord | None:
         """Ask a running sweep to stop after its batch; None for an unknown sweep."""

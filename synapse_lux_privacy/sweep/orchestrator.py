@@ -31,6 +31,12 @@ Guarantees, whatever the rules do:
 - a rule with a ``pass_completed(ctx)`` method is told when a real (not dry-run)
   pass of it ran to its end (after its last batch), never after a cancelled,
   interrupted or failed one;
+- after a real sweep (completed or cancelled) in which a rule that deletes or rewrites
+  events (``rule.EVENT_TEXT_RULES``) deleted something, the ``residue`` step clears what
+  the deletions left in the database files and its result goes to the report's
+  ``disk_residue`` (``synapse_adapter/disk_residue.py``, R1); a sweep whose step fails
+  ends ``completed_with_errors``. Once the sweep has ended, what the step measures later
+  (PostgreSQL's statistics, which lag) is added to the stored record in the background;
 - hooks added with ``add_finished_hook`` are awaited once a sweep has ended and
   released the lease (the certificate of a completed sweep, issue #24); a hook that
   fails is logged and changes nothing of the sweep.
@@ -42,7 +48,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -67,6 +73,7 @@ from synapse_lux_privacy.sweep.report import (
     SweepReport,
 )
 from synapse_lux_privacy.sweep.rule import (
+    EVENT_TEXT_RULES,
     RULE_NAMES,
     SWEEP_STOPPED,
     UNTRIED,
@@ -101,6 +108,17 @@ STOP_CHECK_S = 1.0
 Spawn = Callable[[Callable[[], Awaitable[None]]], object]
 FinishedHook = Callable[[SweepReport], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class ResidueStep(Protocol):
+    """What a sweep does about the deleted text its deletions left in the database files
+    (``synapse_adapter/disk_residue.py``, R1)."""
+
+    async def clear(self) -> dict[str, Any]:
+        """At the end of the sweep: the report's ``disk_residue``."""
+
+    async def measure(self) -> dict[str, Any] | None:
+        """After the sweep, in the background: figures added to ``disk_residue``."""
 
 
 class SweepAlreadyRunning(Exception):
@@ -153,6 +171,7 @@ class SweepOrchestrator:
         pace: float | None = None,
         adaptive_pace: AdaptivePaceConfig | None = None,
         probe: LoadProbe | None = None,
+        residue: ResidueStep | None = None,
     ) -> None:
         self._rules: dict[str, Rule] = {}
         self._holds = holds
@@ -172,6 +191,7 @@ class SweepOrchestrator:
         self._pace = pace
         self._adaptive_pace = adaptive_pace or AdaptivePaceConfig()
         self._probe = probe
+        self._residue = residue
         self._finished_hooks: list[FinishedHook] = []
 
     def add_finished_hook(self, hook: FinishedHook) -> None:
@@ -275,10 +295,14 @@ class SweepOrchestrator:
                 report.current_rule = name
                 report.results[name] = RuleResult()
                 await self._run_rule(rule, ctx, sweep, report.results[name], pacer)
+            cleared = await self._clear_residue(report)
             pruned = not sweep.full or report.dry_run or await self._prune_records(sweep)
-            status = COMPLETED if report.errors == 0 and pruned else COMPLETED_WITH_ERRORS
+            ok = report.errors == 0 and pruned and cleared
+            status = COMPLETED if ok else COMPLETED_WITH_ERRORS
         except _SweepStopped as stopped:
             status = stopped.status
+            if status == CANCELLED:
+                await self._clear_residue(report)
         finally:
             sweep.keeper.stop()
             report.status = status
@@ -296,6 +320,8 @@ class SweepOrchestrator:
             metrics.sweep_duration_seconds.labels(
                 self._server_name, str(report.dry_run).lower()
             ).observe(time.monotonic() - wall_start)
+        if report.disk_residue is not None and "error" not in report.disk_residue:
+            self._spawn(functools.partial(self._measure_residue, report))
         await self._update_failure_gauge()
         for hook in self._finished_hooks:
             try:
@@ -518,6 +544,41 @@ class SweepOrchestrator:
             if item.item_id not in held:
                 outcomes.append(await _delete(rule, ctx, [item]))
         return _merge(outcomes), held
+
+    async def _clear_residue(self, report: SweepReport) -> bool:
+        """After a real sweep that deleted events: what they left on the disk is cleared
+        (SQLite) or measured (PostgreSQL) into ``report.disk_residue``; False when that
+        failed."""
+        deleted_events = any(
+            r.deleted for name, r in report.results.items() if name in EVENT_TEXT_RULES
+        )
+        if self._residue is None or report.dry_run or not deleted_events:
+            return True
+        try:
+            report.disk_residue = await self._residue.clear()
+        except Exception as error:
+            logger.exception(
+                "lux_privacy: sweep %s could not clear the deleted text left on the disk",
+                report.sweep_id,
+            )
+            report.disk_residue = {"error": type(error).__name__}
+            return False
+        return True
+
+    async def _measure_residue(self, report: SweepReport) -> None:
+        """After the sweep: the residue step's later figures, added to the stored record."""
+        assert self._residue is not None and report.disk_residue is not None
+        try:
+            figures = await self._residue.measure()
+            if figures is not None:
+                report.disk_residue.update(figures)
+                await self._runs.set_report(report.sweep_id, report.to_json())
+        except Exception:
+            logger.warning(
+                "lux_privacy: could not measure what sweep %s left on the disk",
+                report.sweep_id,
+                exc_info=True,
+            )
 
     async def _prune_records(self, sweep: StartedSweep) -> bool:
         """Accountability records past ``audit.retention`` go (they name users); False

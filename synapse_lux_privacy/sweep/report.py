@@ -63,6 +63,9 @@ class SweepReport:
     # The settings that paced this sweep (as ``GET /sweep/settings`` gives them), so that
     # ``synapse-lux-privacy estimate`` knows what its recorded times were measured under.
     pace: dict[str, Any] | None = None
+    # What the sweep did about the deleted text its deletions left in the database files
+    # (``synapse_adapter/disk_residue.py``), or None when it deleted no events.
+    disk_residue: dict[str, Any] | None = None
 
     @property
     def errors(self) -> int:
@@ -84,4 +87,5 @@ class SweepReport:
             "current_rule": self.current_rule,
             "results": {name: r.to_json() for name, r in self.results.items()},
             "pace": self.pace,
+            "disk_residue": self.disk_residue,
         }

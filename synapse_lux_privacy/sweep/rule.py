@@ -30,6 +30,13 @@ RULE_NAMES: tuple[str, ...] = (
     "directory",  # R10
 )
 
+# The rules whose deletions delete or rewrite Synapse's events (purges, expiry,
+# censoring): after a real sweep in which one of them deleted something, the orchestrator
+# clears what the deletions left on the disk (``synapse_adapter/disk_residue.py``; R1).
+EVENT_TEXT_RULES: frozenset[str] = frozenset(
+    {"messages", "attachments", "redacted_content", "quota"}
+)
+
 # The skip reason of the items of a batch left untried because the sweep was cancelled
 # or lost its lease while the batch went item by item (the operator commands read it).
 SWEEP_STOPPED = "sweep_stopped"

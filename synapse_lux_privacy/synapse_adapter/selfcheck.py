@@ -90,6 +90,10 @@ PRIVATE_API: tuple[PrivateCall | PrivateAttribute, ...] = (
         ("isolation_level",),
     ),
     PrivateAttribute("synapse.storage.engines._base.IsolationLevel", "READ_COMMITTED"),
+    # disk_residue.py
+    PrivateAttribute("synapse.storage.databases.Databases", "databases"),
+    PrivateCall("synapse.storage.database.DatabasePool.runWithConnection", ("func",)),
+    PrivateCall("synapse.storage.engines.Sqlite3Engine.on_new_connection", ("db_conn",)),
     # devices.py
     PrivateCall("synapse.handlers.device.DeviceHandler.delete_devices", ("user_id", "device_ids")),
     # directory.py

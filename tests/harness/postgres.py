@@ -127,6 +127,18 @@ class PostgresCluster:
         shutil.rmtree(self._base, ignore_errors=True)
         self._base = None
 
+    @property
+    def data_dir(self) -> Path:
+        """The local server's data directory (not for an external server)."""
+        if self._base is None:
+            raise RuntimeError("an external PostgreSQL server's data directory is not ours")
+        return self._base / "data"
+
+    @property
+    def bin_dir(self) -> Path:
+        """The directory of the local server's binaries (``pg_repack`` is installed there)."""
+        return self._bin if self._bin is not None else find_pg_bin_dir()
+
     # -- databases -------------------------------------------------------------------
 
     def create_database(self, name: str = "synapse") -> dict[str, Any]:

@@ -16,7 +16,11 @@ from synapse_lux_privacy.store.holds import HoldStore
 from synapse_lux_privacy.store.record_retention import RecordRetention
 from synapse_lux_privacy.store.sweep_lock import SweepLockStore
 from synapse_lux_privacy.store.sweeps import SweepRunStore
-from synapse_lux_privacy.sweep.orchestrator import LOCK_LEASE_MS, SweepOrchestrator
+from synapse_lux_privacy.sweep.orchestrator import (
+    LOCK_LEASE_MS,
+    ResidueStep,
+    SweepOrchestrator,
+)
 from synapse_lux_privacy.sweep.probe import LoadProbe
 from synapse_lux_privacy.sweep.report import SweepReport
 from synapse_lux_privacy.sweep.rule import Rule
@@ -61,6 +65,7 @@ def build(
     adaptive_pace: AdaptivePaceConfig | None = None,
     probe: LoadProbe | None = None,
     lock: SweepLockStore | None = None,
+    residue: ResidueStep | None = None,
 ) -> SweepOrchestrator:
     orchestrator = SweepOrchestrator(
         holds=HoldStore(db),
@@ -80,6 +85,7 @@ def build(
         pace=pace,
         adaptive_pace=adaptive_pace,
         probe=probe,
+        residue=residue,
     )
     orchestrator.register(rules)
     return orchestrator
