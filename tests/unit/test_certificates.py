@@ -20,8 +20,8 @@ from synapse_lux_privacy.store.audit import AuditStore
 from synapse_lux_privacy.sweep.report import COMPLETED, RuleResult, SweepReport
 from tests.unit.orchestrators import build, drive
 from tests.unit.sqlite_runner import migrated_runner
+from tests.unit.test_sweep_orchestrator import AGED_ITEMS_TABLE, AgedItemsRule, add_items
 from tests.unit.test_sweep_orchestrator import NOW as ORCHESTRATOR_NOW
-from tests.unit.test_sweep_orchestrator import AgedItemsRule, add_items
 
 SERVER = "lux.test"
 NOW = 1_767_225_600_000
@@ -203,10 +203,7 @@ async def test_r14_the_sweeps_completion_hook_certifies_it_and_a_failing_hook_ch
     ``test_sweep_orchestrator``): its certificate covers its audit rows."""
     mails: list[tuple[str, str, str, str]] = []
     db, certs = service(tmp_path, generate_signing_key("a_test"), mails)
-    db.conn.execute(
-        "CREATE TABLE items (id TEXT PRIMARY KEY, user_id TEXT, room_id TEXT, ts BIGINT,"
-        " size INTEGER)"
-    )
+    db.conn.execute(AGED_ITEMS_TABLE)
     add_items(db, 12, 31, "@a:lux.test", "!r:lux.test", "old")
     orchestrator = build(db, {"messages": AgedItemsRule(db)}, lambda: ORCHESTRATOR_NOW, 5)
 

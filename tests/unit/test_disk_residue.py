@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from synapse_lux_privacy.store.schema import apply_migrations
 from synapse_lux_privacy.store.sweeps import SweepRunStore
 from synapse_lux_privacy.synapse_adapter import disk_residue
 from tests.unit.orchestrators import build
 from tests.unit.sqlite_runner import SqliteRunner
-from tests.unit.test_sweep_orchestrator import NOW, AgedItemsRule, add_items
+from tests.unit.test_sweep_orchestrator import NOW, AgedItemsRule, add_items, aged_items_db
 
 
 class StubResidue:
@@ -42,13 +41,7 @@ class StubResidue:
 
 @pytest.fixture
 def db(tmp_path: Path) -> SqliteRunner:
-    runner = SqliteRunner(str(tmp_path / "lux.db"))
-    apply_migrations(runner.conn.cursor(), "sqlite")
-    runner.conn.execute(
-        "CREATE TABLE items (id TEXT PRIMARY KEY, user_id TEXT, room_id TEXT, ts BIGINT,"
-        " size INTEGER)"
-    )
-    return runner
+    return aged_items_db(tmp_path / "lux.db")
 
 
 async def sweep(

@@ -14,7 +14,6 @@ import pytest_twisted
 from synapse_lux_privacy.config import AdaptivePaceConfig
 from synapse_lux_privacy.store.audit import AuditStore
 from synapse_lux_privacy.store.holds import HoldSet, HoldStore
-from synapse_lux_privacy.store.schema import apply_migrations
 from synapse_lux_privacy.store.sweep_lock import SWEEP_LOCK, SweepLockStore
 from synapse_lux_privacy.sweep.orchestrator import (
     LOCK_LEASE_MS,
@@ -25,7 +24,7 @@ from synapse_lux_privacy.sweep.orchestrator import (
 from synapse_lux_privacy.sweep.probe import LoadProbe
 from synapse_lux_privacy.sweep.rule import RULE_NAMES, Candidate, CandidatePage, SweepContext
 from tests.unit.orchestrators import assert_balanced, build, never, spawn
-from tests.unit.sqlite_runner import SqliteRunner
+from tests.unit.sqlite_runner import SqliteRunner, migrated_runner
 
 DAY = 86_400_000
 NOW = 1_800_000_000_000
@@ -63,15 +62,22 @@ class AgedItemsRule:
         return items
 
 
+# The table ``AgedItemsRule`` deletes from.
+AGED_ITEMS_TABLE = (
+    "CREATE TABLE items (id TEXT PRIMARY KEY, user_id TEXT, room_id TEXT, ts BIGINT, size INTEGER)"
+)
+
+
+def aged_items_db(path: Path) -> SqliteRunner:
+    """The module's tables and ``AgedItemsRule``'s, in a SQLite file at ``path``."""
+    runner = migrated_runner(path)
+    runner.conn.execute(AGED_ITEMS_TABLE)
+    return runner
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> SqliteRunner:
-    runner = SqliteRunner(str(tmp_path / "lux.db"))
-    apply_migrations(runner.conn.cursor(), "sqlite")
-    runner.conn.execute(
-        "CREATE TABLE items (id TEXT PRIMARY KEY, user_id TEXT, room_id TEXT, ts BIGINT,"
-        " size INTEGER)"
-    )
-    return runner
+    return aged_items_db(tmp_path / "lux.db")
 
 
 def add_items(
