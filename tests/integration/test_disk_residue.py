@@ -181,8 +181,12 @@ def test_r1_r15_postgres_residue_reported_and_removed_online(
     db.execute("CHECKPOINT")  # the pages as they are, written to the files
     base, wal = pg_files(postgres_cluster, db)
     before = files_holding(base, [marker.encode()])
-    # The residue, in the tables the module reports (disk_residue.TEXT_TABLES) only.
-    assert relations_of(db, before) == {"event_json", "event_search", "event_search_fts_idx"}
+    # The residue, in the tables the module reports (disk_residue.TEXT_TABLES) only. Which
+    # of them still hold it varies: PostgreSQL's page pruning may compact a page over a
+    # dead row (in CI, event_json's copy was gone once while event_search's stayed).
+    found_in = relations_of(db, before)
+    assert found_in, "the purged text is still in the database files before the procedure"
+    assert found_in <= {"event_json", "event_search", "event_search_fts_idx"}, found_in
     assert files_holding(wal, [marker.encode()]), "and in the WAL"
 
     sent: list[str] = []
