@@ -8,10 +8,11 @@ while a background sweep (``POST /sweeps``: messages, then the media rules) runs
 end, or for at most ``--window`` seconds, after which the sweep is cancelled (a sweep of
 a million events takes many minutes unpaced and hours paced: the latencies are then
 those of its first minutes). This is done once per mode (``--modes``), each on a fresh
-restore, so every mode meets the same data. A mode is ``none`` (no pace) or settings
-joined by ``+``: ``pace=N`` (``sweep_pace``), ``adaptive`` (``sweep_adaptive_pace.enabled``),
-``slowdown=X`` and ``minpace=N`` (its ``max_slowdown`` and ``min_pace``), ``batch=N``
-(``sweep_batch_size``: fewer events per purge).
+restore, so every mode meets the same data. A mode is ``defaults`` (the shipped
+settings), ``none`` (no pace: ``sweep_adaptive_pace.enabled`` false) or settings joined
+by ``+``: ``pace=N`` (``sweep_pace``), ``adaptive`` (the adaptive pace, on by default),
+``slowdown=X``, ``minpace=N`` and ``rest=X`` (its ``max_slowdown``, ``min_pace`` and
+``rest``), ``batch=N`` (``sweep_batch_size``: fewer events per purge).
 
 ``--workers``: the same on a worker deployment (main process, client worker, background
 worker, Redis): the client talks to the client worker, and the sweep is the periodic
@@ -113,9 +114,11 @@ def mode_config(mode: str) -> dict[str, Any]:
     adaptive: dict[str, Any] = {}
     for part in mode.split("+"):
         key, _, value = part.partition("=")
-        if key == "none":
+        if key == "defaults":
             continue
-        if key == "pace":
+        if key == "none":
+            adaptive["enabled"] = False
+        elif key == "pace":
             config["sweep_pace"] = float(value)
         elif key == "batch":
             config["sweep_batch_size"] = int(value)
@@ -125,6 +128,8 @@ def mode_config(mode: str) -> dict[str, Any]:
             adaptive["max_slowdown"] = float(value)
         elif key == "minpace":
             adaptive["min_pace"] = float(value)
+        elif key == "rest":
+            adaptive["rest"] = float(value)
         else:
             raise SystemExit(f"unknown mode setting {part!r}")
     if adaptive:
@@ -277,9 +282,7 @@ def _pace_log(log: str) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_spec_arguments(parser, SMALL)
-    parser.add_argument(
-        "--modes", nargs="+", default=["none", "pace=100", "adaptive"], help="see above"
-    )
+    parser.add_argument("--modes", nargs="+", default=["defaults", "none"], help="see above")
     parser.add_argument("--rate", type=float, default=5.0, help="probe requests/s of each kind")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds measured idle")
     parser.add_argument(

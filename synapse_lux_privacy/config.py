@@ -301,12 +301,16 @@ class AdaptivePaceConfig:
 
     ``max_slowdown``: the median probe of the database while a batch is deleted, as a
     multiple of the idle one, above which the sweep backs off. ``min_pace``: items per
-    second the pauses never take the sweep below (it bounds the backlog time).
+    second the pauses never take the sweep below (it bounds the backlog time). ``rest``:
+    seconds of pause after each purge of a room, per second the purge took (issue 22: a
+    user's request that meets a purge on this 2-core machine is slowed whatever the
+    batch; resting between purges keeps most requests from meeting one).
     """
 
-    enabled: bool = False
+    enabled: bool = True
     max_slowdown: float = 1.5
     min_pace: float = 10.0
+    rest: float = 4.0
 
 
 @attrs.frozen
@@ -726,7 +730,15 @@ def _adaptive_pace(section: _Section, pace: float | None) -> AdaptivePaceConfig:
             (*section.path, "min_pace"),
             f"{min_pace:g} is above sweep_pace ({pace:g}); use at most sweep_pace",
         )
-    return AdaptivePaceConfig(section.boolean("enabled", default.enabled), slowdown, min_pace)
+    rest = section.value("rest", default.rest)
+    if not isinstance(rest, int | float) or isinstance(rest, bool) or not 0 <= rest <= 100:
+        raise config_error(
+            (*section.path, "rest"),
+            f"{describe(rest)} is not a number from 0 to 100 (seconds of rest per second of purge)",
+        )
+    return AdaptivePaceConfig(
+        section.boolean("enabled", default.enabled), slowdown, min_pace, float(rest)
+    )
 
 
 def _number(section: _Section, key: str, default: float, above: float, most: float) -> float | None:
@@ -788,6 +800,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
         allow_untested_synapse=top.boolean("allow_untested_synapse", False),
         sweep_pace=pace,
         sweep_adaptive_pace=_adaptive_pace(
-            top.section("sweep_adaptive_pace", ("enabled", "max_slowdown", "min_pace")), pace
+            top.section("sweep_adaptive_pace", ("enabled", "max_slowdown", "min_pace", "rest")),
+            pace,
         ),
     )

@@ -104,6 +104,7 @@ def _settings(settings: Mapping[str, Any], prefix: str, what: str) -> None:
         _flag(adaptive.get("enabled"), f"{name}.enabled", what)
         _number(adaptive.get("min_pace"), f"{name}.min_pace", what)
         _number(adaptive.get("max_slowdown"), f"{name}.max_slowdown", what)
+        _number(adaptive.get("rest"), f"{name}.rest", what)
 
 
 def _mapping(value: Any, name: str, what: str) -> Mapping[str, Any]:

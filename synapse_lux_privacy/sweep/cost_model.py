@@ -20,14 +20,15 @@ Then the pace (``Pace``, from ``GET /sweep/settings``), as ``sweep/pacer.py`` an
 - ``sweep_pace`` P: a batch holds at most P items, and the sweep pauses so as never to
   go above P items per second: at least ``items / P`` seconds; smaller batches mean more
   purges.
-- ``sweep_adaptive_pace``: without harm the batches grow to ``sweep_batch_size`` and
-  there is no pause (the unpaced time, the low end); when every batch hurts, the pause
-  grows to ``MAX_GAP`` times the batch's time but never takes the sweep below
-  ``min_pace`` items per second, and the batches shrink to one item (the high end). The
-  point figure: the time of sweeps recorded under the same settings, if any; otherwise
-  the sweep at ``min_pace`` (``adaptive_floor_s``): on the benchmarks the adaptive pace
-  ran at its ``min_pace`` (22-23 items/s with ``min_pace: 25``; 2.4 with ``min_pace: 2``),
-  because a sweep's own deletions slow the probe down even without users.
+- ``sweep_adaptive_pace`` (on by default): each purge is followed by a rest of ``rest``
+  times its time, never below ``min_pace`` items per second (``rested_s``). Without
+  harm the batches grow to ``sweep_batch_size`` and there is no other pause (the low
+  end, and the point figure: with one purge at a time, the probes rarely see harm; at
+  12.5k and 1M events the controller backed off after one batch or none); when every
+  batch hurts, the pause grows to ``MAX_GAP`` times the batch's time but never takes
+  the sweep below ``min_pace`` items per second, and the batches shrink to one item
+  (the high end). Recorded sweeps under the same settings, when there are some, give
+  the point figure instead.
 
 A real sweep also finds its candidates as the dry run did: a rule never takes less than
 the dry run's time for it.
@@ -59,6 +60,7 @@ class Pace:
     sweep_pace: float | None = None
     adaptive: bool = False
     min_pace: float = 10.0
+    rest: float = 0.0
 
     @staticmethod
     def from_json(settings: Mapping[str, Any]) -> "Pace":
@@ -69,6 +71,7 @@ class Pace:
             sweep_pace=None if pace is None else float(pace),
             adaptive=bool(adaptive.get("enabled", False)),
             min_pace=float(adaptive.get("min_pace", 10.0)),
+            rest=float(adaptive.get("rest", 0.0)),
         )
 
     def describe(self) -> str:
@@ -77,7 +80,7 @@ class Pace:
             "no sweep_pace" if self.sweep_pace is None else f"sweep_pace {self.sweep_pace:g}"
         )
         if self.adaptive:
-            parts.append(f"sweep_adaptive_pace on, min_pace {self.min_pace:g}")
+            parts.append(f"sweep_adaptive_pace on, min_pace {self.min_pace:g}, rest {self.rest:g}")
         else:
             parts.append("sweep_adaptive_pace off")
         return ", ".join(parts)
@@ -174,11 +177,13 @@ def paced_s(work: RuleWork, pace: Pace, unpaced: float) -> float:
     return max(unpaced, work.items / pace.sweep_pace)
 
 
-def adaptive_floor_s(work: RuleWork, pace: Pace, unpaced: float, worst: float) -> float:
-    """The pauses take the sweep down to ``min_pace`` items per second (never faster than
-    unpaced, never above ``sweep_pace``), as far as the pauses' bound allows: ``MAX_GAP``
-    times each batch's time, batches shrunk to one item at worst."""
-    return min(worst, paced_s(work, pace, max(unpaced, work.items / pace.min_pace)))
+def rested_s(work: RuleWork, pace: Pace, unpaced: float, per_purge_s: float) -> float:
+    """The adaptive pace's rests after the purges: ``rest`` times each purge's time,
+    never taking the sweep below ``min_pace`` items per second (``AdaptivePace.rest_after``)."""
+    if not pace.adaptive or work.rule != PURGING_RULE or work.items == 0:
+        return unpaced
+    rests = purges(work, pace) * per_purge_s * pace.rest
+    return max(unpaced, min(unpaced + rests, work.items / pace.min_pace))
 
 
 def adaptive_worst_s(work: RuleWork, pace: Pace, per_item_s: float, per_purge_s: float) -> float:
@@ -199,17 +204,20 @@ def estimate_rule(work: RuleWork, pace: Pace, cost: UnitCost | None) -> RuleEsti
         return RuleEstimate(
             work.rule, work.items, count, None, None, None, "no measurement for this rule"
         )
-    fast = paced_s(work, pace, unpaced_s(work, pace, cost.per_item_s[0], cost.per_purge_s[0]))
-    slow = paced_s(work, pace, unpaced_s(work, pace, cost.per_item_s[1], cost.per_purge_s[1]))
+    fast, slow = (
+        paced_s(work, pace, unpaced_s(work, pace, cost.per_item_s[i], cost.per_purge_s[i]))
+        for i in (0, 1)
+    )
     # The middle of a range that spans up to two orders of magnitude (accounts: a few
     # rooms or 162 per user) is its geometric mean.
     mid = math.sqrt(fast * slow)
     if cost.paced or not pace.adaptive:
         return RuleEstimate(work.rule, work.items, count, mid, fast, slow, cost.source)
+    fast, slow = (rested_s(work, pace, t, cost.per_purge_s[i]) for i, t in enumerate((fast, slow)))
     worst = adaptive_worst_s(work, pace, cost.per_item_s[1], cost.per_purge_s[1])
-    point = adaptive_floor_s(work, pace, mid, worst)
-    source = f"{cost.source}; adaptive pace: at min_pace, as it ran on the benchmarks"
-    return RuleEstimate(work.rule, work.items, count, point, fast, max(worst, point), source)
+    point = min(worst, math.sqrt(fast * slow))
+    source = f"{cost.source}; adaptive pace: rests after each purge, no back-off"
+    return RuleEstimate(work.rule, work.items, count, point, fast, max(worst, slow), source)
 
 
 @attrs.frozen

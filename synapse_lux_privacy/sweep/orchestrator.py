@@ -280,7 +280,10 @@ class SweepOrchestrator:
             report.dry_run,
         )
         ctx = SweepContext(
-            as_of_ms=report.as_of, dry_run=report.dry_run, batch_size=pacer.batch_size()
+            as_of_ms=report.as_of,
+            dry_run=report.dry_run,
+            batch_size=pacer.batch_size(),
+            step=pacer.step,
         )
         self._spawn(sweep.keeper.keep)
         wall_start = time.monotonic()
@@ -616,6 +619,7 @@ def pace_settings(
             "enabled": adaptive.enabled,
             "max_slowdown": adaptive.max_slowdown,
             "min_pace": adaptive.min_pace,
+            "rest": adaptive.rest,
         },
     }
 

@@ -18,6 +18,13 @@ scatter, and the slowest of many would always look like harm. The pause never br
 the sweep below ``min_pace`` items per second, and never lets it go above
 ``sweep_pace`` when that is set.
 
+Within a batch, each step (a room's purge) is followed by a rest of ``rest`` times
+the step's own time, whatever the probes say (``rest_after``): on the 2-core machine
+of issue 22, a user's request that meets a purge is slowed whatever the batch's size,
+and the probes' median does not see it (one purge at a time rarely slows a trivial
+query by half). Resting keeps most requests from meeting a purge; ``min_pace`` still
+bounds it.
+
 Pure logic: no clock, no I/O; ``pacer.py`` measures (``probe.py``) and sleeps.
 """
 
@@ -73,6 +80,11 @@ class AdaptivePace:
         if baseline is None or not busy:
             return False
         return statistics.median(busy) > self.config.max_slowdown * baseline + PROBE_SLACK_S
+
+    def rest_after(self, items: int, took: float) -> float:
+        """The rest (seconds) after one step of a batch that deleted ``items`` items in
+        ``took`` seconds: ``rest`` times its time, never below ``min_pace``."""
+        return max(0.0, min(took * self.config.rest, items / self.config.min_pace - took))
 
     def batch_done(self, items: int, took: float, busy: Sequence[float]) -> float:
         """Adapt to a batch of ``items`` deleted in ``took`` seconds while the probes

@@ -9,13 +9,15 @@ nothing).
 - ``sweep_adaptive_pace``: the database is probed while each batch is deleted and once
   after each pause (``probe.py``); the controller (``pace.py``) halves the batches and
   lengthens the pauses when the probes show the batch slowed the server down, and
-  grows them back when not. ``sweep_pace`` still caps it.
+  grows them back when not, and each step of a batch (a room's purge) is followed
+  by a rest in proportion to its time (``step``). ``sweep_pace`` still caps it.
 """
 
 import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from synapse_lux_privacy.config import AdaptivePaceConfig
 from synapse_lux_privacy.sweep.pace import AdaptivePace
@@ -24,6 +26,7 @@ from synapse_lux_privacy.sweep.probe import LoadProbe
 logger = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 # Idle probes taken before a sweep's first batch, for the controller's baseline.
 START_PROBES = 3
@@ -84,6 +87,16 @@ class Pacer:
         )
         await self._pause(pause)
         self.controller.idle_probe(await self._probe.once())
+
+    async def step(self, items: int, work: Callable[[], Awaitable[T]]) -> T:
+        """Run one step of a batch's deletion (a room's purge of ``items`` items), then
+        rest as the adaptive pace asks (``SweepContext.step``)."""
+        if self.controller is None:
+            return await work()
+        began = self._clock()
+        done = await work()
+        await self._pause(self.controller.rest_after(items, self._clock() - began))
+        return done
 
     async def _pause(self, seconds: float) -> None:
         if seconds > 0:

@@ -10,8 +10,8 @@ orchestrator deletes the last one, and uses it only if asked for that very page:
 by the next one.
 """
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
 import attrs
 
@@ -92,13 +92,31 @@ class DeleteOutcome:
     failed: Mapping[str, str] = attrs.Factory(dict)
 
 
+T = TypeVar("T")
+
+
+class Step(Protocol):
+    """Runs one step of a batch's deletion (``items`` items, a room's purge), paced."""
+
+    def __call__(self, items: int, work: Callable[[], Awaitable[T]]) -> Awaitable[T]: ...
+
+
+async def unpaced(items: int, work: Callable[[], Awaitable[T]]) -> T:
+    """A step with no rest after it."""
+    return await work()
+
+
 @attrs.frozen
 class SweepContext:
-    """What every rule is told about the sweep it runs in."""
+    """What every rule is told about the sweep it runs in. ``step``: how a rule that
+    deletes a batch in several heavy steps (a purge per room) runs each one, so the
+    sweep's pace rests between them (``pacer.py``); not part of the context's
+    identity."""
 
     as_of_ms: int
     dry_run: bool
     batch_size: int
+    step: Step = attrs.field(default=unpaced, eq=False)
 
 
 class Rule(Protocol):

@@ -261,7 +261,8 @@ def _flow(items: list[str]) -> str:
 SCHEMA: dict[str, object] = {
     "dry_run": BOOL, "sweep_interval": DURATION, "allow_short_periods": BOOL,
     "sweep_batch_size": NUMBER, "sweep_pace": NUMBER,
-    "sweep_adaptive_pace": {"enabled": BOOL, "max_slowdown": NUMBER, "min_pace": NUMBER},
+    "sweep_adaptive_pace": {"enabled": BOOL, "max_slowdown": NUMBER, "min_pace": NUMBER,
+                            "rest": NUMBER},
     "retention": {"messages": DURATION, "attachments": DURATION, "redacted_content": DURATION},
     "quota": {"default_bytes": st.sampled_from(["5G", "0", "1T", "1:30"]),
               "notice_texts": {"en": TEMPLATE, "de": TEMPLATE}},

@@ -73,16 +73,24 @@ def test_r1_r12_sweep_pace_is_unlimited_by_default_and_takes_a_rate() -> None:
     assert parse_config({"sweep_pace": 0.5}).sweep_pace == 0.5
 
 
-def test_r1_r12_sweep_adaptive_pace_is_off_by_default_and_bounded() -> None:
-    assert DEFAULTS.sweep_adaptive_pace == AdaptivePaceConfig(False, 1.5, 10.0)
-    raw = {"sweep_adaptive_pace": {"enabled": True, "max_slowdown": 2, "min_pace": 0.5}}
-    assert parse_config(raw).sweep_adaptive_pace == AdaptivePaceConfig(True, 2.0, 0.5)
+def test_r1_r12_sweep_adaptive_pace_is_on_by_default_and_bounded() -> None:
+    """Issue 22: the shipped configuration paces the sweep, resting four times a purge's time
+    after it (benchmarks/README.md, "Invisible by default")."""
+    assert DEFAULTS.sweep_adaptive_pace == AdaptivePaceConfig(True, 1.5, 10.0, 4.0)
+    raw = {"sweep_adaptive_pace": {"enabled": False, "max_slowdown": 2, "min_pace": 0.5, "rest": 0}}
+    assert parse_config(raw).sweep_adaptive_pace == AdaptivePaceConfig(False, 2.0, 0.5, 0.0)
     assert (
         parse_config({"sweep_adaptive_pace": None}).sweep_adaptive_pace
         == DEFAULTS.sweep_adaptive_pace
     )
     # A sweep_pace below the default min_pace stays valid: the default follows it.
     assert parse_config({"sweep_pace": 4}).sweep_adaptive_pace.min_pace == 4.0
+
+
+@pytest.mark.parametrize("rest", [-1, 100.5, True, "2", None])
+def test_r1_r12_a_rest_out_of_bounds_is_an_error_naming_the_key(rest: object) -> None:
+    with pytest.raises(ConfigError, match=r"sweep_adaptive_pace\.rest"):
+        parse_config({"sweep_adaptive_pace": {"rest": rest}})
 
 
 def test_r1_messages_default_is_24_months() -> None:

@@ -72,6 +72,15 @@ def test_an_empty_history_purges_nothing() -> None:
     assert (plan.prefix, plan.floor) == ((), 20)
 
 
+def test_r1_a_room_that_does_not_fit_what_is_left_of_a_batch_waits_whole_for_the_next() -> None:
+    """Issue 22: a room is purged once, not split between two batches."""
+    events = [Ev(n, d) for n, d in (("a", 1), ("b", 2), ("c", 3), ("d", 4))]
+    plan = plan_prefix(events, cap=3, extremity_depth=20, blocks=blocks, whole_batch=False)
+    assert (names(plan.prefix), plan.floor) == ([], None)
+    fits = plan_prefix(events[:3], cap=3, extremity_depth=20, blocks=blocks, whole_batch=False)
+    assert (names(fits.prefix), fits.floor) == (["a", "b", "c"], 20)
+
+
 def test_a_depth_that_does_not_fit_what_is_left_of_a_batch_waits_for_the_next_batch() -> None:
     events = [Ev(f"f{i}", 4) for i in range(4)]
     plan = plan_prefix(events, cap=3, extremity_depth=20, blocks=blocks, whole_batch=False)

@@ -309,6 +309,8 @@ def test_r1_r13_a_purge_never_takes_a_young_or_held_event_nor_anything_beyond_on
     elif result.floor is not None:  # a full batch stops the purge only at a wider depth
         assert chosen == [] and whole_batch
         assert all(e.depth == result.floor for e in history[: cap + 1])
+    if chosen and not whole_batch:
+        assert result.floor is not None, "a room sharing a batch is purged whole, never split"
 
 
 # -- R11, R12: sessions and accounts --------------------------------------------------------

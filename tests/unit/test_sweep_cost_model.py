@@ -1,6 +1,7 @@
 """The cost model of a sweep's time (R1-R12 sweeps; ``sweep/cost_model.py``): pure logic
 over injected counts, unit costs and pace settings (no server, no clock)."""
 
+import attrs
 import pytest
 
 from synapse_lux_privacy.sweep.cost_model import (
@@ -61,29 +62,37 @@ def test_r1_sweep_pace_bounds_the_rate_and_makes_more_purges() -> None:
     assert estimate_rule(RuleWork("ip_logs", 100), pace, fast).seconds == pytest.approx(5.0)
 
 
-def test_r1_adaptive_pace_lies_between_no_back_off_and_min_pace() -> None:
-    """Unpaced 2.5 s; with no sweep recorded under this pace the point figure is the
-    sweep at ``min_pace`` (as on the benchmarks): 1,000 items at 2/s, 500 s; the high end
-    adds batches of one item. The pauses are bounded by the gap: never more than
-    ``1 + MAX_GAP`` times the time of batches of one item."""
-    pace = Pace(batch_size=500, adaptive=True, min_pace=2)
+def test_r1_adaptive_pace_rests_after_each_purge_and_lies_below_min_pace_at_worst() -> None:
+    """Unpaced 2.5 s (50 purges of 50 ms). Issue 22: with no sweep recorded under this
+    pace, the point figure adds the rests, ``rest`` (4) times each purge's time: 12.5 s,
+    as the benchmarks ran with one purge at a time (no back-off); the high end, every
+    batch hurting, is the sweep at ``min_pace``: 1,000 items at 2/s, 500 s. The rests
+    never take the sweep below ``min_pace``, and the pauses never exceed ``1 + MAX_GAP``
+    times the time of batches of one item."""
+    pace = Pace(batch_size=500, adaptive=True, min_pace=2, rest=4)
     result = estimate_rule(RuleWork("messages", 1_000, rooms=50), pace, PURGE_50MS)
-    assert result.low_s == pytest.approx(2.5)
-    assert result.seconds == pytest.approx(500.0)
-    assert result.high_s == pytest.approx(500.0)
-    assert "adaptive pace: at min_pace" in result.source
-    quick = estimate_rule(
-        RuleWork("messages", 1_000, rooms=50), Pace(500, adaptive=True, min_pace=100), PURGE_50MS
+    assert (result.low_s, result.seconds, result.high_s) == pytest.approx((12.5, 12.5, 500.0))
+    assert "adaptive pace: rests after each purge" in result.source
+    no_rest = estimate_rule(
+        RuleWork("messages", 1_000, rooms=50), attrs.evolve(pace, rest=0), PURGE_50MS
     )
-    # 1,000 items at 100/s: 10 s; one purge per item at 50 ms: 50 s at worst.
+    assert no_rest.seconds == pytest.approx(2.5)
+    quick = estimate_rule(
+        RuleWork("messages", 1_000, rooms=50),
+        Pace(500, adaptive=True, min_pace=100, rest=4),
+        PURGE_50MS,
+    )
+    # 12.5 s of purges and rests, but 1,000 items at 100/s take 10 s: the rests stop there;
+    # one purge per item at 50 ms: 50 s at worst.
     assert quick.seconds == pytest.approx(10.0)
     assert quick.high_s == pytest.approx(50.0)
     capped = estimate_rule(
         RuleWork("ip_logs", 1_000),
-        Pace(500, adaptive=True, min_pace=0.001),
+        Pace(500, adaptive=True, min_pace=0.001, rest=4),
         UnitCost((0.001, 0.001)),
     )
-    assert capped.seconds == pytest.approx(1.0 * (1 + MAX_GAP))
+    assert capped.seconds == pytest.approx(1.0), "no purges, no rests"
+    assert capped.high_s == pytest.approx(1.0 * (1 + MAX_GAP))
 
 
 def test_r1_nothing_to_delete_takes_nothing_and_an_unmeasured_rule_is_unknown() -> None:

@@ -1,8 +1,10 @@
 """The sweep engine with a real SQLite database and a test rule over a table of aged items.
 
-Time: the clock is injected (a fixed "now"), items carry explicit ages; nothing sleeps.
+Time: the clock is injected (a fixed "now"), items carry explicit ages; nothing sleeps
+(the rests test's steps take 2 ms of real time each, so that the pace has a time to rest on).
 """
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -407,3 +409,45 @@ async def test_r1_r12_adaptive_pace_shrinks_batches_that_slow_the_database_and_d
     assert rule.pages[: len(pages)] == pages
     assert sum(rule.pages) == 30
     assert (len(pauses) > 0) == (slow > 0.01)
+
+
+class SteppedRule(AgedItemsRule):
+    """Deletes each item as one step of its batch (as the messages rule runs each room's
+    purge), taking at least 2 ms of real time each."""
+
+    async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> Sequence[Candidate]:
+        async def work() -> Sequence[Candidate]:
+            time.sleep(0.002)
+            return await super(SteppedRule, self).delete(ctx, items)
+
+        return await ctx.step(len(items), work)
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_r12_the_adaptive_pace_rests_after_each_step_of_a_batch(db: SqliteRunner) -> None:
+    """Issue 22: the sweep hands the rule its pacer's ``step``: with ``rest`` 4, each
+    step (2 ms or more, real time) is followed by a rest of at least 8 ms; a dry run
+    and a sweep with the adaptive pace off never rest. The rests are recorded, not
+    slept; the probe's clock is a counter that never shows harm."""
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        if seconds >= 60:  # the lease keeper's renewal timer
+            await never(seconds)
+        pauses.append(seconds)
+
+    probed = ProbedDb(db, 0.001)
+    probe = LoadProbe(probed, spawn, sleep, probed.clock)
+    for enabled, prefix in ((False, "off"), (True, "on")):
+        add_items(db, 3, 31, "@a:lux.test", "!r:lux.test", prefix)
+        config = AdaptivePaceConfig(enabled=enabled, min_pace=1.0, rest=4.0)
+        orchestrator = build(
+            db, {"messages": SteppedRule(db)}, lambda: NOW, 30, sleep=sleep,
+            adaptive_pace=config, probe=probe,
+        )  # fmt: skip
+        await orchestrator.run(as_of_ms=None, dry_run=True)
+        assert pauses == [], "a dry run does not rest"
+        report = await orchestrator.run(as_of_ms=None, dry_run=False)
+        assert report.results["messages"].deleted == 3 and remaining(db, prefix) == 0
+        assert (len(pauses), enabled) in ((0, False), (3, True)), pauses
+    assert min(pauses) >= 4 * 0.002, pauses

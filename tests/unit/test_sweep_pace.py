@@ -21,7 +21,7 @@ from synapse_lux_privacy.sweep.pacer import START_PROBES, Pacer
 from synapse_lux_privacy.sweep.probe import PROBE_INTERVAL_S, LoadProbe
 from tests.unit.orchestrators import drive
 
-ON = AdaptivePaceConfig(enabled=True, max_slowdown=1.5, min_pace=1.0)
+ON = AdaptivePaceConfig(enabled=True, max_slowdown=1.5, min_pace=1.0, rest=2.0)
 IDLE = 0.002  # seconds of an idle probe
 HURT = [0.050]  # a batch's probes when it slowed the database down
 FINE = [0.0025]  # within 1.5 x idle
@@ -94,6 +94,44 @@ def test_r1_r12_the_pause_never_takes_the_sweep_below_min_pace_and_sweep_pace_ca
     # Nothing hurts and no pause is due, but 10 items at 5/s take at least 2 s.
     assert capped.batch_done(10, 0.5, FINE) == pytest.approx(1.5)
     assert controller(max_size=3).size == 3
+
+
+def test_r1_r12_each_step_rests_rest_times_its_own_time_never_below_min_pace() -> None:
+    """Issue 22: a purge is followed by ``rest`` times its time (2 here), whatever the
+    probes say; a step slower than ``min_pace`` allows is followed by none."""
+    pace = controller()
+    assert pace.rest_after(1, 0.1) == pytest.approx(0.2)
+    assert pace.rest_after(1, 0.6) == pytest.approx(1 / ON.min_pace - 0.6), "min_pace bounds it"
+    assert pace.rest_after(1, 2.0) == 0.0
+    assert pace.rest_after(100, 0.1) == pytest.approx(0.2)
+    for _ in range(10):
+        pace.batch_done(1, 0.01, HURT)
+    assert pace.rest_after(100, 0.1) == pytest.approx(0.2), "the rest does not follow the harm"
+    resting = AdaptivePace(AdaptivePaceConfig(rest=0.0), 500)
+    assert resting.rest_after(100, 0.1) == 0.0
+
+
+def test_r1_r12_the_pacer_rests_after_each_step_but_never_in_a_dry_run_or_unpaced() -> None:
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async def purge() -> str:
+        return "purged"
+
+    probe = LoadProbe(FakeDb(), spawn, _no_sleep, readings())
+    pacer = Pacer(500, None, ON, probe, sleep, False, readings(10.0, 10.25, 20.0, 20.1))
+    assert drive(pacer.step(5, purge)) == "purged"
+    assert drive(pacer.step(5, purge)) == "purged"
+    assert sleeps == pytest.approx([0.5, 0.2])
+    off = AdaptivePaceConfig(enabled=False)
+    for quiet in (
+        Pacer(500, None, ON, probe, sleep, True),
+        Pacer(500, None, off, probe, sleep, False),
+    ):
+        assert drive(quiet.step(5, purge)) == "purged"
+    assert len(sleeps) == 2, "a dry run and an unpaced sweep never rest"
 
 
 class FakeDb:
@@ -199,7 +237,7 @@ def test_r1_r12_dry_runs_and_disabled_adaptive_pace_never_probe() -> None:
     probe = LoadProbe(db, spawn, _no_sleep, readings())
     for pacer in (
         Pacer(500, None, ON, probe, _no_sleep, True),
-        Pacer(500, None, AdaptivePaceConfig(), probe, _no_sleep, False),
+        Pacer(500, None, AdaptivePaceConfig(enabled=False), probe, _no_sleep, False),
     ):
         drive(pacer.start())
         assert pacer.batch_size() == 500 and pacer.controller is None
@@ -209,5 +247,6 @@ def test_r1_r12_dry_runs_and_disabled_adaptive_pace_never_probe() -> None:
 
         drive(pacer.delete(10, work))
     assert db.queries == []
-    assert Pacer(500, 20.0, AdaptivePaceConfig(), None, _no_sleep, False).batch_size() == 20
+    off = AdaptivePaceConfig(enabled=False)
+    assert Pacer(500, 20.0, off, None, _no_sleep, False).batch_size() == 20
     assert Pacer(500, 20.0, ON, probe, _no_sleep, True).batch_size() == 500, "dry run: no pace"

@@ -31,6 +31,7 @@ the batch that the purge does not reach are reported skipped (``purge_blocked``)
 those it should have removed and did not, failed (``NotPurged``).
 """
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -67,12 +68,12 @@ PURGE = "purge"
 # The error class of an item a purge that ran should have removed and did not.
 NOT_PURGED = "NotPurged"
 
-# Rooms of one batch purged at the same time. Each purge is its own transaction under
-# its room's purge lock, preceded and followed by a few short ones (the lock, the state
-# groups it leaves): ten at once keep the database pool busy while each waits for its
-# round trips, as Synapse's own retention jobs do (those start every room at once). On
-# this machine, 4 at once took 2.4 times as long (benchmarks/README.md, issue 14).
-PURGE_CONCURRENCY = 10
+# Rooms of one batch purged at the same time: one. Ten at once (as Synapse's own
+# retention jobs start every room at once) kept the database pool busy and the sweep
+# fast, but made users' slowest requests ten times slower on this 2-core machine; one
+# at a time took about as long and cost them 2.5 times (issue 22, benchmarks/README.md,
+# "Invisible by default"), and leaves room for the pace's rest between purges.
+PURGE_CONCURRENCY = 1
 
 # Rows one page may read past without finding them due (old state that must stay,
 # events under another lifetime), in batches: a page's cost stays bounded however much
@@ -342,7 +343,9 @@ class MessagesRule:
         async def purge(room_id: str) -> None:
             batch = purges[room_id]
             try:
-                reached, blocked = await self._purge(room_id, batch)
+                reached, blocked = await ctx.step(
+                    len(batch), functools.partial(self._purge, room_id, batch)
+                )
                 purged.extend(reached)
                 skipped.update((c.item_id, PURGE_BLOCKED) for c in blocked)
             except Exception as error:
