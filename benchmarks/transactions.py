@@ -22,6 +22,9 @@ import yaml
 
 from tests.harness import SynapseServer
 
+# The module's transactions are named so (``DbRunner``); the adaptive pace's probe.
+MODULE_PREFIX = "lux_privacy_"
+PROBE = "lux_privacy_load_probe"
 _TXN_END = re.compile(r"\[TXN END\] \{(.+)-[0-9a-f]+\} ([0-9.]+) sec")
 
 
@@ -78,6 +81,14 @@ def print_transactions(label: str, txns: Transactions, top: int = 12) -> None:
         f"{label}: {sum(txns.count.values())} transactions, {total:.2f} s of connection"
         f" time in {txns.window_s:.2f} s ({busy:.1f} connections busy on average)"
     )
+    own = {name: t for name, t in txns.seconds.items() if name.startswith(MODULE_PREFIX)}
+    if own and total > 0:
+        probes = sum(t for name, t in own.items() if name == PROBE)
+        print(
+            f"  the module's own ({MODULE_PREFIX}*): {sum(own.values()):.2f} s,"
+            f" {100 * sum(own.values()) / total:.1f} % of the connection time"
+            f" (of which load probes {100 * probes / total:.1f} %)"
+        )
     heaviest = sorted(txns.seconds.items(), key=lambda item: -item[1])[:top]
     for name, seconds in heaviest:
         calls = txns.count[name]

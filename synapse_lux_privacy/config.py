@@ -310,7 +310,7 @@ class AdaptivePaceConfig:
     enabled: bool = True
     max_slowdown: float = 1.5
     min_pace: float = 10.0
-    rest: float = 4.0
+    rest: float = 8.0
 
 
 @attrs.frozen

@@ -283,6 +283,7 @@ class SweepOrchestrator:
             as_of_ms=report.as_of,
             dry_run=report.dry_run,
             batch_size=pacer.batch_size(),
+            whole_room_size=pacer.max_batch_size,
             step=pacer.step,
         )
         self._spawn(sweep.keeper.keep)

@@ -47,7 +47,8 @@ class Pacer:
         if self._pace is not None:
             # A batch is deleted in one go: with a pace, at most a second's worth of it.
             batch_size = max(1, min(batch_size, int(self._pace)))
-        self._batch_size = batch_size
+        # The largest batch this sweep deletes, whatever the adaptive pace's size.
+        self.max_batch_size = batch_size
         self._probe = probe if adaptive.enabled and not dry_run else None
         self.controller = (
             AdaptivePace(adaptive, batch_size, self._pace) if self._probe is not None else None
@@ -63,7 +64,7 @@ class Pacer:
 
     def batch_size(self) -> int:
         """The most items the next batch may hold."""
-        return self.controller.size if self.controller is not None else self._batch_size
+        return self.controller.size if self.controller is not None else self.max_batch_size
 
     async def delete(self, items: int, work: Callable[[], Awaitable[None]]) -> None:
         """Run a batch's deletion of ``items`` items, then pause as the pace asks."""

@@ -108,14 +108,18 @@ async def unpaced(items: int, work: Callable[[], Awaitable[T]]) -> T:
 
 @attrs.frozen
 class SweepContext:
-    """What every rule is told about the sweep it runs in. ``step``: how a rule that
-    deletes a batch in several heavy steps (a purge per room) runs each one, so the
-    sweep's pace rests between them (``pacer.py``); not part of the context's
-    identity."""
+    """What every rule is told about the sweep it runs in. ``batch_size``: the most
+    items of the next batch (the adaptive pace may make it smaller than
+    ``sweep_batch_size``); ``whole_room_size``: the most a batch's first room may take
+    beyond it, so that the pace's smaller batches do not split a room's purge in two (0:
+    none). ``step``: how a rule that deletes a batch in several heavy steps (a purge
+    per room) runs each one, so the sweep's pace rests between them (``pacer.py``);
+    not part of the context's identity."""
 
     as_of_ms: int
     dry_run: bool
     batch_size: int
+    whole_room_size: int = 0
     step: Step = attrs.field(default=unpaced, eq=False)
 
 

@@ -74,9 +74,9 @@ def test_r1_r12_sweep_pace_is_unlimited_by_default_and_takes_a_rate() -> None:
 
 
 def test_r1_r12_sweep_adaptive_pace_is_on_by_default_and_bounded() -> None:
-    """Issue 22: the shipped configuration paces the sweep, resting four times a purge's time
+    """Issue 22: the shipped configuration paces the sweep, resting eight times a purge's time
     after it (benchmarks/README.md, "Invisible by default")."""
-    assert DEFAULTS.sweep_adaptive_pace == AdaptivePaceConfig(True, 1.5, 10.0, 4.0)
+    assert DEFAULTS.sweep_adaptive_pace == AdaptivePaceConfig(True, 1.5, 10.0, 8.0)
     raw = {"sweep_adaptive_pace": {"enabled": False, "max_slowdown": 2, "min_pace": 0.5, "rest": 0}}
     assert parse_config(raw).sweep_adaptive_pace == AdaptivePaceConfig(False, 2.0, 0.5, 0.0)
     assert (

@@ -191,17 +191,20 @@ async def run(
     batch: int = 3,
     r: MessagesRule | None = None,
     as_of: int = AS_OF,
+    whole_room: int = 0,
 ) -> tuple[list[Candidate], list[Candidate]]:
     """What the orchestrator does: pages, hold filter, delete, then (a real pass having
     run to its end) ``pass_completed``; (candidates, deleted)."""
     r = r or rule(synapse)
-    ctx = SweepContext(as_of_ms=as_of, dry_run=dry_run, batch_size=batch)
+    ctx = SweepContext(
+        as_of_ms=as_of, dry_run=dry_run, batch_size=batch, whole_room_size=whole_room
+    )
     seen: list[Candidate] = []
     deleted: list[Candidate] = []
     cursor = None
     while True:
         page = await r.find_candidates(ctx, holds, cursor)
-        assert len(page.items) <= batch
+        assert len(page.items) <= max(batch, whole_room)
         seen.extend(page.items)
         eligible = [c for c in page.items if not holds.covers(c.user_id, c.room_id)]
         if not dry_run and eligible:
@@ -279,6 +282,36 @@ async def test_r1_once_the_hold_is_released_the_rest_of_the_history_goes(
     for event_id in w["purge"] + w["bob"] + w["after"] + w["held_room"]:
         assert event_id not in synapse.rows
     assert w["old_name"][0] in synapse.expunged  # state stays, as an empty shell
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_a_room_is_purged_once_when_it_does_not_fit_what_is_left_of_a_batch(
+    synapse: FakeSynapse,
+) -> None:
+    """Issue 22: rooms X and Y with 2 due events each, batches of 3: Y does not fit in
+    what X left and waits, whole, for the next batch; each room is purged once."""
+    for room in ("X", "Y"):
+        for depth in (1, 2):
+            synapse.add(room, "@alice:x", depth)
+        synapse.add(room, "@alice:x", 3, ts=FRESH)
+    _, deleted = await run(synapse, HoldSet(), dry_run=False)
+    assert len(deleted) == 4
+    assert [(room, n) for room, _, n in synapse.purges] == [("X", 2), ("Y", 2)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_the_pace_s_smaller_batches_never_split_a_room_s_purge(
+    synapse: FakeSynapse,
+) -> None:
+    """Issue 22: with the adaptive pace's batch of 3 and ``sweep_batch_size`` 10, a room
+    with 7 due events is purged in one purge, as its batch's first room (without the
+    allowance, ``whole_room_size`` 0, it takes three: the test above)."""
+    for depth in range(1, 8):
+        synapse.add("A", "@alice:x", depth)
+    synapse.add("A", "@alice:x", 8, ts=FRESH)
+    _, deleted = await run(synapse, HoldSet(), dry_run=False, batch=3, whole_room=10)
+    assert len(deleted) == 7
+    assert [(room, n) for room, _, n in synapse.purges] == [("A", 7)]
 
 
 @pytest_twisted.ensureDeferred

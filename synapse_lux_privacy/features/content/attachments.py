@@ -20,6 +20,7 @@ waiting for its row's lifetime), so that a sweep with nothing due costs the same
 however much history is kept.
 """
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -146,9 +147,13 @@ class AttachmentsRule:
 
     async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
         files = {parse_item(c)[1]: c for c in items if parse_item(c)[0] == MEDIA}
-        expunged, failed = await self._expunger.expunge_each(
-            self.name, [c for c in items if parse_item(c)[0] == EXPUNGE]
+        events = [c for c in items if parse_item(c)[0] == EXPUNGE]
+        # Each step followed by the pace's rest (issue 22), as the messages rule's purges.
+        expunged, failed = await ctx.step(
+            len(events), functools.partial(self._expunger.expunge_each, self.name, events)
         )
-        removed = await delete_media_batch(self._api, files)
+        removed = await ctx.step(
+            len(files), functools.partial(delete_media_batch, self._api, files)
+        )
         failed.update(removed.failed)
         return DeleteOutcome(deleted=[*expunged, *removed.deleted], failed=failed)

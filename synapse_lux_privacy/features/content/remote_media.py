@@ -6,6 +6,7 @@ rule matching its content type), with its thumbnails and storage-provider copies
 Fetching it again later makes a new copy, which starts a new life.
 """
 
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -77,7 +78,9 @@ class RemoteMediaRule:
                 origin, media_id, filesystem_id, "", item.size_bytes, 0
             )
         try:
-            outcome = await media.delete_remote_media(self._api, copies)
+            outcome = await ctx.step(
+                len(copies), functools.partial(media.delete_remote_media, self._api, copies)
+            )
         except Exception as error:
             logger.exception("lux_privacy: deleting %d remote copies failed", len(items))
             return DeleteOutcome(failed={c.item_id: type(error).__name__ for c in items})
