@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -182,22 +184,19 @@ def one_run(
             "send": (idle_send, list(during.send)),
             "paginate": (idle_page, list(during.paginate)),
             "pace_log": _pace_log(server.log_text()),
-            "split_rooms": split_rooms(server, sweep_id),
+            "purges": purges_per_room(server.log_text()),
         }
     finally:
         server.stop()
 
 
-def split_rooms(server: SynapseServer, sweep_id: str) -> tuple[int, int]:
-    """(rooms the messages rule touched, those it touched in more than one batch): a
-    batch's audit rows share their time. The second bounds the rooms purged twice from
-    above (a room's expunges may follow its purge in the next batch)."""
-    batches = server.db().query(
-        "SELECT room_id, COUNT(DISTINCT ts) FROM lux_privacy_audit"
-        " WHERE sweep_id = ? AND rule = 'messages' AND room_id IS NOT NULL GROUP BY room_id",
-        (sweep_id,),
-    )
-    return len(batches), sum(1 for _, count in batches if count > 1)
+# The messages rule's line per purge (``features/content/messages.py``).
+PURGE_LINE = re.compile(r"lux_privacy: purged (\S+) below depth")
+
+
+def purges_per_room(log: str) -> Counter[str]:
+    """How many times the messages rule purged each room, from its line per purge."""
+    return Counter(PURGE_LINE.findall(log))
 
 
 def cancel(admin: MatrixClient, sweep_id: str, finished: Callable[[], bool]) -> None:
@@ -336,9 +335,13 @@ def report(runs: Sequence[dict[str, Any]], args: Any) -> None:
             f"{run['mode']}: sweep {run['sweep_s']:.1f} s ({run['status']}), {load},"
             f" deleted {run['deleted']} {run['pace_log']}"
         )
-        if "split_rooms" in run:  # the monolith's sweep, whose ID the run knows
-            rooms, split = run["split_rooms"]
-            print(f"  messages: {rooms} rooms, {split} of them in more than one batch")
+        if "purges" in run:  # the monolith's log holds this sweep's purges only
+            purges = run["purges"]
+            again = sum(1 for count in purges.values() if count > 1)
+            print(
+                f"  messages: {sum(purges.values())} purges in {len(purges)} rooms,"
+                f" {again} rooms purged more than once"
+            )
         for kind in ("send", "paginate"):
             idle, during = run[kind]
             print(

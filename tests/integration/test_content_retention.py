@@ -479,7 +479,8 @@ def test_r1_a_sweep_goes_in_bounded_batches_and_purges_each_room_once(
     with sweep_batch_size 5: the dry run counts exactly what the real sweep then deletes,
     in purges of at most 5 events (read back from the audit trail: a batch's rows share
     their time); a room whose due events fit in a batch is purged in one batch, never
-    split between two (issue 22: a purge costs about as much for 2 events as for 200),
+    split between two, and once (the rule's log line per purge; issue 22: a purge costs
+    about as much for 2 events as for 200),
     though 3 rooms of 3 cannot share batches of 5 without it; and a second sweep finds
     nothing."""
     db = hs.db()
@@ -505,10 +506,12 @@ def test_r1_a_sweep_goes_in_bounded_batches_and_purges_each_room_once(
     rows = [row for row in audit if row["rule"] == "messages"]
     batches = [row["count"] for row in rows if row["room_id"] == room]
     assert sum(batches) == 12 and max(batches) <= 5 and len(batches) >= 3
+    log = hs.log_text()
     for small_room in small:
         times = {row["ts"] for row in rows if row["room_id"] == small_room}
         counts = [row["count"] for row in rows if row["room_id"] == small_room]
         assert (len(times), sum(counts)) == (1, 3), (small_room, rows)
+        assert log.count(f"lux_privacy: purged {small_room} below depth") == 1
     assert sweep(hs_admin, base + 24 * MONTH + DAY, ["messages"])["messages"]["candidates"] == 0
     end_of_era(hs_admin, 9)
 

@@ -405,6 +405,8 @@ class MessagesRule:
             return [], stored
         stream = max(stream for _, stream in before.values())
         await events.purge_history(self._api, room_id, point, stream)
+        # One line per purge: how often each room is purged can be read from the log.
+        logger.info("lux_privacy: purged %s below depth %d", room_id, point)
         tried = {c.item_id for c in reached}
         return reached, [c for c in stored if c.item_id not in tried]
 
