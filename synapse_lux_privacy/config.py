@@ -302,9 +302,10 @@ class AdaptivePaceConfig:
     ``max_slowdown``: the median probe of the database while a batch is deleted, as a
     multiple of the idle one, above which the sweep backs off. ``min_pace``: items per
     second the pauses never take the sweep below (it bounds the backlog time). ``rest``:
-    seconds of pause after each purge of a room, per second the purge took (issue 22: a
-    user's request that meets a purge on this 2-core machine is slowed whatever the
-    batch; resting between purges keeps most requests from meeting one).
+    seconds of pause after each deleting step (a room's purge, a batch's expunges or file
+    deletions), per second the step took (issue 22: a user's request that meets a purge
+    on a 2-core machine is slowed whatever the batch; resting keeps most requests from
+    meeting one).
     """
 
     enabled: bool = True

@@ -20,8 +20,9 @@ Then the pace (``Pace``, from ``GET /sweep/settings``), as ``sweep/pacer.py`` an
 - ``sweep_pace`` P: a batch holds at most P items, and the sweep pauses so as never to
   go above P items per second: at least ``items / P`` seconds; smaller batches mean more
   purges.
-- ``sweep_adaptive_pace`` (on by default): each purge is followed by a rest of ``rest``
-  times its time, never below ``min_pace`` items per second (``rested_s``). Without
+- ``sweep_adaptive_pace`` (on by default): each deleting step of the messages and media
+  rules (a purge, a batch's expunges or file deletions) is followed by a rest of
+  ``rest`` times its time, never below ``min_pace`` items per second (``rested_s``). Without
   harm the batches grow to ``sweep_batch_size`` and there is no other pause (the low
   end, and the point figure: with one purge at a time, the probes rarely see harm; at
   12.5k and 1M events the controller backed off after one batch or none); when every
@@ -44,6 +45,8 @@ from synapse_lux_privacy.sweep.pace import MAX_GAP
 
 # The rule whose cost follows the purges (one per room and batch), not the items.
 PURGING_RULE = "messages"
+# The rules whose deleting steps rest under the adaptive pace (``SweepContext.step``).
+RESTING_RULES = frozenset({PURGING_RULE, "attachments", "remote_media"})
 # The rules whose cost has a part per room (``RuleWork.rooms``): purges, rooms parted.
 ROOM_RULES = frozenset({PURGING_RULE, "accounts"})
 BENCHMARK_SOURCE = (
@@ -177,13 +180,13 @@ def paced_s(work: RuleWork, pace: Pace, unpaced: float) -> float:
     return max(unpaced, work.items / pace.sweep_pace)
 
 
-def rested_s(work: RuleWork, pace: Pace, unpaced: float, per_purge_s: float) -> float:
-    """The adaptive pace's rests after the purges: ``rest`` times each purge's time,
-    never taking the sweep below ``min_pace`` items per second (``AdaptivePace.rest_after``)."""
-    if not pace.adaptive or work.rule != PURGING_RULE or work.items == 0:
+def rested_s(work: RuleWork, pace: Pace, unpaced: float) -> float:
+    """The adaptive pace's rests after each deleting step of the rules that take them
+    (purges, expunges, file deletions): ``rest`` times the steps' time, never taking the
+    sweep below ``min_pace`` items per second (``AdaptivePace.rest_after``)."""
+    if not pace.adaptive or work.rule not in RESTING_RULES or work.items == 0:
         return unpaced
-    rests = purges(work, pace) * per_purge_s * pace.rest
-    return max(unpaced, min(unpaced + rests, work.items / pace.min_pace))
+    return max(unpaced, min(unpaced * (1 + pace.rest), work.items / pace.min_pace))
 
 
 def adaptive_worst_s(work: RuleWork, pace: Pace, per_item_s: float, per_purge_s: float) -> float:
@@ -213,10 +216,10 @@ def estimate_rule(work: RuleWork, pace: Pace, cost: UnitCost | None) -> RuleEsti
     mid = math.sqrt(fast * slow)
     if cost.paced or not pace.adaptive:
         return RuleEstimate(work.rule, work.items, count, mid, fast, slow, cost.source)
-    fast, slow = (rested_s(work, pace, t, cost.per_purge_s[i]) for i, t in enumerate((fast, slow)))
+    fast, slow = (rested_s(work, pace, t) for t in (fast, slow))
     worst = adaptive_worst_s(work, pace, cost.per_item_s[1], cost.per_purge_s[1])
     point = min(worst, math.sqrt(fast * slow))
-    source = f"{cost.source}; adaptive pace: rests after each purge, no back-off"
+    source = f"{cost.source}; adaptive pace: rests after each deleting step, no back-off"
     return RuleEstimate(work.rule, work.items, count, point, fast, max(worst, slow), source)
 
 

@@ -18,12 +18,12 @@ scatter, and the slowest of many would always look like harm. The pause never br
 the sweep below ``min_pace`` items per second, and never lets it go above
 ``sweep_pace`` when that is set.
 
-Within a batch, each step (a room's purge) is followed by a rest of ``rest`` times
-the step's own time, whatever the probes say (``rest_after``): on the 2-core machine
-of issue 22, a user's request that meets a purge is slowed whatever the batch's size,
-and the probes' median does not see it (one purge at a time rarely slows a trivial
-query by half). Resting keeps most requests from meeting a purge; ``min_pace`` still
-bounds it.
+Within a batch, each step (a room's purge, the batch's expunges or file deletions) is
+followed by a rest of ``rest`` times the step's own time, whatever the probes say
+(``rest_after``): on the 2-core machine of issue 22, a user's request that meets a
+purge is slowed whatever the batch's size, and the probes' median does not see it (one
+purge at a time rarely slows a trivial query by half). Resting keeps most requests from
+meeting a purge; ``min_pace`` still bounds it.
 
 Pure logic: no clock, no I/O; ``pacer.py`` measures (``probe.py``) and sleeps.
 """

@@ -72,7 +72,7 @@ def test_r1_adaptive_pace_rests_after_each_purge_and_lies_below_min_pace_at_wors
     pace = Pace(batch_size=500, adaptive=True, min_pace=2, rest=4)
     result = estimate_rule(RuleWork("messages", 1_000, rooms=50), pace, PURGE_50MS)
     assert (result.low_s, result.seconds, result.high_s) == pytest.approx((12.5, 12.5, 500.0))
-    assert "adaptive pace: rests after each purge" in result.source
+    assert "adaptive pace: rests after each deleting step" in result.source
     no_rest = estimate_rule(
         RuleWork("messages", 1_000, rooms=50), attrs.evolve(pace, rest=0), PURGE_50MS
     )
@@ -91,7 +91,13 @@ def test_r1_adaptive_pace_rests_after_each_purge_and_lies_below_min_pace_at_wors
         Pace(500, adaptive=True, min_pace=0.001, rest=4),
         UnitCost((0.001, 0.001)),
     )
-    assert capped.seconds == pytest.approx(1.0), "no purges, no rests"
+    assert capped.seconds == pytest.approx(1.0), "no deleting steps that rest"
+    files = estimate_rule(
+        RuleWork("attachments", 100),
+        Pace(500, adaptive=True, min_pace=2, rest=4),
+        UnitCost((0.01, 0.01)),
+    )
+    assert files.seconds == pytest.approx(5.0), "1 s of file deletions and 4 s of rests"
     assert capped.high_s == pytest.approx(1.0 * (1 + MAX_GAP))
 
 
