@@ -175,6 +175,7 @@ def one_run(
         if not finished():
             cancel(admin, sweep_id, finished)
         sweep = state["sweep"]
+        log = server.log_text()
         return {
             "mode": mode,
             "sweep_s": took,
@@ -183,8 +184,8 @@ def one_run(
             "load": (load_before, os.getloadavg()[0]),
             "send": (idle_send, list(during.send)),
             "paginate": (idle_page, list(during.paginate)),
-            "pace_log": _pace_log(server.log_text()),
-            "purges": purges_per_room(server.log_text()),
+            "pace_log": _pace_log(log),
+            "purges": purges_per_room(log),
         }
     finally:
         server.stop()

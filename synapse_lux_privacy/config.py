@@ -735,7 +735,8 @@ def _adaptive_pace(section: _Section, pace: float | None) -> AdaptivePaceConfig:
     if not isinstance(rest, int | float) or isinstance(rest, bool) or not 0 <= rest <= 100:
         raise config_error(
             (*section.path, "rest"),
-            f"{describe(rest)} is not a number from 0 to 100 (seconds of rest per second of purge)",
+            f"{describe(rest)} is not a number from 0 to 100"
+            " (seconds of rest per second of a deleting step)",
         )
     return AdaptivePaceConfig(
         section.boolean("enabled", default.enabled), slowdown, min_pace, float(rest)

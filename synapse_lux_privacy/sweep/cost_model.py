@@ -184,7 +184,7 @@ def rested_s(work: RuleWork, pace: Pace, unpaced: float) -> float:
     """The adaptive pace's rests after each deleting step of the rules that take them
     (purges, expunges, file deletions): ``rest`` times the steps' time, never taking the
     sweep below ``min_pace`` items per second (``AdaptivePace.rest_after``)."""
-    if not pace.adaptive or work.rule not in RESTING_RULES or work.items == 0:
+    if not pace.adaptive or work.rule not in RESTING_RULES:
         return unpaced
     return max(unpaced, min(unpaced * (1 + pace.rest), work.items / pace.min_pace))
 

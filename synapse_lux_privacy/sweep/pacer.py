@@ -9,8 +9,9 @@ nothing).
 - ``sweep_adaptive_pace``: the database is probed while each batch is deleted and once
   after each pause (``probe.py``); the controller (``pace.py``) halves the batches and
   lengthens the pauses when the probes show the batch slowed the server down, and
-  grows them back when not, and each step of a batch (a room's purge) is followed
-  by a rest in proportion to its time (``step``). ``sweep_pace`` still caps it.
+  grows them back when not, and each step of a batch (a room's purge, the batch's
+  expunges or file deletions) is followed by a rest in proportion to its time
+  (``step``). ``sweep_pace`` still caps it.
 """
 
 import logging
@@ -90,8 +91,9 @@ class Pacer:
         self.controller.idle_probe(await self._probe.once())
 
     async def step(self, items: int, work: Callable[[], Awaitable[T]]) -> T:
-        """Run one step of a batch's deletion (a room's purge of ``items`` items), then
-        rest as the adaptive pace asks (``SweepContext.step``)."""
+        """Run one step of a batch's deletion (``items`` items: a room's purge, the
+        batch's expunges or file deletions), then rest as the adaptive pace asks
+        (``SweepContext.step``)."""
         if self.controller is None:
             return await work()
         began = self._clock()

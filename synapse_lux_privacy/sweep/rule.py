@@ -96,7 +96,8 @@ T = TypeVar("T")
 
 
 class Step(Protocol):
-    """Runs one step of a batch's deletion (``items`` items, a room's purge), paced."""
+    """Runs one step of a batch's deletion (``items`` items: a room's purge, the
+    batch's expunges or file deletions), paced."""
 
     def __call__(self, items: int, work: Callable[[], Awaitable[T]]) -> Awaitable[T]: ...
 
@@ -113,8 +114,8 @@ class SweepContext:
     ``sweep_batch_size``); ``whole_room_size``: the most a batch's first room may take
     beyond it, so that the pace's smaller batches do not split a room's purge in two (0:
     none). ``step``: how a rule that deletes a batch in several heavy steps (a purge
-    per room) runs each one, so the sweep's pace rests between them (``pacer.py``);
-    not part of the context's identity."""
+    per room, the expunges, the file deletions) runs each one, so the sweep's pace
+    rests between them (``pacer.py``); not part of the context's identity."""
 
     as_of_ms: int
     dry_run: bool

@@ -370,7 +370,8 @@ class MessagesRule:
             await (expunge() if key == _EXPUNGES else purge(key))
 
         # The expunges touch only rows the purges keep (events at or above each room's
-        # purge floor, old state): they run beside the purges, as one more job.
+        # purge floor, old state): they are one more job among the purges (the first,
+        # with one job at a time), each followed by the pace's rest.
         jobs = [*([_EXPUNGES] if expunges else []), *sorted(purges)]
         await events.concurrently(job, jobs, PURGE_CONCURRENCY)
         if purged:
