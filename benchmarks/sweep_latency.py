@@ -31,6 +31,7 @@ ratio (during / idle). A script, not a test: figures vary with the machine and i
 from __future__ import annotations
 
 import argparse
+import bisect
 import os
 import re
 import shutil
@@ -41,8 +42,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -77,22 +81,28 @@ class Probe:
         self._stop = threading.Event()
         self.send: list[float] = []
         self.paginate: list[float] = []
+        # When (epoch s) each request began, in the order of ``send`` and ``paginate``.
+        self.send_at: list[float] = []
+        self.paginate_at: list[float] = []
 
     def run(self) -> None:
         while not self._stop.is_set():
             began = time.monotonic()
+            began_at = time.time()
             self._client.send_message(self._room, "probe")
             sent = time.monotonic()
             self._client.messages(self._room, limit=20)
             done = time.monotonic()
             self.send.append(sent - began)
             self.paginate.append(done - sent)
+            self.send_at.append(began_at)
+            self.paginate_at.append(began_at + sent - began)
             time.sleep(max(0.0, self._period - (done - began)))
 
     def measure(self, seconds: float | None, until: Any = None) -> Probe:
         """Record for ``seconds`` or until ``until()`` is true; a fresh Probe's figures."""
         self._stop.clear()
-        self.send, self.paginate = [], []
+        self.send, self.paginate, self.send_at, self.paginate_at = [], [], [], []
         thread = threading.Thread(target=self.run)
         thread.start()
         began = time.monotonic()
@@ -153,6 +163,7 @@ def one_run(
 ) -> dict[str, Any]:
     module = lux_module({**mode_config(mode), "sweep_interval": "1d"})
     server, manifest = restore(snapshot, workdir, cluster, [module], int(time.time() * 1000))
+    log_steps(server)
     server.start()
     try:
         admin = admin_client(server.base_url, manifest)
@@ -184,6 +195,9 @@ def one_run(
             "load": (load_before, os.getloadavg()[0]),
             "send": (idle_send, list(during.send)),
             "paginate": (idle_page, list(during.paginate)),
+            "send_at": list(during.send_at),
+            "paginate_at": list(during.paginate_at),
+            "steps": step_phases(log),
             "pace_log": _pace_log(log),
             "purges": purges_per_room(log),
         }
@@ -193,6 +207,66 @@ def one_run(
 
 # The messages rule's line per purge (``features/content/messages.py``).
 PURGE_LINE = re.compile(r"lux_privacy: purged (\S+) below depth")
+
+
+# The pacer's line per step (``sweep/pacer.py``, DEBUG), written when the step ends.
+STEP_LINE = re.compile(r"lux_privacy: step of \d+ items in ([\d.]+) s, rest ([\d.]+) s")
+
+
+def log_steps(server: SynapseServer) -> None:
+    """Log the pacer's line per step (call before the server starts)."""
+    path = server.dir / "log.config"
+    config = yaml.safe_load(path.read_text())
+    config.setdefault("loggers", {})["synapse_lux_privacy.sweep.pacer"] = {"level": "DEBUG"}
+    path.write_text(yaml.safe_dump(config))
+
+
+def step_phases(log: str) -> dict[str, list[tuple[float, float]]]:
+    """The sweep's steps and rests as (start, end) epoch seconds, from the step lines."""
+    phases: dict[str, list[tuple[float, float]]] = {"step": [], "rest": []}
+    for line in log.splitlines():
+        found = STEP_LINE.search(line)
+        if found:
+            ended = logged_time(line)
+            phases["step"].append((ended - float(found[1]), ended))
+            phases["rest"].append((ended, ended + float(found[2])))
+    return phases
+
+
+def phase_of(began: float, took: float, phases: dict[str, list[tuple[float, float]]]) -> str:
+    """``step`` if a request overlapped a step, ``rest`` if it fell wholly in a rest,
+    else ``other`` (the batches' planning, finding and bookkeeping between steps)."""
+    ended = began + took
+    steps = phases["step"]
+    at = bisect.bisect_left(steps, (ended,))
+    if any(start < ended and began < end for start, end in steps[max(0, at - 2) : at]):
+        return "step"
+    rests = phases["rest"]
+    at = bisect.bisect_right(rests, (began, float("inf")))
+    if at and rests[at - 1][0] <= began and ended <= rests[at - 1][1]:
+        return "rest"
+    return "other"
+
+
+def where_slow(run: dict[str, Any], kind: str) -> str:
+    """Where the requests during the sweep fell (step, rest, other) and their p99s."""
+    _, during = run[kind]
+    phases = [phase_of(b, t, run["steps"]) for b, t in zip(run[f"{kind}_at"], during, strict=True)]
+    slowest = sorted(range(len(during)), key=lambda i: -during[i])[: max(1, len(during) // 100)]
+    parts = []
+    for phase in ("step", "rest", "other"):
+        took = [t for t, ph in zip(during, phases, strict=True) if ph == phase]
+        if took:
+            worst = sum(1 for i in slowest if phases[i] == phase)
+            parts.append(
+                f"{phase} {len(took)} (p99 {p(took, 0.99):.1f} ms, {worst} of the slowest 1 %)"
+            )
+    return ", ".join(parts)
+
+
+def logged_time(line: str) -> float:
+    """When (epoch s) a line of the server's log was written."""
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def purges_per_room(log: str) -> Counter[str]:
@@ -352,6 +426,15 @@ def report(runs: Sequence[dict[str, Any]], args: Any) -> None:
                 f" | p99 ratio {p(during, 0.99) / p(idle, 0.99):.2f}"
                 f" median ratio {statistics.median(during) / statistics.median(idle):.2f}"
                 f" ({len(idle)}/{len(during)} requests)"
+            )
+            if run.get("steps", {}).get("step"):
+                print(f"    during, by phase: {where_slow(run, kind)}")
+        if run.get("steps", {}).get("step"):
+            steps = run["steps"]
+            print(
+                f"  steps: {len(steps['step'])}, {sum(e - s for s, e in steps['step']):.1f} s"
+                f" deleting, {sum(e - s for s, e in steps['rest']):.1f} s resting,"
+                f" of {run['sweep_s']:.1f} s"
             )
 
 

@@ -98,7 +98,10 @@ class Pacer:
             return await work()
         began = self._clock()
         done = await work()
-        await self._pause(self.controller.rest_after(items, self._clock() - began))
+        took = self._clock() - began
+        rest = self.controller.rest_after(items, took)
+        logger.debug("lux_privacy: step of %d items in %.3f s, rest %.3f s", items, took, rest)
+        await self._pause(rest)
         return done
 
     async def _pause(self, seconds: float) -> None:
