@@ -6,7 +6,7 @@ placeholders: Synapse converts them for PostgreSQL.
 """
 
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -30,6 +30,19 @@ class DbRunner(Protocol):
     """Runs ``func(cursor, *args)`` in one transaction and returns its result."""
 
     def __call__(self, desc: str, func: Callable[..., T], *args: Any) -> Awaitable[T]: ...
+
+
+def execute_batch(cur: Cursor, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run ``sql`` once per row of ``rows``: in pages of statements per round trip on
+    PostgreSQL (Synapse's ``LoggingTransaction.execute_batch``), ``executemany`` on a
+    plain DB-API cursor (the unit tests' SQLite)."""
+    if not rows:
+        return
+    batch = getattr(cur, "execute_batch", None)
+    if batch is not None:
+        batch(sql, rows)
+    else:
+        cast(Any, cur).executemany(sql, rows)
 
 
 # Values per ``IN (...)`` list: well under SQLite's limit of bound parameters.

@@ -36,7 +36,7 @@ from typing import Any
 import attrs
 from canonicaljson import encode_canonical_json
 
-from synapse_lux_privacy.db import Cursor, Dialect, chunks, placeholders
+from synapse_lux_privacy.db import Cursor, Dialect, chunks, execute_batch, placeholders
 
 CHAIN = "audit"
 # The hash the first link follows.
@@ -158,6 +158,7 @@ def append(
             tuple(some),
         )
         by_id.update((int(r[0]), row_fields(r)) for r in cur.fetchall())
+    updates = []
     for row_id in row_ids:
         fields = by_id.get(row_id)
         if fields is None:
@@ -165,12 +166,16 @@ def append(
         fields.update(final.get(row_id, {}))
         seq = head.head_seq + 1
         link = row_hash(fields, seq, head.head_hash)
-        cur.execute(
-            "UPDATE lux_privacy_audit SET status = ?, ts = ?, count = ?, bytes = ?,"
-            " provider_objects = ?, chain_seq = ?, prev_hash = ?, row_hash = ? WHERE id = ?",
-            (*(fields[c] for c in FINAL_COLUMNS), seq, head.head_hash, link, row_id),
-        )
+        updates.append((*(fields[c] for c in FINAL_COLUMNS), seq, head.head_hash, link, row_id))
         head.head_seq, head.head_hash = seq, link
+    # One round trip per page of rows on PostgreSQL, not one per row (issue 22: a
+    # media batch's hundreds of rows made one transaction of 0.2 s).
+    execute_batch(
+        cur,
+        "UPDATE lux_privacy_audit SET status = ?, ts = ?, count = ?, bytes = ?,"
+        " provider_objects = ?, chain_seq = ?, prev_hash = ?, row_hash = ? WHERE id = ?",
+        updates,
+    )
     _save(cur, head)
 
 

@@ -57,6 +57,11 @@ class Pacer:
         self._sleep = sleep
         self._clock = clock
 
+    @property
+    def rests(self) -> bool:
+        """Whether ``step`` rests after each step (the adaptive pace, in a real sweep)."""
+        return self.controller is not None and self.controller.config.rest > 0
+
     async def start(self) -> None:
         """Measure the idle baseline before the first batch (adaptive pace only)."""
         if self._probe is not None and self.controller is not None:

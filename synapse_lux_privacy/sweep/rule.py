@@ -115,13 +115,17 @@ class SweepContext:
     beyond it, so that the pace's smaller batches do not split a room's purge in two (0:
     none). ``step``: how a rule that deletes a batch in several heavy steps (a purge
     per room, the expunges, the file deletions) runs each one, so the sweep's pace
-    rests between them (``pacer.py``); not part of the context's identity."""
+    rests between them (``pacer.py``); not part of the context's identity.
+    ``look_ahead``: whether a rule may find its next page while this one is deleted;
+    not when the steps rest (issue 22: the rests leave the time to find it, and a
+    finding beside a step adds to what users' requests meet)."""
 
     as_of_ms: int
     dry_run: bool
     batch_size: int
     whole_room_size: int = 0
     step: Step = attrs.field(default=unpaced, eq=False)
+    look_ahead: bool = True
 
 
 class Rule(Protocol):

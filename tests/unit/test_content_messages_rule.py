@@ -6,7 +6,8 @@ which events are state, current, expunged). Time: events carry explicit timestam
 and the sweep an explicit "as of"; no clock.
 """
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import attrs
 import pytest
@@ -26,6 +27,7 @@ from synapse_lux_privacy.units import DAY_MS, HOUR_MS, MONTH_MS
 from tests.unit.orchestrators import assert_balanced, build
 from tests.unit.sqlite_runner import SqliteRunner
 
+T = TypeVar("T")
 OLD = 1_000_000_000_000
 AS_OF = OLD + 24 * MONTH_MS + DAY_MS
 FRESH = AS_OF - DAY_MS
@@ -391,6 +393,59 @@ async def test_r1_an_event_that_cannot_be_expunged_fails_alone(synapse: FakeSyna
     assert sorted(ids(list(outcome.deleted))) == sorted(set(kept) - {bad})
     assert list(outcome.failed) == [f"expunge:{bad}"]
     assert synapse.expunged == set(kept) - {bad}
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_a_batch_s_expunges_go_in_steps_each_followed_by_the_pace_s_rest(
+    synapse: FakeSynapse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: a batch's expunges run ``EXPUNGE_STEP`` at a time, each a step of the
+    pace (``ctx.step``, which rests after it), before the purges: no step holds the
+    database for all of a batch's expunges at once."""
+    kept = [synapse.add("A", f"@u{i}:x", 1) for i in range(5)]  # a fork: no purge, expunges
+    for depth in (1, 2):
+        synapse.add("B", "@alice:x", depth)
+    synapse.add("B", "@alice:x", 3, ts=FRESH)
+    monkeypatch.setattr(messages, "EXPUNGE_STEP", 2)
+    steps: list[int] = []
+
+    async def step(items: int, work: Callable[[], Awaitable[T]]) -> T:
+        steps.append(items)
+        return await work()
+
+    ctx = SweepContext(as_of_ms=AS_OF, dry_run=False, batch_size=10, step=step)
+    r = rule(synapse)
+    page = await r.find_candidates(ctx, HoldSet(), None)
+    outcome = await r.delete(ctx, page.items)
+    assert steps == [2, 2, 1, 2]  # the expunges in three steps, then B's purge
+    assert synapse.expunged == set(kept) and len(outcome.deleted) == 7
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_without_look_ahead_only_the_page_asked_for_is_found(
+    synapse: FakeSynapse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: when the sweep's steps rest (``ctx.look_ahead`` false), the next page is
+    not found beside the deletion of this one (it would add to what users' requests
+    meet during a step); it is found when asked for."""
+    for room in ("A", "B"):
+        for depth in (1, 2):
+            synapse.add(room, "@alice:x", depth)
+        synapse.add(room, "@alice:x", 3, ts=FRESH)
+    r = rule(synapse)
+    found: list[str | None] = []
+    original = r._page
+
+    async def counting(ctx: SweepContext, holds: HoldSet, cursor: str | None) -> object:
+        found.append(cursor)
+        return await original(ctx, holds, cursor)
+
+    monkeypatch.setattr(r, "_page", counting)
+    ctx = SweepContext(as_of_ms=AS_OF, dry_run=False, batch_size=2, look_ahead=False)
+    page = await r.find_candidates(ctx, HoldSet(), None)
+    assert page.next_cursor is not None and found == [None]
+    following = await r.find_candidates(ctx, HoldSet(), page.next_cursor)
+    assert found == [None, page.next_cursor] and ids(following.items, "purge")
 
 
 @pytest_twisted.ensureDeferred
