@@ -209,8 +209,13 @@ def one_run(
 PURGE_LINE = re.compile(r"lux_privacy: purged (\S+) below depth")
 
 
-# The pacer's line per step (``sweep/pacer.py``, DEBUG), written when the step ends.
+# The pacer's lines (``sweep/pacer.py``, DEBUG): one per step, written when the step
+# ends, and after a batch its rest and its pause, written when they begin.
 STEP_LINE = re.compile(r"lux_privacy: step of \d+ items in ([\d.]+) s, rest ([\d.]+) s")
+BATCH_REST_LINE = re.compile(
+    r"lux_privacy: batch of \d+ items: [\d.]+ s besides its steps, rest ([\d.]+) s"
+)
+PAUSE_LINE = re.compile(r"lux_privacy: batch of \d+ in [\d.]+ s, .*, pause ([\d.]+) s")
 
 
 def log_steps(server: SynapseServer) -> None:
@@ -222,7 +227,8 @@ def log_steps(server: SynapseServer) -> None:
 
 
 def step_phases(log: str) -> dict[str, list[tuple[float, float]]]:
-    """The sweep's steps and rests as (start, end) epoch seconds, from the step lines."""
+    """The sweep's steps and rests (after steps, after batches, the controller's
+    pauses) as (start, end) epoch seconds, from the pacer's lines."""
     phases: dict[str, list[tuple[float, float]]] = {"step": [], "rest": []}
     for line in log.splitlines():
         found = STEP_LINE.search(line)
@@ -230,6 +236,12 @@ def step_phases(log: str) -> dict[str, list[tuple[float, float]]]:
             ended = logged_time(line)
             phases["step"].append((ended - float(found[1]), ended))
             phases["rest"].append((ended, ended + float(found[2])))
+        for pattern in (BATCH_REST_LINE, PAUSE_LINE):
+            found = pattern.search(line)
+            if found and float(found[1]) > 0:
+                began = logged_time(line)
+                phases["rest"].append((began, began + float(found[1])))
+    phases["rest"].sort()
     return phases
 
 

@@ -369,6 +369,7 @@ class SweepOrchestrator:
         while True:
             # The adaptive pace sizes each batch; a rule's cursor does not depend on it.
             ctx = attrs.evolve(sweep_ctx, batch_size=pacer.batch_size())
+            pacer.begin_batch()
             holds = await self._holds.active_holds()
             try:
                 page = await rule.find_candidates(ctx, holds, cursor)
@@ -385,6 +386,8 @@ class SweepOrchestrator:
                 await self._count_dry(rule.name, page.items, holds, sweep, result)
             elif page.items:
                 await self._delete_marked(rule, ctx, sweep, page.items, result, pacer)
+            if not ctx.dry_run:
+                await pacer.end_batch(len(page.items))
             result.seconds = round(time.monotonic() - began, 3)
             if await self._runs.progress(
                 sweep.sweep_id, self._clock_ms(), rule.name, sweep.report.to_json()

@@ -86,6 +86,13 @@ class AdaptivePace:
         ``took`` seconds: ``rest`` times its time, never below ``min_pace``."""
         return max(0.0, min(took * self.config.rest, items / self.config.min_pace - took))
 
+    def batch_rest(self, items: int, work: float, batch_s: float) -> float:
+        """The rest (seconds) after a batch of ``items`` items that took ``batch_s`` in
+        all, of which ``work`` seconds were neither steps nor pauses (finding the batch,
+        reading the holds, the audit): ``rest`` times ``work``, never taking the batch
+        below ``min_pace``."""
+        return max(0.0, min(work * self.config.rest, items / self.config.min_pace - batch_s))
+
     def batch_done(self, items: int, took: float, busy: Sequence[float]) -> float:
         """Adapt to a batch of ``items`` deleted in ``took`` seconds while the probes
         measured ``busy``; the pause (seconds) before the next batch."""

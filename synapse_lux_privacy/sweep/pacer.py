@@ -56,6 +56,10 @@ class Pacer:
         )
         self._sleep = sleep
         self._clock = clock
+        # The current batch: when it began, and its seconds in steps and in pauses.
+        self._batch_began = 0.0
+        self._stepped = 0.0
+        self._paused = 0.0
 
     @property
     def rests(self) -> bool:
@@ -67,6 +71,29 @@ class Pacer:
         if self._probe is not None and self.controller is not None:
             for _ in range(START_PROBES):
                 self.controller.idle_probe(await self._probe.once())
+
+    def begin_batch(self) -> None:
+        """A batch begins: its finding, bookkeeping, steps and pauses are timed from here."""
+        self._batch_began = self._clock()
+        self._stepped = self._paused = 0.0
+
+    async def end_batch(self, items: int) -> None:
+        """A batch of ``items`` items ended: rest after what was neither a step nor a
+        pause (finding the batch, reading the holds, the audit), as after a step; the
+        adaptive pace only (issue 22: those transactions, unrested, set the tail of
+        users' requests once the steps rested)."""
+        if not self.rests or self.controller is None:
+            return
+        batch_s = self._clock() - self._batch_began
+        work = max(0.0, batch_s - self._stepped - self._paused)
+        rest = self.controller.batch_rest(items, work, batch_s)
+        logger.debug(
+            "lux_privacy: batch of %d items: %.3f s besides its steps, rest %.3f s",
+            items,
+            work,
+            rest,
+        )
+        await self._pause(rest)
 
     def batch_size(self) -> int:
         """The most items the next batch may hold."""
@@ -104,6 +131,7 @@ class Pacer:
         began = self._clock()
         done = await work()
         took = self._clock() - began
+        self._stepped += took
         rest = self.controller.rest_after(items, took)
         logger.debug("lux_privacy: step of %d items in %.3f s, rest %.3f s", items, took, rest)
         await self._pause(rest)
@@ -111,4 +139,6 @@ class Pacer:
 
     async def _pause(self, seconds: float) -> None:
         if seconds > 0:
+            began = self._clock()
             await self._sleep(seconds)
+            self._paused += self._clock() - began

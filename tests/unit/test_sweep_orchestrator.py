@@ -384,8 +384,9 @@ async def test_r1_r12_adaptive_pace_shrinks_batches_that_slow_the_database_and_d
     """``sweep_adaptive_pace``: batches start at 10 items; when the probe taken while a
     batch is deleted is 50 times the idle one, each next batch is halved (down to one
     item) and the sweep pauses; when it stays within ``max_slowdown``, batches grow
-    (capped by ``sweep_batch_size``, 30 here). Either way every due item goes. The
-    probe's clock is a counter, the pauses are recorded, not slept."""
+    (capped by ``sweep_batch_size``, 30 here). Either way every due item goes. ``rest``
+    is 0: the pauses here are the controller's own, not the rests after steps and
+    batches. The probe's clock is a counter, the pauses are recorded, not slept."""
     add_items(db, 30, 31, "@a:lux.test", "!r:lux.test", "old")
     pauses: list[float] = []
 
@@ -397,7 +398,7 @@ async def test_r1_r12_adaptive_pace_shrinks_batches_that_slow_the_database_and_d
     probed = ProbedDb(db, slow)
     rule = DeletionSeenRule(db, probed)
     probe = LoadProbe(probed, spawn, sleep, probed.clock)
-    config = AdaptivePaceConfig(enabled=True, max_slowdown=1.5, min_pace=1.0)
+    config = AdaptivePaceConfig(enabled=True, max_slowdown=1.5, min_pace=1.0, rest=0.0)
     orchestrator = build(
         db, {"messages": rule}, lambda: NOW, 30, sleep=sleep, adaptive_pace=config, probe=probe
     )
@@ -426,7 +427,8 @@ class SteppedRule(AgedItemsRule):
 @pytest_twisted.ensureDeferred
 async def test_r1_r12_the_adaptive_pace_rests_after_each_step_of_a_batch(db: SqliteRunner) -> None:
     """Issue 22: the sweep hands the rule its pacer's ``step``: with ``rest`` 4, each
-    step (2 ms or more, real time) is followed by a rest of at least 8 ms; a dry run
+    step (2 ms or more, real time) is followed by a rest of at least 8 ms, and the
+    batch by a rest after what it did besides its steps (its finding, the audit); a dry run
     and a sweep with the adaptive pace off never rest. The rests are recorded, not
     slept; the probe's clock is a counter that never shows harm."""
     pauses: list[float] = []
@@ -449,5 +451,6 @@ async def test_r1_r12_the_adaptive_pace_rests_after_each_step_of_a_batch(db: Sql
         assert pauses == [], "a dry run does not rest"
         report = await orchestrator.run(as_of_ms=None, dry_run=False)
         assert report.results["messages"].deleted == 3 and remaining(db, prefix) == 0
-        assert (len(pauses), enabled) in ((0, False), (3, True)), pauses
+        # Three steps, each followed by a rest, then the rest after the batch's other work.
+        assert (len(pauses), enabled) in ((0, False), (4, True)), pauses
     assert min(pauses) >= 4 * 0.002, pauses

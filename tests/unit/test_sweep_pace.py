@@ -121,7 +121,15 @@ def test_r1_r12_the_pacer_rests_after_each_step_but_never_in_a_dry_run_or_unpace
         return "purged"
 
     probe = LoadProbe(FakeDb(), spawn, _no_sleep, readings())
-    pacer = Pacer(500, None, ON, probe, sleep, False, readings(10.0, 10.25, 20.0, 20.1))
+    pacer = Pacer(
+        500,
+        None,
+        ON,
+        probe,
+        sleep,
+        False,
+        readings(10.0, 10.25, 10.25, 10.75, 20.0, 20.1, 20.1, 20.3),
+    )
     assert drive(pacer.step(5, purge)) == "purged"
     assert drive(pacer.step(5, purge)) == "purged"
     assert sleeps == pytest.approx([0.5, 0.2])
@@ -132,6 +140,45 @@ def test_r1_r12_the_pacer_rests_after_each_step_but_never_in_a_dry_run_or_unpace
     ):
         assert drive(quiet.step(5, purge)) == "purged"
     assert len(sleeps) == 2, "a dry run and an unpaced sweep never rest"
+
+
+def test_r1_r12_a_batch_rests_after_its_finding_and_bookkeeping_never_below_min_pace() -> None:
+    """Issue 22: what a batch spends neither in steps nor in pauses (finding it, the
+    holds, the audit) is followed by ``rest`` times its time too, bounded so that the
+    batch as a whole stays at or above ``min_pace``; none when the steps do not rest.
+    Time: an injected clock (readings), sleeps recorded."""
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async def purge() -> None:
+        return None
+
+    probe = LoadProbe(FakeDb(), spawn, _no_sleep, readings())
+    # Begins at 0.0; a step from 0.1 to 0.2, its rest from 0.2 to 0.4; the batch ends
+    # at 0.5: 0.5 - 0.1 (step) - 0.2 (rest) = 0.2 s of other work, so a rest of 0.4.
+    clock = readings(0.0, 0.1, 0.2, 0.2, 0.4, 0.5, 0.5, 0.9)
+    pacer = Pacer(500, None, ON, probe, sleep, False, clock)
+    pacer.begin_batch()
+    drive(pacer.step(5, purge))
+    drive(pacer.end_batch(5))
+    assert sleeps == pytest.approx([0.2, 0.4])
+    # One item at min_pace 1: the batch may last 1 s; it lasted 0.9, so 0.1 of rest.
+    sleeps.clear()
+    pacer = Pacer(500, None, ON, probe, sleep, False, readings(0.0, 0.9, 0.9, 1.0))
+    pacer.begin_batch()
+    drive(pacer.end_batch(1))
+    assert sleeps == pytest.approx([0.1])
+    sleeps.clear()
+    off = AdaptivePaceConfig(enabled=True, rest=0.0)
+    for quiet in (
+        Pacer(500, None, ON, probe, sleep, True, readings(0.0, 5.0)),
+        Pacer(500, None, off, probe, sleep, False, readings(0.0, 5.0)),
+    ):
+        quiet.begin_batch()
+        drive(quiet.end_batch(5))
+    assert sleeps == [], "a dry run and steps without rests never rest after a batch"
 
 
 class FakeDb:
@@ -215,10 +262,12 @@ def test_r1_r12_the_pacer_probes_the_baseline_first_and_pauses_after_a_batch_tha
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    # Start: three idle probes of 2 ms. Batch: began 100.0, probe 50 ms, done at 100.1.
+    # Start: three idle probes of 2 ms. Batch: began 100.0, probe 50 ms, done at 100.1;
+    # then the pause (timed from 100.1 to 100.2).
     probe_clock = readings(0, IDLE, 0, IDLE, 0, IDLE, 1, 1.05, 2, 2 + IDLE)
     probe = LoadProbe(db, spawn, sleep, probe_clock)
-    pacer = Pacer(500, None, ON, probe, sleep, False, readings(100.0, 100.1, 100.1))
+    clock = readings(100.0, 100.1, 100.1, 100.1, 100.2)
+    pacer = Pacer(500, None, ON, probe, sleep, False, clock)
     drive(pacer.start())
     assert db.queries == ["lux_privacy_load_probe"] * START_PROBES
     assert pacer.batch_size() == START_SIZE
