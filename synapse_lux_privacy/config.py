@@ -303,8 +303,9 @@ class AdaptivePaceConfig:
     multiple of the idle one, above which the sweep backs off. ``min_pace``: items per
     second the pauses never take the sweep below (it bounds the backlog time). ``rest``:
     seconds of pause after each deleting step (a room's purge, a batch's expunges or file
-    deletions), per second the step took (issue 22: a user's request that meets a purge
-    on a 2-core machine is slowed whatever the batch; resting keeps most requests from
+    deletions), and after what each batch does besides its steps (finding it, the
+    audit), per second they took (issue 22: a user's request that meets a purge on a
+    2-core machine is slowed whatever the batch; resting keeps most requests from
     meeting one).
     """
 

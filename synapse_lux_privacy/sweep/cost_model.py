@@ -21,8 +21,10 @@ Then the pace (``Pace``, from ``GET /sweep/settings``), as ``sweep/pacer.py`` an
   go above P items per second: at least ``items / P`` seconds; smaller batches mean more
   purges.
 - ``sweep_adaptive_pace`` (on by default): each deleting step of the messages and media
-  rules (a purge, a batch's expunges or file deletions) is followed by a rest of
-  ``rest`` times its time, never below ``min_pace`` items per second (``rested_s``). Without
+  rules (a purge, a batch's expunges or file deletions), and what each batch of any
+  rule does besides its steps (finding it, its other deletions, the audit), is followed
+  by a rest of ``rest`` times its time, never below ``min_pace`` items per second
+  (``rested_s``). Without
   harm the batches grow to ``sweep_batch_size`` and there is no other pause (the low
   end, and the point figure: with one purge at a time, the probes rarely see harm; at
   12.5k and 1M events the controller backed off after one batch or none); when every
@@ -45,8 +47,6 @@ from synapse_lux_privacy.sweep.pace import MAX_GAP
 
 # The rule whose cost follows the purges (one per room and batch), not the items.
 PURGING_RULE = "messages"
-# The rules whose deleting steps rest under the adaptive pace (``SweepContext.step``).
-RESTING_RULES = frozenset({PURGING_RULE, "attachments", "remote_media"})
 # The rules whose cost has a part per room (``RuleWork.rooms``): purges, rooms parted.
 ROOM_RULES = frozenset({PURGING_RULE, "accounts"})
 BENCHMARK_SOURCE = (
@@ -181,10 +181,11 @@ def paced_s(work: RuleWork, pace: Pace, unpaced: float) -> float:
 
 
 def rested_s(work: RuleWork, pace: Pace, unpaced: float) -> float:
-    """The adaptive pace's rests after each deleting step of the rules that take them
-    (purges, expunges, file deletions): ``rest`` times the steps' time, never taking the
-    sweep below ``min_pace`` items per second (``AdaptivePace.rest_after``)."""
-    if not pace.adaptive or work.rule not in RESTING_RULES:
+    """The adaptive pace's rests after each deleting step (purges, expunges, file
+    deletions) and after the rest of each batch's work: ``rest`` times the rule's time,
+    never taking the sweep below ``min_pace`` items per second
+    (``AdaptivePace.rest_after`` and ``batch_rest``)."""
+    if not pace.adaptive:
         return unpaced
     return max(unpaced, min(unpaced * (1 + pace.rest), work.items / pace.min_pace))
 
@@ -219,7 +220,7 @@ def estimate_rule(work: RuleWork, pace: Pace, cost: UnitCost | None) -> RuleEsti
     fast, slow = (rested_s(work, pace, t) for t in (fast, slow))
     worst = adaptive_worst_s(work, pace, cost.per_item_s[1], cost.per_purge_s[1])
     point = min(worst, math.sqrt(fast * slow))
-    source = f"{cost.source}; adaptive pace: rests after each deleting step, no back-off"
+    source = f"{cost.source}; adaptive pace: rests after each step and batch, no back-off"
     return RuleEstimate(work.rule, work.items, count, point, fast, max(worst, slow), source)
 
 

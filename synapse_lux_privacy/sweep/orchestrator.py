@@ -285,7 +285,7 @@ class SweepOrchestrator:
             batch_size=pacer.batch_size(),
             whole_room_size=pacer.max_batch_size,
             step=pacer.step,
-            look_ahead=not pacer.rests,
+            look_ahead=pacer.controller is None,
         )
         self._spawn(sweep.keeper.keep)
         wall_start = time.monotonic()

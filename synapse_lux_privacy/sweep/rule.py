@@ -117,8 +117,9 @@ class SweepContext:
     per room, the expunges, the file deletions) runs each one, so the sweep's pace
     rests between them (``pacer.py``); not part of the context's identity.
     ``look_ahead``: whether a rule may find its next page while this one is deleted;
-    not when the steps rest (issue 22: the rests leave the time to find it, and a
-    finding beside a step adds to what users' requests meet)."""
+    not under the adaptive pace (issue 22: its rests leave the time to find it, a
+    finding beside a step adds to what users' requests meet, and a page found ahead
+    with the last batch's size is not the one asked for while the batches grow)."""
 
     as_of_ms: int
     dry_run: bool

@@ -41,12 +41,14 @@ class AgedItemsRule:
         self.db = db
         self.pages: list[int] = []
         self.as_of_seen: list[int] = []
+        self.look_ahead_seen: list[bool] = []
         self.failing: set[str] = set()
 
     async def find_candidates(
         self, ctx: SweepContext, holds: HoldSet, cursor: str | None
     ) -> CandidatePage:
         self.as_of_seen.append(ctx.as_of_ms)
+        self.look_ahead_seen.append(ctx.look_ahead)
         rows = self.db.query(
             "SELECT id, user_id, room_id, size FROM items WHERE ts <= ? AND id > ?"
             " ORDER BY id LIMIT ?",
@@ -429,7 +431,8 @@ async def test_r1_r12_the_adaptive_pace_rests_after_each_step_of_a_batch(db: Sql
     """Issue 22: the sweep hands the rule its pacer's ``step``: with ``rest`` 4, each
     step (2 ms or more, real time) is followed by a rest of at least 8 ms, and the
     batch by a rest after what it did besides its steps (its finding, the audit); a dry run
-    and a sweep with the adaptive pace off never rest. The rests are recorded, not
+    and a sweep with the adaptive pace off never rest; only the latter lets the rule find
+    a page ahead (``SweepContext.look_ahead``). The rests are recorded, not
     slept; the probe's clock is a counter that never shows harm."""
     pauses: list[float] = []
 
@@ -443,13 +446,17 @@ async def test_r1_r12_the_adaptive_pace_rests_after_each_step_of_a_batch(db: Sql
     for enabled, prefix in ((False, "off"), (True, "on")):
         add_items(db, 3, 31, "@a:lux.test", "!r:lux.test", prefix)
         config = AdaptivePaceConfig(enabled=enabled, min_pace=1.0, rest=4.0)
+        rule = SteppedRule(db)
         orchestrator = build(
-            db, {"messages": SteppedRule(db)}, lambda: NOW, 30, sleep=sleep,
+            db, {"messages": rule}, lambda: NOW, 30, sleep=sleep,
             adaptive_pace=config, probe=probe,
         )  # fmt: skip
         await orchestrator.run(as_of_ms=None, dry_run=True)
         assert pauses == [], "a dry run does not rest"
+        rule.look_ahead_seen.clear()
         report = await orchestrator.run(as_of_ms=None, dry_run=False)
+        # No page found ahead, beside a step, under the adaptive pace.
+        assert set(rule.look_ahead_seen) == {not enabled}
         assert report.results["messages"].deleted == 3 and remaining(db, prefix) == 0
         # Three steps, each followed by a rest, then the rest after the batch's other work.
         assert (len(pauses), enabled) in ((0, False), (4, True)), pauses
