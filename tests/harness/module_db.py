@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.errors
+import psycopg2.extras
 
 T = TypeVar("T")
 
@@ -34,6 +35,10 @@ class PgCursor:
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
         return self._cur.execute(sql.replace("?", "%s"), tuple(parameters))
+
+    def execute_batch(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """As Synapse's ``LoggingTransaction.execute_batch`` on PostgreSQL."""
+        psycopg2.extras.execute_batch(self._cur, sql.replace("?", "%s"), [tuple(r) for r in rows])
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self._cur.fetchall()]
