@@ -21,9 +21,9 @@ Then the pace (``Pace``, from ``GET /sweep/settings``), as ``sweep/pacer.py`` an
   go above P items per second: at least ``items / P`` seconds; smaller batches mean more
   purges.
 - ``sweep_adaptive_pace`` (on by default): each deleting step of the messages and media
-  rules (a purge, a batch's expunges or file deletions), and what each batch of any
-  rule does besides its steps (finding it, its other deletions, the audit), is followed
-  by a rest of ``rest`` times its time, never below ``min_pace`` items per second
+  rules (a purge, a batch's expunges or file deletions), and what each of their batches
+  does besides its steps (finding it, the audit), is followed by a rest of ``rest``
+  times its time, never below ``min_pace`` items per second
   (``rested_s``). Without
   harm the batches grow to ``sweep_batch_size`` and there is no other pause (the low
   end, and the point figure: with one purge at a time, the probes rarely see harm; at
@@ -47,6 +47,8 @@ from synapse_lux_privacy.sweep.pace import MAX_GAP
 
 # The rule whose cost follows the purges (one per room and batch), not the items.
 PURGING_RULE = "messages"
+# The rules whose batches rest under the adaptive pace (``SweepContext.step``).
+RESTING_RULES = frozenset({PURGING_RULE, "attachments", "remote_media"})
 # The rules whose cost has a part per room (``RuleWork.rooms``): purges, rooms parted.
 ROOM_RULES = frozenset({PURGING_RULE, "accounts"})
 BENCHMARK_SOURCE = (
@@ -185,7 +187,7 @@ def rested_s(work: RuleWork, pace: Pace, unpaced: float) -> float:
     deletions) and after the rest of each batch's work: ``rest`` times the rule's time,
     never taking the sweep below ``min_pace`` items per second
     (``AdaptivePace.rest_after`` and ``batch_rest``)."""
-    if not pace.adaptive:
+    if not pace.adaptive or work.rule not in RESTING_RULES:
         return unpaced
     return max(unpaced, min(unpaced * (1 + pace.rest), work.items / pace.min_pace))
 

@@ -56,8 +56,9 @@ class Pacer:
         )
         self._sleep = sleep
         self._clock = clock
-        # The current batch: when it began, and its seconds in steps and in pauses.
+        # The current batch: when it began, its steps, and its seconds in steps and pauses.
         self._batch_began = 0.0
+        self._steps = 0
         self._stepped = 0.0
         self._paused = 0.0
 
@@ -75,14 +76,17 @@ class Pacer:
     def begin_batch(self) -> None:
         """A batch begins: its finding, bookkeeping, steps and pauses are timed from here."""
         self._batch_began = self._clock()
+        self._steps = 0
         self._stepped = self._paused = 0.0
 
     async def end_batch(self, items: int) -> None:
-        """A batch of ``items`` items ended: rest after what was neither a step nor a
-        pause (finding the batch, reading the holds, the audit), as after a step; the
-        adaptive pace only (issue 22: those transactions, unrested, set the tail of
-        users' requests once the steps rested)."""
-        if not self.rests or self.controller is None:
+        """A batch of ``items`` items ended: if it ran steps (the content rules), rest
+        after what was neither a step nor a pause (finding the batch, reading the holds,
+        the audit), as after a step; the adaptive pace only (issue 22: those
+        transactions, unrested, set the tail of users' requests once the steps rested).
+        A batch without steps (another rule's, a quota eviction's) does not rest: it
+        would hold the sweep lease longer for work the probes already pace."""
+        if not self.rests or self.controller is None or self._steps == 0:
             return
         batch_s = self._clock() - self._batch_began
         work = max(0.0, batch_s - self._stepped - self._paused)
@@ -131,6 +135,7 @@ class Pacer:
         began = self._clock()
         done = await work()
         took = self._clock() - began
+        self._steps += 1
         self._stepped += took
         rest = self.controller.rest_after(items, took)
         logger.debug("lux_privacy: step of %d items in %.3f s, rest %.3f s", items, took, rest)

@@ -18,6 +18,10 @@ from synapse_lux_privacy.db import Cursor, DbRunner
 # this still gives the controller a dozen samples a batch; at 50 ms the probes were
 # a tenth of a messages sweep's database connection time (issue 22).
 PROBE_INTERVAL_S = 0.2
+# Between two probes the work's end is checked this many times, so that a batch is not
+# held up to a whole interval after its work ended (a quota eviction holds the sweep
+# lease meanwhile).
+POLLS_PER_PROBE = 4
 
 Sleep = Callable[[float], Awaitable[None]]
 Spawn = Callable[[Callable[[], Awaitable[None]]], object]
@@ -64,7 +68,10 @@ class LoadProbe:
         self._spawn(run)
         samples = [await self.once()]
         while not state["done"]:
-            await self._sleep(PROBE_INTERVAL_S)
+            for _ in range(POLLS_PER_PROBE):
+                await self._sleep(PROBE_INTERVAL_S / POLLS_PER_PROBE)
+                if state["done"]:
+                    break
             if state["done"]:
                 break
             samples.append(await self.once())

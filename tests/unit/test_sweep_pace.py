@@ -18,7 +18,7 @@ from synapse_lux_privacy.sweep.pace import (
     AdaptivePace,
 )
 from synapse_lux_privacy.sweep.pacer import START_PROBES, Pacer
-from synapse_lux_privacy.sweep.probe import PROBE_INTERVAL_S, LoadProbe
+from synapse_lux_privacy.sweep.probe import POLLS_PER_PROBE, PROBE_INTERVAL_S, LoadProbe
 from tests.unit.orchestrators import drive
 
 ON = AdaptivePaceConfig(enabled=True, max_slowdown=1.5, min_pace=1.0, rest=2.0)
@@ -164,12 +164,21 @@ def test_r1_r12_a_batch_rests_after_its_finding_and_bookkeeping_never_below_min_
     drive(pacer.step(5, purge))
     drive(pacer.end_batch(5))
     assert sleeps == pytest.approx([0.2, 0.4])
-    # One item at min_pace 1: the batch may last 1 s; it lasted 0.9, so 0.1 of rest.
+    # One item at min_pace 1: the batch may last 1 s. A step from 0.1 to 0.5 (its rest
+    # bounded to 0.6, timed from 0.5 to 1.0) leaves no time for a rest after the batch.
     sleeps.clear()
-    pacer = Pacer(500, None, ON, probe, sleep, False, readings(0.0, 0.9, 0.9, 1.0))
+    clock = readings(0.0, 0.1, 0.5, 0.5, 1.0, 1.0)
+    pacer = Pacer(500, None, ON, probe, sleep, False, clock)
     pacer.begin_batch()
+    drive(pacer.step(1, purge))
     drive(pacer.end_batch(1))
-    assert sleeps == pytest.approx([0.1])
+    assert sleeps == pytest.approx([0.6])
+    # A batch without steps (a quota eviction's) does not rest.
+    sleeps.clear()
+    pacer = Pacer(500, None, ON, probe, sleep, False, readings(0.0, 5.0))
+    pacer.begin_batch()
+    drive(pacer.end_batch(5))
+    assert sleeps == []
     sleeps.clear()
     off = AdaptivePaceConfig(enabled=True, rest=0.0)
     for quiet in (
@@ -232,14 +241,15 @@ def test_r1_r12_probes_are_taken_until_the_work_ends_and_its_error_is_raised() -
 
 
 def test_r1_r12_probes_repeat_every_interval_while_the_work_lasts() -> None:
-    """A spawn that keeps the work pending until the third probe: three probes, two sleeps."""
+    """A spawn that keeps the work pending until the first check after the second probe:
+    two probes, an interval's checks between them, and one more."""
     db = FakeDb()
     sleeps: list[float] = []
     pending: list[Callable[[], Awaitable[None]]] = []
 
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
-        if len(sleeps) == 2:
+        if len(sleeps) == POLLS_PER_PROBE + 1:
             drive(pending.pop()())
 
     async def work() -> None:
@@ -252,7 +262,7 @@ def test_r1_r12_probes_repeat_every_interval_while_the_work_lasts() -> None:
     probe = LoadProbe(db, later, sleep, readings(0, 0.1, 1, 1.2, 2, 2.3))
     samples = drive(probe.during(work))
     assert samples == pytest.approx([0.1, 0.2])
-    assert sleeps == [PROBE_INTERVAL_S, PROBE_INTERVAL_S]
+    assert sleeps == [PROBE_INTERVAL_S / POLLS_PER_PROBE] * (POLLS_PER_PROBE + 1)
 
 
 def test_r1_r12_the_pacer_probes_the_baseline_first_and_pauses_after_a_batch_that_hurt() -> None:
