@@ -395,6 +395,19 @@ async def test_r1_an_event_that_cannot_be_expunged_fails_alone(synapse: FakeSyna
     assert synapse.expunged == set(kept) - {bad}
 
 
+def pages_found(r: MessagesRule, monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The cursors of the pages the rule finds from now on, in order (its ``_page``)."""
+    found: list[str | None] = []
+    original = r._page
+
+    async def counting(ctx: SweepContext, holds: HoldSet, cursor: str | None) -> object:
+        found.append(cursor)
+        return await original(ctx, holds, cursor)
+
+    monkeypatch.setattr(r, "_page", counting)
+    return found
+
+
 @pytest_twisted.ensureDeferred
 async def test_r1_a_batch_s_expunges_go_in_steps_each_followed_by_the_pace_s_rest(
     synapse: FakeSynapse, monkeypatch: pytest.MonkeyPatch
@@ -433,14 +446,7 @@ async def test_r1_without_look_ahead_only_the_page_asked_for_is_found(
             synapse.add(room, "@alice:x", depth)
         synapse.add(room, "@alice:x", 3, ts=FRESH)
     r = rule(synapse)
-    found: list[str | None] = []
-    original = r._page
-
-    async def counting(ctx: SweepContext, holds: HoldSet, cursor: str | None) -> object:
-        found.append(cursor)
-        return await original(ctx, holds, cursor)
-
-    monkeypatch.setattr(r, "_page", counting)
+    found = pages_found(r, monkeypatch)
     ctx = SweepContext(as_of_ms=AS_OF, dry_run=False, batch_size=2, look_ahead=False)
     page = await r.find_candidates(ctx, HoldSet(), None)
     assert page.next_cursor is not None and found == [None]
@@ -576,14 +582,7 @@ async def test_r1_r13_each_page_is_found_ahead_while_the_last_one_is_deleted(
     w = world(synapse)
     forecast, _ = await run(synapse, HOLDS, dry_run=True)
     r = rule(synapse)
-    found: list[str | None] = []
-    original = r._page
-
-    async def counting(ctx: SweepContext, holds: HoldSet, cursor: str | None) -> object:
-        found.append(cursor)
-        return await original(ctx, holds, cursor)
-
-    monkeypatch.setattr(r, "_page", counting)
+    found = pages_found(r, monkeypatch)
     seen, deleted = await run(synapse, HOLDS, dry_run=False, r=r)
     assert ids(seen) == ids(forecast)
     assert len(found) == len(set(found)) == len(seen) // 3 + 1
