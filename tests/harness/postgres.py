@@ -1,7 +1,8 @@
 """A throw-away PostgreSQL server for integration tests.
 
 :class:`PostgresCluster` either runs its own ``postgres`` (``initdb`` into a temporary
-directory, ``fsync=off``, listening on a free 127.0.0.1 port) or, when the environment
+directory, ``fsync=off``, ``wal_recycle=off`` as the operator guide asks of a server
+whose WAL must lose deleted text, listening on a free 127.0.0.1 port) or, when the environment
 variable ``LUX_TEST_POSTGRES`` holds a libpq DSN, uses that existing server. In both
 cases tests get fresh databases from :meth:`PostgresCluster.create_database`.
 
@@ -229,6 +230,7 @@ class PostgresCluster:
             options = (
                 f"-p {self.port} -h 127.0.0.1 -k {self._base} -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+                " -c wal_recycle=off"
             )
             result = self._pg_ctl("-w", "-t", "60", "-o", options, "start", check=False)
             if result.returncode == 0:
