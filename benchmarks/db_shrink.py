@@ -30,7 +30,6 @@ A script, not a test: figures vary with the machine.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -61,6 +60,7 @@ from benchmarks.dataset import (  # noqa: E402
     spec_from_args,
     wait_for_background_updates,
 )
+from benchmarks.disk_residue import load  # noqa: E402
 from tests.harness import Database, PostgresCluster, SynapseServer  # noqa: E402
 from tests.integration.test_disk_residue import run_guide_procedure  # noqa: E402
 
@@ -70,10 +70,6 @@ SHOWN_TABLES = 6  # the tables whose size changed most, per step
 
 Sizes = dict[str, int]  # table name -> bytes, and the SUMMARIES
 SUMMARIES = ("database", "catalogs", "state_groups_state rows", "state_groups rows")
-
-
-def load() -> str:
-    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def sizes(db: Database) -> Sizes:
