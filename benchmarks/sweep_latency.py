@@ -22,7 +22,11 @@ the content rules have work, as in the monolith runs).
 
 It prints, per mode: the sweep's time and items deleted, the load average before and
 after, and the median and p99 of each request idle and during the sweep, with their
-ratio (during / idle). A script, not a test: figures vary with the machine and its load.
+ratio (during / idle). ``--sample`` (monolith): also what ran meanwhile, idle, and
+during the sweep in samples with and without one of its steps: the cores used by
+Synapse, by PostgreSQL's backends, its autovacuum and its background processes, and the
+queries most often running (``cpu_sampler.py``). A script, not a test: figures vary
+with the machine and its load.
 
     .venv/bin/python benchmarks/sweep_latency.py --rooms 300 --messages 10000 \
         --modes none pace=100 adaptive
@@ -52,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.content_retention import CONTENT_MEDIA_RULES, admin_client  # noqa: E402
+from benchmarks.cpu_sampler import Sampler, summary  # noqa: E402
 from benchmarks.dataset import (  # noqa: E402
     DatasetSpec,
     add_spec_arguments,
@@ -169,8 +174,15 @@ def one_run(
         admin = admin_client(server.base_url, manifest)
         probe = prepare(admin, admin_client(server.base_url, manifest), args)
         load_before = os.getloadavg()[0]
+        sampler = None
+        if args.sample:
+            assert server.pid is not None and server.pg_params is not None
+            sampler = Sampler(server.pid, cluster.data_dir, server.pg_params)
+            sampler.start()
+        idle_at = time.time()
         idle = probe.measure(args.idle)
         idle_send, idle_page = list(idle.send), list(idle.paginate)
+        sweep_at = time.time()
         status, body = admin.lux("POST", "/sweeps", {"rules": ["messages", *CONTENT_MEDIA_RULES]})
         assert status == 202, body
         sweep_id = body["sweep_id"]
@@ -183,6 +195,9 @@ def one_run(
         began = time.monotonic()
         during = probe.measure(args.window, finished)
         took = time.monotonic() - began
+        swept_at = time.time()
+        if sampler is not None:
+            sampler.stop()
         if not finished():
             cancel(admin, sweep_id, finished)
         sweep = state["sweep"]
@@ -200,6 +215,8 @@ def one_run(
             "steps": step_phases(log),
             "pace_log": _pace_log(log),
             "purges": purges_per_room(log),
+            "samples": sampler.samples if sampler is not None else [],
+            "windows": (idle_at, sweep_at, swept_at),
         }
     finally:
         server.stop()
@@ -274,6 +291,36 @@ def where_slow(run: dict[str, Any], kind: str) -> str:
                 f"{phase} {len(took)} (p99 {p(took, 0.99):.1f} ms, {worst} of the slowest 1 %)"
             )
     return ", ".join(parts)
+
+
+def covered(began: float, ended: float, intervals: Sequence[tuple[float, float]]) -> float:
+    """The share of [began, ended] that sorted, disjoint ``intervals`` cover."""
+    at = max(0, bisect.bisect_left(intervals, (began,)) - 1)
+    total = 0.0
+    while at < len(intervals) and intervals[at][0] < ended:
+        total += max(0.0, min(ended, intervals[at][1]) - max(began, intervals[at][0]))
+        at += 1
+    return total / (ended - began)
+
+
+def sampled(run: dict[str, Any]) -> list[str]:
+    """What ran (``cpu_sampler``) idle, and during the sweep in samples that overlap one
+    of its steps and in samples that overlap none (rests and the work between steps)."""
+    idle_at, sweep_at, swept_at = run["windows"]
+    steps = run["steps"]["step"]
+
+    def during(b: float, e: float) -> bool:
+        return sweep_at <= b and e <= swept_at
+
+    return summary(
+        run["samples"],
+        {
+            "idle": lambda b, e: idle_at <= b and e <= sweep_at,
+            "during the sweep": during,
+            "with a step": lambda b, e: during(b, e) and covered(b, e, steps) > 0,
+            "without a step": lambda b, e: during(b, e) and covered(b, e, steps) == 0,
+        },
+    )
 
 
 def logged_time(line: str) -> float:
@@ -391,6 +438,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="measure the sweep for at most this many seconds, then cancel it (monolith)",
     )
     parser.add_argument("--workers", action="store_true", help="on a worker deployment (see above)")
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="sample CPU per process group and the database's active queries (monolith)",
+    )
     args = parser.parse_args(argv)
     if args.window is not None and args.workers:
         parser.error("--window applies to the monolith runs (the workers' sweep is periodic)")
@@ -448,6 +500,8 @@ def report(runs: Sequence[dict[str, Any]], args: Any) -> None:
                 f" deleting, {sum(e - s for s, e in steps['rest']):.1f} s resting,"
                 f" of {run['sweep_s']:.1f} s"
             )
+        if run.get("samples"):
+            print("\n".join(sampled(run)))
 
 
 if __name__ == "__main__":
