@@ -585,7 +585,9 @@ async def test_r1_r13_each_page_is_found_ahead_while_the_last_one_is_deleted(
     found = pages_found(r, monkeypatch)
     seen, deleted = await run(synapse, HOLDS, dry_run=False, r=r)
     assert ids(seen) == ids(forecast)
-    assert len(found) == len(set(found)) == len(seen) // 3 + 1
+    # One page more than the batches: the last batch ends at the end of a full list of
+    # rooms, whose end a page past it finds (the list is kept from page to page).
+    assert len(found) == len(set(found)) == len(seen) // 3 + 2
     eligible = [c for c in forecast if not HOLDS.covers(c.user_id, c.room_id)]
     assert sorted(ids(deleted)) == sorted(ids(eligible))
     assert not set(w["purge"]) & set(synapse.rows)
@@ -600,3 +602,43 @@ async def test_r1_r13_each_page_is_found_ahead_while_the_last_one_is_deleted(
     again = await r.find_candidates(ctx, held, page.next_cursor)
     assert found[:3] == [None, page.next_cursor, page.next_cursor]  # found again
     assert not ids(again.items, "purge")
+
+
+@pytest_twisted.ensureDeferred
+async def test_r1_r13_a_pass_lists_each_room_once_and_still_takes_all_that_is_due(
+    synapse: FakeSynapse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: a page takes a few of the ``batch_size`` rooms listed; the next pages
+    take the rest of that list instead of listing again, so the rooms are listed once
+    per ``batch_size`` rooms, not once per page, each listing starting where the last
+    one ended; a dry run and the real pass still find every due event (a held room's as
+    expunges, which the hold keeps); a pass with other holds lists afresh."""
+    due: dict[str, list[str]] = {}
+    for n in range(30):
+        room = f"!r{n:02}"
+        due[room] = [synapse.add(room, "@u:x", d) for d in (1, 2, 3)]
+        synapse.add(room, "@u:x", 4, ts=FRESH)
+    listed_after: list[str] = []
+    listing = synapse.rooms_with_pending_events
+
+    async def counting(db: object, before: int, after_room: str, limit: int) -> list[str]:
+        listed_after.append(after_room)
+        return await listing(db, before, after_room, limit)
+
+    monkeypatch.setattr(messages.events, "rooms_with_pending_events", counting)
+    held = HoldSet(room_ids=frozenset({"!r07"}))
+    forecast, _ = await run(synapse, held, dry_run=True, batch=10)
+    forecast_listings = list(listed_after)
+    r = rule(synapse)
+    found = pages_found(r, monkeypatch)
+    listed_after.clear()
+    seen, deleted = await run(synapse, held, dry_run=False, batch=10, r=r)
+    assert ids(seen) == ids(forecast) and len(ids(seen)) == 90
+    assert listed_after == forecast_listings == ["", "!r09", "!r19", "!r29"]
+    assert len(found) > 2 * len(listed_after)  # without the list kept: one per page
+    assert ids(deleted, "purge") == [i for room, e in due.items() if room != "!r07" for i in e]
+    assert not ids(deleted, "expunge") and set(due["!r07"]) <= set(synapse.rows)
+    listed_after.clear()
+    other = HoldSet(room_ids=frozenset({"!r07", "!r08"}))
+    await run(synapse, other, dry_run=True, batch=10)
+    assert listed_after[0] == ""  # a new pass lists from the first room
