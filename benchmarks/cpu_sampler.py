@@ -42,11 +42,19 @@ class Sample:
     queries: tuple[str, ...]
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """A process's ``/proc/PID/stat`` fields after its name (state first), or None if
+    it has gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _ticks(pid: int) -> tuple[int, int] | None:
     """(user + system ticks, start time in ticks since boot) of a process."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    fields = _stat(pid)
+    if fields is None:
         return None
     return int(fields[11]) + int(fields[12]), int(fields[19])
 
@@ -55,11 +63,8 @@ def _children(parent: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == parent:
+            fields = _stat(entry)
+            if fields is not None and int(fields[1]) == parent:
                 found.append(int(entry))
     return found
 
@@ -135,9 +140,7 @@ class Sampler:
                 before = last.get(pid, 0 if started > since else used)
                 cpu[group] += (used - before) / TICKS
             now_machine = _machine_ticks()
-            cpu["other"] = max(
-                0.0, (now_machine - machine) / TICKS - sum(v for k, v in cpu.items())
-            )
+            cpu["other"] = max(0.0, (now_machine - machine) / TICKS - sum(cpu.values()))
             cursor.execute(
                 "SELECT backend_type, query FROM pg_stat_activity"
                 " WHERE state = 'active' AND pid <> pg_backend_pid()"

@@ -266,9 +266,7 @@ def phase_of(began: float, took: float, phases: dict[str, list[tuple[float, floa
     """``step`` if a request overlapped a step, ``rest`` if it fell wholly in a rest,
     else ``other`` (the batches' planning, finding and bookkeeping between steps)."""
     ended = began + took
-    steps = phases["step"]
-    at = bisect.bisect_left(steps, (ended,))
-    if any(start < ended and began < end for start, end in steps[max(0, at - 2) : at]):
+    if overlaps(began, ended, phases["step"]):
         return "step"
     rests = phases["rest"]
     at = bisect.bisect_right(rests, (began, float("inf")))
@@ -293,14 +291,11 @@ def where_slow(run: dict[str, Any], kind: str) -> str:
     return ", ".join(parts)
 
 
-def covered(began: float, ended: float, intervals: Sequence[tuple[float, float]]) -> float:
-    """The share of [began, ended] that sorted, disjoint ``intervals`` cover."""
-    at = max(0, bisect.bisect_left(intervals, (began,)) - 1)
-    total = 0.0
-    while at < len(intervals) and intervals[at][0] < ended:
-        total += max(0.0, min(ended, intervals[at][1]) - max(began, intervals[at][0]))
-        at += 1
-    return total / (ended - began)
+def overlaps(began: float, ended: float, intervals: Sequence[tuple[float, float]]) -> bool:
+    """Whether [began, ended] overlaps one of the sorted, disjoint ``intervals`` (the
+    last two starting before ``ended`` are enough to tell)."""
+    at = bisect.bisect_left(intervals, (ended,))
+    return any(start < ended and began < end for start, end in intervals[max(0, at - 2) : at])
 
 
 def sampled(run: dict[str, Any]) -> list[str]:
@@ -317,8 +312,8 @@ def sampled(run: dict[str, Any]) -> list[str]:
         {
             "idle": lambda b, e: idle_at <= b and e <= sweep_at,
             "during the sweep": during,
-            "with a step": lambda b, e: during(b, e) and covered(b, e, steps) > 0,
-            "without a step": lambda b, e: during(b, e) and covered(b, e, steps) == 0,
+            "with a step": lambda b, e: during(b, e) and overlaps(b, e, steps),
+            "without a step": lambda b, e: during(b, e) and not overlaps(b, e, steps),
         },
     )
 
