@@ -4,9 +4,10 @@ Synapse logs every transaction's end, with its name and duration, on the
 ``synapse.storage.txn`` logger at ``DEBUG`` (``[TXN END] {name-counter} 0.012 sec``).
 ``log_transactions`` turns that logger on for a server not yet started;
 ``transactions_in`` adds them up over a window of wall-clock time (the logs' timestamps
-are local time, as ``time.time()``), and ``print_transactions`` prints the totals and the
-heaviest names. The time counted is connection time: from the transaction's start on a
-pooled connection to its commit, retries included, waits for a connection excluded.
+are local time, as ``time.time()``), and ``print_transactions`` prints the totals, the
+heaviest names and every one of the module's own. The time counted is connection time:
+from the transaction's start on a pooled connection to its commit, retries included,
+waits for a connection excluded.
 Logging every transaction slows the process a little: compare sides measured the same way.
 """
 
@@ -89,9 +90,15 @@ def print_transactions(label: str, txns: Transactions, top: int = 12) -> None:
             f" {100 * sum(own.values()) / total:.1f} % of the connection time"
             f" (of which load probes {100 * probes / total:.1f} %)"
         )
-    heaviest = sorted(txns.seconds.items(), key=lambda item: -item[1])[:top]
-    for name, seconds in heaviest:
-        calls = txns.count[name]
+    _print_names(txns, sorted(txns.seconds, key=lambda name: -txns.seconds[name])[:top], total)
+    if own and total > 0:
+        print("  the module's own, every name:")
+        _print_names(txns, sorted(own, key=lambda name: -own[name]), total)
+
+
+def _print_names(txns: Transactions, names: list[str], total: float) -> None:
+    for name in names:
+        seconds, calls = txns.seconds[name], txns.count[name]
         print(
             f"  {seconds:7.2f} s {100 * seconds / total:5.1f} % {calls:6} x"
             f" {1000 * seconds / calls:6.1f} ms  {name}"
