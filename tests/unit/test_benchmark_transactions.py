@@ -2,12 +2,13 @@
 transaction log added up by name over a window of wall-clock time (pure parsing of a
 written log; no server)."""
 
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from benchmarks.transactions import logged_at, transactions_in
+from benchmarks.transactions import Transactions, logged_at, print_transactions, transactions_in
 
 
 def line(at: str, context: str, message: str) -> str:
@@ -46,3 +47,23 @@ def test_the_first_line_naming_a_text_gives_the_start_of_a_window(log: Path) -> 
     assert logged_at(log, "Running retention purge job") == epoch("14:00:01,000")
     with pytest.raises(ValueError, match="not in"):
         logged_at(log, "never logged")
+
+
+def test_the_printout_lists_every_one_of_the_module_own_transactions(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 22's 10 % target is read from the module's own names: each is printed, also
+    those too light to be among the heaviest overall."""
+    txns = Transactions(
+        10.0,
+        Counter({"purge_history": 2, "lux_privacy_scan_room": 4, "lux_privacy_audit_start": 1}),
+        {"purge_history": 0.9, "lux_privacy_scan_room": 0.08, "lux_privacy_audit_start": 0.02},
+    )
+    print_transactions("module", txns, top=1)
+    out = capsys.readouterr().out
+    assert "the module's own (lux_privacy_*): 0.10 s, 10.0 % of the connection time" in out
+    heaviest, own = out.split("every name:")
+    assert "purge_history" in heaviest and "lux_privacy" not in heaviest.split("\n", 2)[2]
+    assert own.index("lux_privacy_scan_room") < own.index("lux_privacy_audit_start")
+    assert "purge_history" not in own
+    assert "1 x   20.0 ms  lux_privacy_audit_start" in own
