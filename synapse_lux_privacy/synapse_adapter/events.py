@@ -291,8 +291,9 @@ def old_room_events_txn(
 
     The JSON's columns are read by event ID (``_by_event_id``): this query runs once or
     twice per room of every sweep, and its planning, not its execution, was its cost.
-    An event without a JSON row (which Synapse never stores) would be listed with a size
-    of 0, and its expunge would then fail and be reported, not skipped in silence.
+    An event without a JSON row (which Synapse never stores) has no content to lose: the
+    join left it out; now it is listed (size 0) and the expunge, which loads events
+    through Synapse, finds nothing to prune and leaves it as it is.
     """
     after_sql, after_args = _after(after)
     kind = _IS_STATE + " AND " + _NOT_CURRENT if state else _NOT_STATE
