@@ -42,18 +42,11 @@ from tests.integration.test_content_support import (
     png,
     stored_events,
 )
-from tests.integration.test_quota_support import KIB, blob
+from tests.integration.test_quota_support import KIB, blob, sweep
 
 pytestmark = pytest.mark.integration
 
 LONG_AGO = 315_532_800_000  # 1980
-
-
-def sweep(admin: MatrixClient, rules: list[str], as_of: int) -> dict[str, Any]:
-    status, report = admin.lux("POST", "/sweep", {"rules": rules, "as_of": as_of})
-    assert status == 200, report
-    results: dict[str, Any] = report["results"]
-    return results
 
 
 async def client_view(
@@ -112,7 +105,7 @@ def test_r1_r2_r4_r12_nio_sync_pagination_and_event_fetches_never_fail_after_del
     # event then) is expunged.
     old = [alice.send_message(room, f"old {i}") for i in range(3)]
     backdate_events(db, old, LONG_AGO)
-    assert sweep(admin, ["messages"], LONG_AGO + 24 * MONTH + DAY)["messages"]["deleted"] == 3
+    assert sweep(admin, ["messages"], as_of=LONG_AGO + 24 * MONTH + DAY)["messages"]["deleted"] == 3
     assert stored_events(db, old) == {old[-1]}
     purged = old[:-1]
 
@@ -121,7 +114,8 @@ def test_r1_r2_r4_r12_nio_sync_pagination_and_event_fetches_never_fail_after_del
     image_event = alice.send_message(room, "holiday.png", "m.image", {"url": picture})
     backdate_media(db, picture, LONG_AGO)
     backdate_events(db, [image_event], LONG_AGO)
-    assert sweep(admin, ["attachments"], LONG_AGO + 12 * MONTH + DAY)["attachments"]["deleted"]
+    attachments = sweep(admin, ["attachments"], as_of=LONG_AGO + 12 * MONTH + DAY)
+    assert attachments["attachments"]["deleted"]
 
     # R4: Carol's message, then uploads that take her over the quota: the message is evicted.
     evicted = carol.send_message(room, "x" * (5 * KIB))
@@ -135,7 +129,7 @@ def test_r1_r2_r4_r12_nio_sync_pagination_and_event_fetches_never_fail_after_del
     assert dave.user_id is not None and dave.device_id is not None
     admin.synapse_admin("DELETE", f"/v2/users/{q(dave.user_id)}/devices/{q(dave.device_id)}")
     backdate_user(db, dave.user_id, now_ms() - ACCOUNT_MS - DAY)
-    assert sweep(admin, ["accounts"], now_ms())["accounts"]["deleted"] == 1
+    assert sweep(admin, ["accounts"], as_of=now_ms())["accounts"]["deleted"] == 1
     alice.send_message(room, "after everything")
 
     # A member who saw it all, and one who joins after.

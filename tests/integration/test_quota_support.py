@@ -83,12 +83,20 @@ def set_quota(admin: MatrixClient, user_id: str, quota_bytes: int | None) -> dic
 
 
 def sweep(
-    admin: MatrixClient, rules: list[str], dry_run: bool = False, timeout: float = 30
+    admin: MatrixClient,
+    rules: list[str],
+    dry_run: bool = False,
+    timeout: float = 30,
+    as_of: int | None = None,
 ) -> dict[str, dict[str, int]]:
-    """A sweep now of these rules; waits out a sweep already running (409)."""
+    """A sweep of these rules, now or ``as_of``; waits out a sweep already running (409:
+    the quota's eviction loop sweeps on its own whenever a user is over quota, R4)."""
     deadline = time.monotonic() + timeout
+    body: dict[str, object] = {"rules": rules, "dry_run": dry_run}
+    if as_of is not None:
+        body["as_of"] = as_of
     while True:
-        status, report = admin.lux("POST", "/sweep", {"rules": rules, "dry_run": dry_run})
+        status, report = admin.lux("POST", "/sweep", body)
         if status != 409 or time.monotonic() > deadline:
             # On a 409 the message shows the sweeps that held the lock (status, rule, counts).
             running = admin.lux("GET", "/sweeps", params={"limit": 3}) if status == 409 else None
