@@ -55,7 +55,7 @@ from benchmarks.transactions import (  # noqa: E402
     print_transactions,
     transactions_in,
 )
-from tests.harness import Database, MatrixClient, PostgresCluster  # noqa: E402
+from tests.harness import Database, MatrixClient, PostgresCluster, wait_for  # noqa: E402
 
 DAY = 86_400_000
 MONTH = 30 * DAY
@@ -98,12 +98,11 @@ def quota_settled(db: Database, timeout_s: float = 120.0) -> float:
     (``lux_privacy_quota_dirty`` empty; R4): a provider's server did that long before its
     sweep, while a freshly restored one does it in its first minute, beside whatever is
     measured then (454 transactions, 0.34 s of connection time at 12.5k). Seconds waited."""
-    began = time.monotonic()
-    while db.number("SELECT COUNT(*) FROM lux_privacy_quota_dirty") > 0:
-        if time.monotonic() - began > timeout_s:
-            raise TimeoutError(f"the quota's uploaders were not re-read in {timeout_s:.0f} s")
-        time.sleep(1)
-    return time.monotonic() - began
+    return wait_for(
+        lambda: db.number("SELECT COUNT(*) FROM lux_privacy_quota_dirty") == 0,
+        timeout_s,
+        "the quota's re-read of the dataset's uploaders",
+    )
 
 
 def sweep(admin: MatrixClient, rules: list[str], dry_run: bool = False) -> tuple[float, Any]:
