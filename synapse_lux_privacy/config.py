@@ -61,9 +61,14 @@ class RetentionMatch:
     msgtype: str | None = None
     media_type: str | None = None  # a glob such as "audio/*"
 
+    @property
+    def names_events(self) -> bool:
+        """Whether the match names an event type or msgtype (else it matches no event)."""
+        return self.type is not None or self.msgtype is not None
+
     def matches_event(self, event_type: str, msgtype: str | None) -> bool:
         """Whether an event matches; a match naming only ``media_type`` matches no event."""
-        if self.type is None and self.msgtype is None:
+        if not self.names_events:
             return False
         return self.type in (None, event_type) and self.msgtype in (None, msgtype)
 
@@ -91,6 +96,9 @@ class RetentionConfig:
     remote_media_ms: int
     redacted_content_ms: int
     rules: tuple[RetentionRule, ...]
+    # A purge that takes something due also takes what falls due within this window
+    # (R1 "at the latest"; 0: nothing goes before its time). ``_purge_window``.
+    purge_window_ms: int = 0
 
     def event_lifetime_ms(self, event_type: str, msgtype: str | None) -> int:
         """The first matching rule's lifetime, else ``messages`` (R1)."""
@@ -98,6 +106,11 @@ class RetentionConfig:
             if rule.match.matches_event(event_type, msgtype):
                 return rule.lifetime_ms
         return self.messages_ms
+
+    def shortest_event_lifetime_ms(self) -> int:
+        """The shortest lifetime an event's row may have (R1, R3): ``messages`` or a rule
+        that matches events."""
+        return min([self.messages_ms, *(r.lifetime_ms for r in self.rules if r.match.names_events)])
 
     def media_lifetime_ms(self, media_type: str) -> int:
         """The first matching rule's lifetime, else ``attachments`` (R2)."""
@@ -465,13 +478,33 @@ def _rules(section: _Section, allow_short: bool) -> tuple[RetentionRule, ...]:
 
 
 def _retention(section: _Section, allow_short: bool) -> RetentionConfig:
-    return RetentionConfig(
+    retention = RetentionConfig(
         messages_ms=_period(section, "messages", 24 * MONTH_MS, allow_short),
         attachments_ms=_period(section, "attachments", 12 * MONTH_MS, allow_short),
         remote_media_ms=_period(section, "remote_media", 12 * MONTH_MS, allow_short),
         redacted_content_ms=_period(section, "redacted_content", 7 * DAY_MS, allow_short),
         rules=_rules(section, allow_short),
     )
+    window = _purge_window(section, retention.shortest_event_lifetime_ms())
+    return attrs.evolve(retention, purge_window_ms=window)
+
+
+def _purge_window(section: _Section, shortest_row_ms: int) -> int:
+    """R1, R3 "at the latest": from 0 (the default: nothing goes before its time) to
+    30 days, and under half the shortest lifetime an event's row may have, so that a
+    typo (``1M`` for ``1m``) cannot take a month, nor the window most of a lifetime."""
+    raw = section.value("purge_window", 0)
+    path = (*section.path, "purge_window")
+    ms = parse_duration(raw, path)
+    if ms > 30 * DAY_MS:
+        raise config_error(path, f"{describe(raw)} is longer than 30 days; use at most 30d")
+    if ms > 0 and 2 * ms >= shortest_row_ms:
+        raise config_error(
+            path,
+            f"{describe(raw)} is not under half the shortest message lifetime"
+            f" ({shortest_row_ms // DAY_MS} days); use a shorter window",
+        )
+    return ms
 
 
 def _quota(section: _Section) -> QuotaConfig:
@@ -764,7 +797,8 @@ def parse_config(raw: Mapping[str, Any] | None) -> LuxPrivacyConfig:
     )  # fmt: skip
     allow_short = top.boolean("allow_short_periods", False)
     retention = top.section(
-        "retention", ("messages", "attachments", "remote_media", "redacted_content", "rules")
+        "retention",
+        ("messages", "attachments", "remote_media", "redacted_content", "rules", "purge_window"),
     )
     sessions = top.section("sessions", ("inactive_logout_after",))
     accounts = top.section("accounts", ("inactive_delete_after", "exempt"))

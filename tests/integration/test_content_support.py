@@ -67,8 +67,12 @@ def end_of_era(admin: MatrixClient, index: int) -> None:
 
 
 def start_content_server(
-    request: pytest.FixtureRequest, tmp_dir: Path, database: str
+    request: pytest.FixtureRequest,
+    tmp_dir: Path,
+    database: str,
+    module_config: dict[str, Any] | None = None,
 ) -> SynapseServer:
+    """A content server on ``database``: ``MODULE_CONFIG``, or ``module_config``."""
     pg_params = None
     if database == "postgres":
         cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
@@ -87,18 +91,23 @@ def start_content_server(
         ],
         "redaction_retention_period": None,
     }
-    server = SynapseServer(tmp_dir, database, pg_params, MODULE_CONFIG, extra)  # type: ignore[arg-type]
+    config = MODULE_CONFIG if module_config is None else module_config
+    server = SynapseServer(tmp_dir, database, pg_params, config, extra)  # type: ignore[arg-type]
     server.start()
     return server
 
 
 def own_content_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    module_config: dict[str, Any] | None = None,
 ) -> Iterator[SynapseServer]:
     """A test module's own content server on ``request.param`` (a database), for a
     module-scoped fixture: destructive sweeps never touch another module's data."""
     database: str = request.param
-    server = start_content_server(request, tmp_path_factory.mktemp(f"{name}-{database}"), database)
+    tmp_dir = tmp_path_factory.mktemp(f"{name}-{database}")
+    server = start_content_server(request, tmp_dir, database, module_config)
     yield server
     server.stop()
 

@@ -113,6 +113,17 @@ def test_r1_rules_default_is_empty() -> None:
     assert DEFAULTS.retention.rules == ()
 
 
+def test_r1_purge_window_default_is_zero_nothing_goes_before_its_time() -> None:
+    assert DEFAULTS.retention.purge_window_ms == 0
+
+
+def test_r1_purge_window_takes_a_duration_under_half_the_shortest_event_lifetime() -> None:
+    config = parse_config({"retention": {"purge_window": "1d"}})
+    assert config.retention.purge_window_ms == DAY_MS
+    short = {"allow_short_periods": True, "retention": {"messages": "10d", "purge_window": "4d"}}
+    assert parse_config(short).retention.purge_window_ms == 4 * DAY_MS
+
+
 def test_r4_quota_is_off_by_default() -> None:
     assert DEFAULTS.quota.default_bytes is None
 
@@ -220,7 +231,8 @@ def _all_keys() -> list[str]:
         "dry_run", "sweep_interval", "allow_future_sweeps", "allow_short_periods",
         "sweep_batch_size", "sweep_pace", "sweep_adaptive_pace", "enabled", "max_slowdown",
         "min_pace", "retention", "messages", "attachments", "remote_media",
-        "redacted_content", "rules", "match", "lifetime", "msgtype", "media_type", "quota",
+        "redacted_content", "rules", "purge_window", "match", "lifetime", "msgtype", "media_type",
+        "quota",
         "default_bytes", "counts", "eviction_interval", "notice_texts", "sessions",
         "inactive_logout_after", "accounts",
         "inactive_delete_after", "exempt", "logs", "ip_retention", "directory",
@@ -381,6 +393,15 @@ ERRORS = [
         'accounts.exempt[1]: "re:@bad(:example.org" is not a valid regular expression',
     ),
     ({"accounts": {"exempt": ["re:a{99999999999}"]}}, ("accounts", "exempt", "0"), "not a valid"),
+    ({"retention": {"purge_window": "5w"}}, ("retention", "purge_window"),
+     '"5w" is longer than 30 days; use at most 30d'),
+    ({"retention": {"purge_window": -1}}, ("retention", "purge_window"), "-1 is negative"),
+    ({"retention": {"purge_window": "a day"}}, ("retention", "purge_window"), "is not a duration"),
+    ({"retention": {"messages": "10d", "purge_window": "5d"}}, ("retention", "purge_window"),
+     '"5d" is not under half the shortest message lifetime (10 days)'),
+    ({"retention": {"rules": [{"match": {"type": "m.sticker"}, "lifetime": "20d"}],
+                    "purge_window": "10d"}},
+     ("retention", "purge_window"), "not under half the shortest message lifetime (20 days)"),
     ({"logs": "6M"}, ("logs",), "expected keys: ip_retention"),
     ({"logs": {"ip": "6M"}}, ("logs", "ip"), "unknown key; allowed keys: ip_retention"),
     ({"logs": {"ip_retention": 1e9}}, ("logs", "ip_retention"), "is not a duration"),

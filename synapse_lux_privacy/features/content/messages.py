@@ -5,6 +5,9 @@ Room by room (in room ID order), in batches of at most ``sweep_batch_size`` even
 1. *purge*: the room's oldest non-state events, as long as each one is due, was
    not sent by a user on legal hold and lies below the room's newest forward
    extremity (``planning.plan_prefix``), are removed with Synapse's purge history.
+   With ``retention.purge_window`` (0 by default), a purge that takes an event that
+   is due also takes those that fall due within the window ("at the latest", R1):
+   an active room is then purged once per window rather than once per sweep.
    Their rows, JSON, edges, relations, search entries, push actions and
    redactions go. A held room is never purged (R13);
 2. *expunge*: what is due but must stay as a row (the room's newest events, events
@@ -37,7 +40,7 @@ import bisect
 import functools
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 from synapse.module_api import ModuleApi
@@ -52,7 +55,7 @@ from synapse_lux_privacy.features.content.expunged import (
     parse_item,
 )
 from synapse_lux_privacy.features.content.lookahead import Lookahead
-from synapse_lux_privacy.features.content.planning import plan_prefix
+from synapse_lux_privacy.features.content.planning import PrefixPlan, plan_prefix
 from synapse_lux_privacy.features.content.policy import ContentPolicy, sent_before
 from synapse_lux_privacy.store.holds import HoldSet
 from synapse_lux_privacy.sweep.rule import (
@@ -327,13 +330,26 @@ class MessagesRule:
         oldest = events.oldest_non_state_events_txn(
             cur, self._dialect, scan.room_id, scan.after, cap + 1
         )
-        plan = plan_prefix(
-            oldest,
-            cap,
-            extremity,
-            lambda e: e.sender in holds.user_ids or not self._row_due(e, ctx),
-            whole_batch=whole_batch,
-        )
+
+        def planned(may_go: Callable[[StoredEvent], bool]) -> PrefixPlan[StoredEvent]:
+            return plan_prefix(
+                oldest,
+                cap,
+                extremity,
+                lambda e: e.sender in holds.user_ids or not may_go(e),
+                whole_batch=whole_batch,
+            )
+
+        plan = planned(lambda e: self._row_purgeable(e, ctx))
+        if (
+            scan.after is None
+            and plan.prefix
+            and not any(self._row_due(e, ctx) for e in plan.prefix)
+        ):
+            # Nothing due in what the purge window would take: nothing goes early for a
+            # purge that takes nothing due (R1); the plan is the one without a window,
+            # which takes nothing either, and stops at the first event that is not due.
+            plan = planned(lambda e: self._row_due(e, ctx))
         items.extend(event_candidate(PURGE, e) for e in plan.prefix)
         if plan.floor is None:
             # A full batch: the walk goes on after it, or (nothing fitted in what other
@@ -377,6 +393,9 @@ class MessagesRule:
 
     def _row_due(self, event: StoredEvent, ctx: SweepContext) -> bool:
         return self._policy.row_due(event.type, event.msgtype, event.age_ts, ctx.as_of_ms)
+
+    def _row_purgeable(self, event: StoredEvent, ctx: SweepContext) -> bool:
+        return self._policy.row_purgeable(event.type, event.msgtype, event.age_ts, ctx.as_of_ms)
 
     async def delete(self, ctx: SweepContext, items: Sequence[Candidate]) -> DeleteOutcome:
         purges: dict[str, list[Candidate]] = defaultdict(list)

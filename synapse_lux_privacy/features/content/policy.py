@@ -62,11 +62,7 @@ class ContentPolicy:
         return None
 
     def _event_rule_lifetimes(self) -> Iterable[int]:
-        return (
-            r.lifetime_ms
-            for r in self.retention.rules
-            if r.match.type is not None or r.match.msgtype is not None
-        )
+        return (r.lifetime_ms for r in self.retention.rules if r.match.names_events)
 
     def _media_rule_lifetimes(self) -> Iterable[int]:
         return (r.lifetime_ms for r in self.retention.rules if r.match.media_type is not None)
@@ -99,7 +95,7 @@ class ContentPolicy:
         return {self.retention.attachments_ms, *(r.lifetime_ms for r in self.retention.rules)}
 
     def shortest_row_lifetime(self) -> int:
-        return min([self.retention.messages_ms, *self._event_rule_lifetimes()])
+        return self.retention.shortest_event_lifetime_ms()
 
     def shortest_attachment_lifetime(self) -> int:
         return min([self.retention.attachments_ms, *self._event_rule_lifetimes()])
@@ -112,6 +108,13 @@ class ContentPolicy:
 
     def row_due(self, event_type: str, msgtype: str | None, ts: int, as_of_ms: int) -> bool:
         return due(ts, self.row_lifetime(event_type, msgtype), as_of_ms)
+
+    def row_purgeable(self, event_type: str, msgtype: str | None, ts: int, as_of_ms: int) -> bool:
+        """R1, R3 "at the latest": whether the event may go in a purge that takes an event
+        that is due (``row_due``): it falls due within ``retention.purge_window`` (0 by
+        default: only what is due). The deadline stays ``row_due``'s; the window only
+        lets a room's purge take, at once, what would otherwise need another purge."""
+        return self.row_due(event_type, msgtype, ts, as_of_ms + self.retention.purge_window_ms)
 
     def attachment_due(self, event_type: str, msgtype: str | None, ts: int, as_of_ms: int) -> bool:
         """Due for the attachments rule: an attachment past its content lifetime whose row
