@@ -10,11 +10,12 @@ probe's own messages, sent now, are never due). Then:
    ``--idle`` seconds with no sweep;
 2. a sweep "as of" 24 months and 7 days after the traffic began clears its first week
    (the backlog; not measured);
-3. ``--hours`` sweeps (``POST /sweep``, messages rule, the shipped pace), each "as of"
-   an hour after the last, run back to back while the client goes on: a simulated
-   week of hourly sweeps, compressed.
+3. sweeps (``POST /sweep``, messages rule, the shipped pace), each "as of" ``--every``
+   hours after the last (1: hourly, the default ``sweep_interval``; 24: daily), for
+   ``--hours`` hours, run back to back while the client goes on: a simulated week of
+   sweeps, compressed.
 
-It prints, per window: the purges of the hourly sweeps (the rule's log line per
+It prints, per window: the purges of those sweeps (the rule's log line per
 purge), the rooms where a message fell due meanwhile (active rooms) and the purges per
 active room per week, the messages deleted, the sweeps' time (total and median), and
 the send and ``/messages`` p99 and median idle and during the sweeps, with their ratios.
@@ -111,18 +112,18 @@ def one_window(
         times: list[float] = []
         deleted = 0
 
-        def hourly() -> bool:
+        def sweeps() -> bool:
             nonlocal deleted
-            for hour in range(1, args.hours + 1):
+            for hour in range(args.every, args.hours + 1, args.every):
                 took, count = sweep_as_of(admin, first + hour * HOUR)
                 times.append(took)
                 deleted += count
             return True
 
-        during = probe.measure(None, until=_in_thread(hourly))
+        during = probe.measure(None, until=_in_thread(sweeps))
         purges = purges_per_room(server.log_text())
         purges.subtract(purged_before)
-        purges = +purges  # rooms purged in the hourly sweeps only
+        purges = +purges  # rooms purged in the measured sweeps only
         return {
             "window": window,
             "active_rooms": active,
@@ -166,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_spec_arguments(parser, SMALL)
     parser.add_argument("--windows", nargs="+", default=["0d", "1d"], help="purge windows")
-    parser.add_argument("--hours", type=int, default=168, help="hourly sweeps (168: a week)")
+    parser.add_argument("--hours", type=int, default=168, help="hours swept (168: a week)")
+    parser.add_argument("--every", type=int, default=1, help="hours between sweeps (24: daily)")
     parser.add_argument("--rate", type=float, default=5.0, help="probe requests/s of each kind")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds measured idle")
     args = parser.parse_args(argv)
@@ -188,15 +190,18 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def report(runs: Sequence[dict[str, Any]], args: Any) -> None:
-    print(f"dataset: {spec_from_args(args)}; {args.hours} hourly sweeps after the backlog")
+    print(
+        f"dataset: {spec_from_args(args)}; a sweep every {args.every} h for {args.hours} h"
+        " after the backlog"
+    )
     for run in runs:
         weekly = run["purges"] / max(run["active_rooms"], 1) * 168 / args.hours
         times = run["times"]
         print(
             f"purge_window {run['window']}: {run['purges']} purges in {run['rooms_purged']}"
             f" rooms; {run['active_rooms']} active rooms: {weekly:.2f} purges per active room"
-            f" per week; {run['deleted']} messages deleted; sweeps {sum(times):.1f} s in all,"
-            f" median {statistics.median(times) * 1000:.0f} ms;"
+            f" per week; {run['deleted']} messages deleted; {len(times)} sweeps"
+            f" {sum(times):.1f} s in all, median {statistics.median(times) * 1000:.0f} ms;"
             " load average (1 min) {:.2f} -> {:.2f}".format(*run["load"])
         )
         for kind in ("send", "paginate"):
