@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -45,13 +43,18 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.content_retention import admin_client, quota_settled  # noqa: E402
 from benchmarks.dataset import (  # noqa: E402
     add_spec_arguments,
-    ensure_snapshot,
     lux_module,
     restore,
     spec_from_args,
 )
 from benchmarks.dataset.aging import spread  # noqa: E402
-from benchmarks.sweep_latency import SMALL, p, prepare, purges_per_room  # noqa: E402
+from benchmarks.sweep_latency import (  # noqa: E402
+    SMALL,
+    latency_line,
+    on_fresh_restores,
+    prepare,
+    purges_per_room,
+)
 from tests.harness import Database, MatrixClient, PostgresCluster  # noqa: E402
 
 HOUR = 3_600_000
@@ -173,20 +176,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--idle", type=float, default=60.0, help="seconds measured idle")
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="lux-bench-"))
-    cluster = PostgresCluster()
-    cluster.start()
-    runs = []
-    try:
-        snapshot = ensure_snapshot(spec_from_args(args), "postgres", cluster)
-        for i, window in enumerate(args.windows):
-            runs.append(one_window(snapshot, workdir / f"run{i}", cluster, window, args))
-            report([runs[-1]], args)
-    finally:
-        cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    print()
-    report(runs, args)
+    on_fresh_restores(args, args.windows, one_window, report)
 
 
 def report(runs: Sequence[dict[str, Any]], args: Any) -> None:
@@ -205,15 +195,7 @@ def report(runs: Sequence[dict[str, Any]], args: Any) -> None:
             " load average (1 min) {:.2f} -> {:.2f}".format(*run["load"])
         )
         for kind in ("send", "paginate"):
-            idle, during = run[kind]
-            print(
-                f"  {kind:8} idle median {statistics.median(idle) * 1000:6.1f} ms"
-                f" p99 {p(idle, 0.99):6.1f} ms | during median"
-                f" {statistics.median(during) * 1000:6.1f} ms p99 {p(during, 0.99):6.1f} ms"
-                f" | p99 ratio {p(during, 0.99) / p(idle, 0.99):.2f}"
-                f" median ratio {statistics.median(during) / statistics.median(idle):.2f}"
-                f" ({len(idle)}/{len(during)} requests)"
-            )
+            print(latency_line(kind, *run[kind]))
 
 
 if __name__ == "__main__":

@@ -444,21 +444,43 @@ def main(argv: Sequence[str] | None = None) -> None:
     for mode in args.modes:
         mode_config(mode)
 
+    on_fresh_restores(args, args.modes, workers_run if args.workers else one_run, report)
+
+
+# One run: (snapshot, its work folder, the cluster, the setting, the arguments) -> figures.
+OneRun = Callable[[Path, Path, PostgresCluster, str, Any], dict[str, Any]]
+Report = Callable[[Sequence[dict[str, Any]], Any], None]
+
+
+def on_fresh_restores(args: Any, settings: Sequence[str], one: OneRun, report: Report) -> None:
+    """``one`` per setting, each on its own restore of the dataset in a throwaway
+    PostgreSQL cluster; each run's figures as it ends, then all of them together."""
     workdir = Path(tempfile.mkdtemp(prefix="lux-bench-"))
     cluster = PostgresCluster()
     cluster.start()
     runs = []
     try:
         snapshot = ensure_snapshot(spec_from_args(args), "postgres", cluster)
-        for i, mode in enumerate(args.modes):
-            run = workers_run if args.workers else one_run
-            runs.append(run(snapshot, workdir / f"run{i}", cluster, mode, args))
+        for i, setting in enumerate(settings):
+            runs.append(one(snapshot, workdir / f"run{i}", cluster, setting, args))
             report([runs[-1]], args)
     finally:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     print()
     report(runs, args)
+
+
+def latency_line(kind: str, idle: Sequence[float], during: Sequence[float]) -> str:
+    """A request kind's median and p99, idle and during, and their ratios."""
+    return (
+        f"  {kind:8} idle median {statistics.median(idle) * 1000:6.1f} ms"
+        f" p99 {p(idle, 0.99):6.1f} ms | during median"
+        f" {statistics.median(during) * 1000:6.1f} ms p99 {p(during, 0.99):6.1f} ms"
+        f" | p99 ratio {p(during, 0.99) / p(idle, 0.99):.2f}"
+        f" median ratio {statistics.median(during) / statistics.median(idle):.2f}"
+        f" ({len(idle)}/{len(during)} requests)"
+    )
 
 
 def report(runs: Sequence[dict[str, Any]], args: Any) -> None:
@@ -477,15 +499,7 @@ def report(runs: Sequence[dict[str, Any]], args: Any) -> None:
                 f" {again} rooms purged more than once"
             )
         for kind in ("send", "paginate"):
-            idle, during = run[kind]
-            print(
-                f"  {kind:8} idle median {statistics.median(idle) * 1000:6.1f} ms"
-                f" p99 {p(idle, 0.99):6.1f} ms | during median"
-                f" {statistics.median(during) * 1000:6.1f} ms p99 {p(during, 0.99):6.1f} ms"
-                f" | p99 ratio {p(during, 0.99) / p(idle, 0.99):.2f}"
-                f" median ratio {statistics.median(during) / statistics.median(idle):.2f}"
-                f" ({len(idle)}/{len(during)} requests)"
-            )
+            print(latency_line(kind, *run[kind]))
             if run.get("steps", {}).get("step"):
                 print(f"    during, by phase: {where_slow(run, kind)}")
         if run.get("steps", {}).get("step"):
