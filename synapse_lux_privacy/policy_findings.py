@@ -12,7 +12,10 @@ config.md allows them and ``check-config`` and the start-up log report them:
 - a ``sweep_pace`` (or adaptive ``min_pace``) under ``MIN_PACE`` items per second,
   too slow for a day's due items, so that the backlog only grows (R1-R12);
 - a ``directory.national.url`` holding a user name or password: the secret then sits
-  in homeserver.yaml and in every log line that shows the URL (R10).
+  in homeserver.yaml and in every log line that shows the URL (R10);
+- a ``retention.purge_window`` above 0: messages then go up to that long before their
+  lifetime ends, which the notice's "at the latest" allows but an exact period does
+  not (R1, R3).
 """
 
 from urllib.parse import urlsplit
@@ -54,6 +57,7 @@ def find_policy_findings(config: LuxPrivacyConfig, server_name: str | None) -> l
         *_dry_run(config),
         *_too_slow(config),
         *_credentials_in_url(config),
+        *_early_purges(config),
     ]
 
 
@@ -184,5 +188,22 @@ def _credentials_in_url(config: LuxPrivacyConfig) -> list[Finding]:
             "which then sits in homeserver.yaml and in logs",
             "a URL without credentials; the token goes in the file named by token_path",
             "R10",
+        )
+    ]
+
+
+def _early_purges(config: LuxPrivacyConfig) -> list[Finding]:
+    """R1, R3: with a purge window, a purge takes messages before their time."""
+    window = config.retention.purge_window_ms
+    if window == 0:
+        return []
+    return [
+        Finding(
+            "retention.purge_window",
+            f"{format_duration(window)}, so messages may go up to {format_duration(window)}"
+            " before their lifetime ends, with a purge that takes a due one",
+            "0, unless this server's notice promises only a maximum (\"at the latest\")"
+            " and its DPO agreed to deletion this early",
+            "R1, R3",
         )
     ]

@@ -94,3 +94,14 @@ def test_r10_an_unreadable_or_empty_token_path_is_reported(tmp_path: Path) -> No
     (tmp_path / "token").write_text("secret\n")
     national["token_path"] = str(tmp_path / "token")
     assert _found({"directory": {"national": national}}) == []
+
+
+def test_r1_r3_a_purge_window_is_reported_with_how_early_messages_may_go() -> None:
+    """The default (0) says nothing; a window says how early messages may go."""
+    assert _found({"retention": {"purge_window": 0}}) == []
+    assert _found({"retention": {"purge_window": "1d"}}) == [
+        "retention.purge_window is 1d, so messages may go up to 1d before their lifetime ends,"
+        " with a purge that takes a due one; it should be 0, unless this server's notice"
+        ' promises only a maximum ("at the latest") and its DPO agreed to deletion this early'
+        " (R1, R3)"
+    ]
