@@ -202,7 +202,7 @@ def _early_purges(config: LuxPrivacyConfig) -> list[Finding]:
             "retention.purge_window",
             f"{format_duration(window)}, so messages may go up to {format_duration(window)}"
             " before their lifetime ends, with a purge that takes a due one",
-            "0, unless this server's notice promises only a maximum (\"at the latest\")"
+            '0, unless this server\'s notice promises only a maximum ("at the latest")'
             " and its DPO agreed to deletion this early",
             "R1, R3",
         )
